@@ -1,0 +1,79 @@
+//! How numbers read on the site and in exports: one place, so every page agrees.
+
+/// Parameter counts the way the field writes them: `100K`, `0.5B`, `1.4T`.
+pub fn parameters(count: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1_000_000_000_000, "T"),
+        (1_000_000_000, "B"),
+        (1_000_000, "M"),
+        (1_000, "K"),
+    ];
+    for (scale, unit) in UNITS {
+        // Below one unit but at least a tenth of it reads as 0.5B, not 500M.
+        if count >= scale || (unit == "B" && count >= scale / 10 * 5 && count < scale) {
+            #[allow(clippy::cast_precision_loss)]
+            let value = count as f64 / scale as f64;
+            return format!("{}{unit}", trim(value));
+        }
+    }
+    count.to_string()
+}
+
+fn trim(value: f64) -> String {
+    let text = if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    };
+    text.strip_suffix(".0").map(str::to_owned).unwrap_or(text)
+}
+
+/// A loss in nats, as shown on leaderboards.
+pub fn loss(value: f64) -> String {
+    format!("{value:.4}")
+}
+
+/// A UTC date and time (`2026-11-25 14:03 UTC`) from unix seconds.
+pub fn datetime(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+/// A UTC date (`25 Nov 2026`) from unix seconds.
+pub fn date(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%-d %b %Y").to_string())
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+/// RFC 3339 (`2026-11-25T14:03:00Z`) for machine-readable exports.
+pub fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_counts_read_like_the_field_writes_them() {
+        assert_eq!(parameters(999), "999");
+        assert_eq!(parameters(100_000), "100K");
+        assert_eq!(parameters(6_400_000), "6.4M");
+        assert_eq!(parameters(500_000_000), "0.5B");
+        assert_eq!(parameters(1_500_000_000), "1.5B");
+        assert_eq!(parameters(400_000_000_000), "400B");
+        assert_eq!(parameters(1_400_000_000_000), "1.4T");
+    }
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(datetime(0), "1970-01-01 00:00 UTC");
+        assert_eq!(date(1_764_028_800), "25 Nov 2025");
+        assert_eq!(rfc3339(1_764_028_800), "2025-11-25T00:00:00Z");
+        assert_eq!(loss(1.234_567), "1.2346");
+    }
+}

@@ -1,0 +1,13 @@
+//! Ascent's domain: the types and rules of the competition, as pure functions.
+//!
+//! Everything here is free of I/O so the UI, the server, the CLI and the evaluator
+//! share one definition of each rule, and each rule is unit-tested in isolation.
+
+pub mod format;
+pub mod limits;
+pub mod phase;
+pub mod preset;
+pub mod throttle;
+
+pub use limits::ModelLimits;
+pub use phase::{AdvancementRule, EvalSpec, PhaseSpec, PhaseState, SubmissionLimits};

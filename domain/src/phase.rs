@@ -1,0 +1,180 @@
+//! A phase of the competition: its state machine and its specification.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::limits::ModelLimits;
+
+/// Number of phases in a competition; fixed by the design.
+pub const PHASE_COUNT: usize = 7;
+
+/// Where a phase is in its life: `draft → upcoming → open → closed → finalized`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseState {
+    Draft,
+    Upcoming,
+    Open,
+    Closed,
+    Finalized,
+}
+
+impl PhaseState {
+    pub const ALL: [PhaseState; 5] = [
+        PhaseState::Draft,
+        PhaseState::Upcoming,
+        PhaseState::Open,
+        PhaseState::Closed,
+        PhaseState::Finalized,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseState::Draft => "draft",
+            PhaseState::Upcoming => "upcoming",
+            PhaseState::Open => "open",
+            PhaseState::Closed => "closed",
+            PhaseState::Finalized => "finalized",
+        }
+    }
+
+    /// The state a published phase has at `now` according to its schedule alone.
+    pub fn by_schedule(now: i64, opens_at: i64, closes_at: i64) -> PhaseState {
+        if now < opens_at {
+            PhaseState::Upcoming
+        } else if now < closes_at {
+            PhaseState::Open
+        } else {
+            PhaseState::Closed
+        }
+    }
+}
+
+impl fmt::Display for PhaseState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown phase state {0:?} (expected draft, upcoming, open, closed or finalized)")]
+pub struct UnknownPhaseState(pub String);
+
+impl FromStr for PhaseState {
+    type Err = UnknownPhaseState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PhaseState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownPhaseState(s.to_owned()))
+    }
+}
+
+/// How a phase scores checkpoints on its held-out data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSpec {
+    /// Name of the held-out data set (the shard itself is registered separately).
+    pub dataset: String,
+    /// Window length N in tokens; each window predicts N-1 tokens.
+    pub seq_len: u32,
+    /// Number of windows scored (from token 0).
+    pub windows: u32,
+    /// Share of windows on the public leaderboard; the rest decide the final ranking.
+    pub public_share: f64,
+}
+
+/// Per-contributor limits on submitting to a phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionLimits {
+    pub per_day: u32,
+    pub max_bytes: u64,
+}
+
+/// Who advances from a phase to the next at its close.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", content = "value", rename_all = "snake_case")]
+pub enum AdvancementRule {
+    /// The best K contributors.
+    TopK(u32),
+    /// The best fraction of contributors (rounded up, at least one).
+    TopFraction(f64),
+    /// Everyone whose loss is within this relative margin of the best loss.
+    WithinMargin(f64),
+}
+
+impl AdvancementRule {
+    /// A sentence a visitor understands.
+    pub fn describe(&self) -> String {
+        match *self {
+            AdvancementRule::TopK(k) => format!("The best {k} contributors advance."),
+            AdvancementRule::TopFraction(f) => {
+                format!("The best {}% of contributors advance.", trim_float(f * 100.0))
+            }
+            AdvancementRule::WithinMargin(m) => format!(
+                "Everyone within {}% of the best loss advances.",
+                trim_float(m * 100.0)
+            ),
+        }
+    }
+}
+
+fn trim_float(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Everything that defines one phase, as organizers configure it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSpec {
+    pub number: u8,
+    pub title: String,
+    pub summary: String,
+    /// Unix seconds.
+    pub opens_at: i64,
+    /// Unix seconds.
+    pub closes_at: i64,
+    pub model: ModelLimits,
+    pub evaluation: EvalSpec,
+    pub submissions: SubmissionLimits,
+    pub advancement: AdvancementRule,
+    /// Relative margin a later submission must beat an earlier one by to rank above it.
+    pub epsilon: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for state in PhaseState::ALL {
+            assert_eq!(state.as_str().parse::<PhaseState>(), Ok(state));
+        }
+        assert!("opened".parse::<PhaseState>().is_err());
+    }
+
+    #[test]
+    fn schedule_decides_the_published_state() {
+        assert_eq!(PhaseState::by_schedule(5, 10, 20), PhaseState::Upcoming);
+        assert_eq!(PhaseState::by_schedule(10, 10, 20), PhaseState::Open);
+        assert_eq!(PhaseState::by_schedule(19, 10, 20), PhaseState::Open);
+        assert_eq!(PhaseState::by_schedule(20, 10, 20), PhaseState::Closed);
+    }
+
+    #[test]
+    fn advancement_rules_read_as_sentences() {
+        assert_eq!(
+            AdvancementRule::TopK(3).describe(),
+            "The best 3 contributors advance."
+        );
+        assert_eq!(
+            AdvancementRule::TopFraction(0.25).describe(),
+            "The best 25% of contributors advance."
+        );
+        assert_eq!(
+            AdvancementRule::WithinMargin(0.015).describe(),
+            "Everyone within 1.5% of the best loss advances."
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! Phase presets: seven phases described as data (`presets/*.toml`), parsed and
+//! validated once so that an incoherent competition cannot be loaded.
+//!
+//! The schedule is relative: the preset names an anchor (`starts_at`, an RFC 3339
+//! time or `"load"` for the moment it is loaded) and each phase opens some days after
+//! it and lasts some days. That keeps the demo preset alive whenever it is loaded.
+
+use chrono::DateTime;
+use serde::Deserialize;
+
+use crate::limits::ModelLimits;
+use crate::phase::{AdvancementRule, EvalSpec, PhaseSpec, SubmissionLimits, PHASE_COUNT};
+
+const DAY: i64 = 86_400;
+/// Architectures the evaluator can score.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
+
+/// A validated preset: a name and exactly seven coherent phases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    pub name: String,
+    pub description: String,
+    pub phases: Vec<PhaseSpec>,
+}
+
+/// Why a preset was refused; `field` names the offending value as it is written
+/// in the file (`phase[3].model.max_parameters`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PresetError {
+    #[error("the preset is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+}
+
+fn field_error(field: impl Into<String>, message: impl Into<String>) -> PresetError {
+    PresetError::Field {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPreset {
+    name: String,
+    #[serde(default)]
+    description: String,
+    starts_at: String,
+    phase: Vec<RawPhase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    number: u8,
+    title: String,
+    #[serde(default)]
+    summary: String,
+    opens_after_days: i64,
+    duration_days: i64,
+    epsilon: f64,
+    model: ModelLimits,
+    evaluation: EvalSpec,
+    submissions: SubmissionLimits,
+    advancement: RawAdvancement,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdvancement {
+    rule: String,
+    value: f64,
+}
+
+/// Parses and validates a preset. `now` (unix seconds) anchors a `"load"` schedule.
+pub fn parse_preset(text: &str, now: i64) -> Result<Preset, PresetError> {
+    let raw: RawPreset = toml::from_str(text).map_err(|e| PresetError::Syntax(e.to_string()))?;
+    if raw.name.trim().is_empty() {
+        return Err(field_error("name", "must not be empty"));
+    }
+    let anchor = parse_anchor(&raw.starts_at, now)?;
+    if raw.phase.len() != PHASE_COUNT {
+        return Err(field_error(
+            "phase",
+            format!(
+                "a competition has exactly {PHASE_COUNT} phases, this preset has {}",
+                raw.phase.len()
+            ),
+        ));
+    }
+    let mut phases: Vec<PhaseSpec> = Vec::with_capacity(PHASE_COUNT);
+    for (index, raw_phase) in raw.phase.into_iter().enumerate() {
+        let expected = index + 1;
+        let phase = validate_phase(raw_phase, expected, anchor)?;
+        if let Some(previous) = phases.last() {
+            check_against_previous(previous, &phase)?;
+        }
+        phases.push(phase);
+    }
+    Ok(Preset {
+        name: raw.name,
+        description: raw.description,
+        phases,
+    })
+}
+
+fn parse_anchor(value: &str, now: i64) -> Result<i64, PresetError> {
+    if value == "load" {
+        return Ok(now);
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp())
+        .map_err(|e| {
+            field_error(
+                "starts_at",
+                format!("expected an RFC 3339 time or \"load\", got {value:?} ({e})"),
+            )
+        })
+}
+
+fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSpec, PresetError> {
+    let at = |name: &str| format!("phase[{expected}].{name}");
+    if usize::from(raw.number) != expected {
+        return Err(field_error(
+            at("number"),
+            format!("phases must be numbered 1 to 7 in order; expected {expected}, found {}", raw.number),
+        ));
+    }
+    if raw.title.trim().is_empty() {
+        return Err(field_error(at("title"), "must not be empty"));
+    }
+    if raw.opens_after_days < 0 {
+        return Err(field_error(at("opens_after_days"), "must not be negative"));
+    }
+    if raw.duration_days <= 0 {
+        return Err(field_error(at("duration_days"), "must be at least one day"));
+    }
+    let model = raw.model;
+    if !SUPPORTED_ARCHITECTURES.contains(&model.architecture.as_str()) {
+        return Err(field_error(
+            at("model.architecture"),
+            format!(
+                "{:?} is not supported; supported: {}",
+                model.architecture,
+                SUPPORTED_ARCHITECTURES.join(", ")
+            ),
+        ));
+    }
+    if model.vocab_size < 2 {
+        return Err(field_error(at("model.vocab_size"), "must be at least 2"));
+    }
+    if model.max_parameters == 0 {
+        return Err(field_error(at("model.max_parameters"), "must be positive"));
+    }
+    if model.min_context < 2 {
+        return Err(field_error(at("model.min_context"), "must be at least 2"));
+    }
+    let evaluation = raw.evaluation;
+    if evaluation.dataset.trim().is_empty() {
+        return Err(field_error(at("evaluation.dataset"), "must not be empty"));
+    }
+    if evaluation.seq_len < 2 {
+        return Err(field_error(at("evaluation.seq_len"), "must be at least 2"));
+    }
+    if evaluation.seq_len > model.min_context {
+        return Err(field_error(
+            at("evaluation.seq_len"),
+            format!(
+                "{} is longer than the context every model must support (model.min_context = {})",
+                evaluation.seq_len, model.min_context
+            ),
+        ));
+    }
+    if evaluation.windows == 0 {
+        return Err(field_error(at("evaluation.windows"), "must be at least 1"));
+    }
+    if !(evaluation.public_share > 0.0 && evaluation.public_share < 1.0) {
+        return Err(field_error(
+            at("evaluation.public_share"),
+            "must be strictly between 0 and 1 so both the public and the private part have windows",
+        ));
+    }
+    let submissions = raw.submissions;
+    if submissions.per_day == 0 {
+        return Err(field_error(at("submissions.per_day"), "must be at least 1"));
+    }
+    // A checkpoint at the parameter cap must fit at two bytes per parameter (bf16).
+    let smallest_cap_upload = model.max_parameters.saturating_mul(2);
+    if submissions.max_bytes < smallest_cap_upload {
+        return Err(field_error(
+            at("submissions.max_bytes"),
+            format!(
+                "{} bytes cannot hold a model at the parameter cap in bf16 (needs at least {smallest_cap_upload})",
+                submissions.max_bytes
+            ),
+        ));
+    }
+    let advancement = parse_advancement(&raw.advancement, &at("advancement"))?;
+    if !(0.0..0.1).contains(&raw.epsilon) {
+        return Err(field_error(at("epsilon"), "must be in [0, 0.1)"));
+    }
+    let opens_at = anchor + raw.opens_after_days * DAY;
+    Ok(PhaseSpec {
+        number: raw.number,
+        title: raw.title,
+        summary: raw.summary,
+        opens_at,
+        closes_at: opens_at + raw.duration_days * DAY,
+        model,
+        evaluation,
+        submissions,
+        advancement,
+        epsilon: raw.epsilon,
+    })
+}
+
+fn parse_advancement(raw: &RawAdvancement, at: &str) -> Result<AdvancementRule, PresetError> {
+    let value = raw.value;
+    match raw.rule.as_str() {
+        "top_k" if value >= 1.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX) => {
+            // Checked above: a whole number in u32's range.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(AdvancementRule::TopK(value as u32))
+        }
+        "top_k" => Err(field_error(format!("{at}.value"), "top_k needs a whole number of at least 1")),
+        "top_fraction" if value > 0.0 && value <= 1.0 => Ok(AdvancementRule::TopFraction(value)),
+        "top_fraction" => Err(field_error(format!("{at}.value"), "top_fraction needs a value in (0, 1]")),
+        "within_margin" if value > 0.0 && value < 1.0 => Ok(AdvancementRule::WithinMargin(value)),
+        "within_margin" => Err(field_error(format!("{at}.value"), "within_margin needs a value in (0, 1)")),
+        other => Err(field_error(
+            format!("{at}.rule"),
+            format!("{other:?} is not a rule; use top_k, top_fraction or within_margin"),
+        )),
+    }
+}
+
+fn check_against_previous(previous: &PhaseSpec, phase: &PhaseSpec) -> Result<(), PresetError> {
+    let at = |name: &str| format!("phase[{}].{name}", phase.number);
+    if phase.model.max_parameters <= previous.model.max_parameters {
+        return Err(field_error(
+            at("model.max_parameters"),
+            format!(
+                "{} must be larger than phase {}'s {}",
+                phase.model.max_parameters, previous.number, previous.model.max_parameters
+            ),
+        ));
+    }
+    if phase.model.min_context < previous.model.min_context {
+        return Err(field_error(
+            at("model.min_context"),
+            format!(
+                "{} is shorter than phase {}'s {}",
+                phase.model.min_context, previous.number, previous.model.min_context
+            ),
+        ));
+    }
+    if phase.opens_at < previous.closes_at {
+        return Err(field_error(
+            at("opens_after_days"),
+            format!("phase {} opens before phase {} closes", phase.number, previous.number),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = include_str!("../../presets/demo.toml");
+    const REAL: &str = include_str!("../../presets/real.toml");
+
+    fn field_of(text: &str) -> String {
+        match parse_preset(text, 1_000_000) {
+            Err(PresetError::Field { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shipped_presets_are_valid() {
+        let demo = parse_preset(DEMO, 1_000_000).expect("demo preset");
+        assert_eq!(demo.phases.len(), 7);
+        assert_eq!(demo.phases[0].opens_at, 1_000_000, "demo is anchored at load time");
+        let real = parse_preset(REAL, 0).expect("real preset");
+        let caps: Vec<u64> = real.phases.iter().map(|p| p.model.max_parameters).collect();
+        assert_eq!(
+            caps,
+            [
+                500_000_000,
+                1_500_000_000,
+                7_000_000_000,
+                30_000_000_000,
+                100_000_000_000,
+                400_000_000_000,
+                1_400_000_000_000
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_phase_is_refused() {
+        let six = DEMO.rsplit_once("[[phase]]").expect("phases").0;
+        assert_eq!(field_of(six), "phase");
+    }
+
+    #[test]
+    fn shrinking_parameter_caps_are_refused() {
+        let bad = DEMO.replacen("max_parameters = 200_000", "max_parameters = 10", 1);
+        assert_ne!(bad, DEMO, "the test edits the demo preset");
+        assert_eq!(field_of(&bad), "phase[2].model.max_parameters");
+    }
+
+    #[test]
+    fn sequence_longer_than_context_is_refused() {
+        let bad = DEMO.replacen("seq_len = 64", "seq_len = 100000", 1);
+        assert_eq!(field_of(&bad), "phase[1].evaluation.seq_len");
+    }
+
+    #[test]
+    fn overlapping_schedule_is_refused() {
+        let bad = DEMO.replacen("opens_after_days = 14", "opens_after_days = 3", 1);
+        assert_eq!(field_of(&bad), "phase[2].opens_after_days");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            ("public_share = 0.3", "public_share = 1.0", "phase[1].evaluation.public_share"),
+            ("architecture = \"llama\"", "architecture = \"gpt2\"", "phase[1].model.architecture"),
+            ("rule = \"top_k\"", "rule = \"best\"", "phase[1].advancement.rule"),
+            ("per_day = 10", "per_day = 0", "phase[1].submissions.per_day"),
+            ("starts_at = \"load\"", "starts_at = \"tomorrow\"", "starts_at"),
+        ];
+        for (from, to, field) in cases {
+            let bad = DEMO.replacen(from, to, 1);
+            assert_ne!(bad, DEMO, "{from} is in the demo preset");
+            assert_eq!(field_of(&bad), field, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_are_refused() {
+        let typo = DEMO.replacen("epsilon", "epsilom", 1);
+        assert!(matches!(parse_preset(&typo, 0), Err(PresetError::Syntax(_))));
+        assert!(matches!(parse_preset("phase = [", 0), Err(PresetError::Syntax(_))));
+    }
+}

@@ -1,0 +1,1 @@
+//! Checkpoint validation and scoring (see issue 4).

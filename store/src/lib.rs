@@ -1,0 +1,1 @@
+//! ascent-store
