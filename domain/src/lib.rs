@@ -3,11 +3,13 @@
 //! Everything here is free of I/O so the UI, the server, the CLI and the evaluator
 //! share one definition of each rule, and each rule is unit-tested in isolation.
 
+pub mod account;
 pub mod format;
 pub mod limits;
 pub mod phase;
 pub mod preset;
 pub mod throttle;
+pub mod views;
 
 pub use limits::ModelLimits;
 pub use phase::{AdvancementRule, EvalSpec, PhaseSpec, PhaseState, SubmissionLimits};

@@ -1,0 +1,135 @@
+//! What pages and the JSON API show: read models assembled by the store and rendered
+//! by the UI. They cross the wire to the browser, so they are plain serde types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::phase::{PhaseSpec, PhaseState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Contributor,
+    Organizer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Contributor => "contributor",
+            Role::Organizer => "organizer",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Role> {
+        match value {
+            "contributor" => Some(Role::Contributor),
+            "organizer" => Some(Role::Organizer),
+            _ => None,
+        }
+    }
+}
+
+/// The signed-in person looking at a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub id: i64,
+    pub handle: String,
+    pub email: String,
+    pub role: Role,
+}
+
+impl Viewer {
+    pub fn is_organizer(&self) -> bool {
+        self.role == Role::Organizer
+    }
+}
+
+/// A phase with the numbers a visitor wants at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSummary {
+    pub number: u8,
+    pub title: String,
+    pub summary: String,
+    pub state: PhaseState,
+    pub opens_at: i64,
+    pub closes_at: i64,
+    pub max_parameters: u64,
+    pub vocab_size: u32,
+    pub seq_len: u32,
+    pub contributors: u64,
+    pub submissions: u64,
+    pub best_loss: Option<f64>,
+}
+
+/// A phase's full page: its rules and its summary numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseDetail {
+    pub summary: PhaseSummary,
+    pub spec: PhaseSpec,
+}
+
+/// One line of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardRow {
+    pub rank: u64,
+    pub handle: String,
+    pub loss: f64,
+    pub perplexity: f64,
+    pub parameters: u64,
+    pub submissions: u64,
+    pub last_improvement_at: i64,
+    pub submission_id: i64,
+}
+
+/// A page of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    pub phase: u8,
+    pub total: u64,
+    pub offset: u64,
+    pub rows: Vec<LeaderboardRow>,
+}
+
+/// A point of a phase's best score over time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScorePoint {
+    pub at: i64,
+    pub loss: f64,
+}
+
+/// A submission as its page and lists show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionView {
+    pub id: i64,
+    pub phase: u8,
+    pub phase_title: String,
+    pub handle: String,
+    pub state: String,
+    pub created_at: i64,
+    pub scored_at: Option<i64>,
+    pub weights_sha256: Option<String>,
+    pub bytes: Option<u64>,
+    pub parameters: Option<u64>,
+    pub loss: Option<f64>,
+    pub error: Option<String>,
+    pub disqualified: bool,
+}
+
+/// A phase a contributor took part in, with their standing there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseReached {
+    pub phase: u8,
+    pub title: String,
+    pub best_loss: Option<f64>,
+    pub rank: Option<u64>,
+}
+
+/// A contributor's public profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContributorProfile {
+    pub handle: String,
+    pub role: Role,
+    pub joined_at: i64,
+    pub phases: Vec<PhaseReached>,
+    pub submissions: Vec<SubmissionView>,
+}

@@ -1,0 +1,274 @@
+//! Phases: loading a preset, and reading phases with their summary numbers.
+
+use ascent_domain::phase::{AdvancementRule, EvalSpec, PhaseSpec, PhaseState, SubmissionLimits};
+use ascent_domain::preset::Preset;
+use ascent_domain::views::{PhaseDetail, PhaseSummary};
+use ascent_domain::ModelLimits;
+use sqlx::SqlitePool;
+
+use crate::{unsigned, Result, StoreError};
+
+/// What loading a preset did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    Loaded,
+    /// Phases already exist and `replace` was not asked for: nothing changed.
+    AlreadyLoaded { preset: String },
+}
+
+/// Writes the preset's seven phases, each in the state its schedule gives at `now`.
+/// Existing phases are kept unless `replace`; replacing is refused once any phase has
+/// submissions, because it would change the rules under them.
+pub async fn load_preset(pool: &SqlitePool, preset: &Preset, now: i64, replace: bool) -> Result<LoadOutcome> {
+    let mut tx = pool.begin().await?;
+    let existing: Option<String> = sqlx::query_scalar("SELECT preset FROM phases LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(existing) = existing {
+        if !replace {
+            return Ok(LoadOutcome::AlreadyLoaded { preset: existing });
+        }
+        let submissions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM submissions")
+            .fetch_one(&mut *tx)
+            .await?;
+        if submissions > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the phases already have {submissions} submissions; replacing their rules is refused"
+            )));
+        }
+    }
+    for spec in &preset.phases {
+        let state = PhaseState::by_schedule(now, spec.opens_at, spec.closes_at);
+        let (rule, value) = match spec.advancement {
+            AdvancementRule::TopK(k) => ("top_k", f64::from(k)),
+            AdvancementRule::TopFraction(f) => ("top_fraction", f),
+            AdvancementRule::WithinMargin(m) => ("within_margin", m),
+        };
+        let previous: Option<String> = sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
+            .bind(i64::from(spec.number))
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO phases (number, title, summary, state, opens_at, closes_at, architecture,
+                 vocab_size, max_parameters, min_context, dataset, seq_len, windows, public_share,
+                 per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (number) DO UPDATE SET
+                 title = excluded.title, summary = excluded.summary, state = excluded.state,
+                 opens_at = excluded.opens_at, closes_at = excluded.closes_at,
+                 architecture = excluded.architecture, vocab_size = excluded.vocab_size,
+                 max_parameters = excluded.max_parameters, min_context = excluded.min_context,
+                 dataset = excluded.dataset, seq_len = excluded.seq_len, windows = excluded.windows,
+                 public_share = excluded.public_share, per_day = excluded.per_day,
+                 max_bytes = excluded.max_bytes, advancement_rule = excluded.advancement_rule,
+                 advancement_value = excluded.advancement_value, epsilon = excluded.epsilon,
+                 preset = excluded.preset, updated_at = excluded.updated_at",
+        )
+        .bind(i64::from(spec.number))
+        .bind(&spec.title)
+        .bind(&spec.summary)
+        .bind(state.as_str())
+        .bind(spec.opens_at)
+        .bind(spec.closes_at)
+        .bind(&spec.model.architecture)
+        .bind(i64::from(spec.model.vocab_size))
+        .bind(i64::try_from(spec.model.max_parameters).map_err(|_| StoreError::Conflict("parameter cap too large".into()))?)
+        .bind(i64::from(spec.model.min_context))
+        .bind(&spec.evaluation.dataset)
+        .bind(i64::from(spec.evaluation.seq_len))
+        .bind(i64::from(spec.evaluation.windows))
+        .bind(spec.evaluation.public_share)
+        .bind(i64::from(spec.submissions.per_day))
+        .bind(i64::try_from(spec.submissions.max_bytes).map_err(|_| StoreError::Conflict("size limit too large".into()))?)
+        .bind(rule)
+        .bind(value)
+        .bind(spec.epsilon)
+        .bind(&preset.name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO phase_transitions (phase, from_state, to_state, at, actor_id, reason)
+             VALUES (?, ?, ?, ?, NULL, ?)",
+        )
+        .bind(i64::from(spec.number))
+        .bind(previous)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(format!("loaded from preset {}", preset.name))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(preset = %preset.name, "phases loaded");
+    Ok(LoadOutcome::Loaded)
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    number: i64,
+    title: String,
+    summary: String,
+    state: String,
+    opens_at: i64,
+    closes_at: i64,
+    max_parameters: i64,
+    vocab_size: i64,
+    seq_len: i64,
+    contributors: i64,
+    submissions: i64,
+    best_loss: Option<f64>,
+}
+
+const SUMMARY_SELECT: &str = "
+    SELECT p.number, p.title, p.summary, p.state, p.opens_at, p.closes_at, p.max_parameters,
+           p.vocab_size, p.seq_len,
+           (SELECT COUNT(*) FROM standings s WHERE s.phase = p.number) AS contributors,
+           (SELECT COUNT(*) FROM submissions s WHERE s.phase = p.number) AS submissions,
+           (SELECT MIN(loss) FROM standings s WHERE s.phase = p.number) AS best_loss
+    FROM phases p";
+
+impl TryFrom<SummaryRow> for PhaseSummary {
+    type Error = StoreError;
+    fn try_from(row: SummaryRow) -> Result<PhaseSummary> {
+        Ok(PhaseSummary {
+            number: unsigned(row.number, "phase number")?,
+            title: row.title,
+            summary: row.summary,
+            state: row.state.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+            opens_at: row.opens_at,
+            closes_at: row.closes_at,
+            max_parameters: unsigned(row.max_parameters, "max_parameters")?,
+            vocab_size: unsigned(row.vocab_size, "vocab_size")?,
+            seq_len: unsigned(row.seq_len, "seq_len")?,
+            contributors: unsigned(row.contributors, "contributors")?,
+            submissions: unsigned(row.submissions, "submissions")?,
+            best_loss: row.best_loss,
+        })
+    }
+}
+
+/// All phases in order, with contributors, submissions and best loss.
+pub async fn summaries(pool: &SqlitePool) -> Result<Vec<PhaseSummary>> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} ORDER BY p.number"))
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(PhaseSummary::try_from).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct SpecRow {
+    architecture: String,
+    min_context: i64,
+    dataset: String,
+    windows: i64,
+    public_share: f64,
+    per_day: i64,
+    max_bytes: i64,
+    advancement_rule: String,
+    advancement_value: f64,
+    epsilon: f64,
+}
+
+/// One phase with its full rules; `None` for a number that is not a phase.
+pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>> {
+    let summary: Option<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE p.number = ?"))
+        .bind(i64::from(number))
+        .fetch_optional(pool)
+        .await?;
+    let Some(summary) = summary else {
+        return Ok(None);
+    };
+    let row: SpecRow = sqlx::query_as(
+        "SELECT architecture, min_context, dataset, windows, public_share, per_day, max_bytes,
+                advancement_rule, advancement_value, epsilon
+         FROM phases WHERE number = ?",
+    )
+    .bind(i64::from(number))
+    .fetch_one(pool)
+    .await?;
+    let summary = PhaseSummary::try_from(summary)?;
+    let advancement = match row.advancement_rule.as_str() {
+        // Stored from a validated u32.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        "top_k" => AdvancementRule::TopK(row.advancement_value as u32),
+        "top_fraction" => AdvancementRule::TopFraction(row.advancement_value),
+        "within_margin" => AdvancementRule::WithinMargin(row.advancement_value),
+        other => return Err(StoreError::Corrupt(format!("advancement rule {other:?}"))),
+    };
+    let spec = PhaseSpec {
+        number,
+        title: summary.title.clone(),
+        summary: summary.summary.clone(),
+        opens_at: summary.opens_at,
+        closes_at: summary.closes_at,
+        model: ModelLimits {
+            architecture: row.architecture,
+            vocab_size: summary.vocab_size,
+            max_parameters: summary.max_parameters,
+            min_context: unsigned(row.min_context, "min_context")?,
+        },
+        evaluation: EvalSpec {
+            dataset: row.dataset,
+            seq_len: summary.seq_len,
+            windows: unsigned(row.windows, "windows")?,
+            public_share: row.public_share,
+        },
+        submissions: SubmissionLimits {
+            per_day: unsigned(row.per_day, "per_day")?,
+            max_bytes: unsigned(row.max_bytes, "max_bytes")?,
+        },
+        advancement,
+        epsilon: row.epsilon,
+    };
+    Ok(Some(PhaseDetail { summary, spec }))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ascent_domain::preset::parse_preset;
+
+    pub(crate) fn demo_preset(now: i64) -> Preset {
+        parse_preset(include_str!("../../presets/demo.toml"), now).expect("demo preset parses")
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn loading_a_preset_publishes_seven_phases_by_schedule(pool: SqlitePool) -> Result<()> {
+        let now = 1_800_000_000;
+        assert_eq!(load_preset(&pool, &demo_preset(now), now, false).await?, LoadOutcome::Loaded);
+        let phases = summaries(&pool).await?;
+        let states: Vec<PhaseState> = phases.iter().map(|p| p.state).collect();
+        assert_eq!(phases.len(), 7);
+        assert_eq!(states[0], PhaseState::Open);
+        assert!(states[1..].iter().all(|s| *s == PhaseState::Upcoming));
+        assert!(phases.iter().all(|p| p.contributors == 0 && p.best_loss.is_none()));
+        let transitions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM phase_transitions")
+            .fetch_one(&pool)
+            .await?;
+        assert_eq!(transitions, 7, "every state change is recorded");
+        Ok(())
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn reloading_keeps_phases_unless_asked(pool: SqlitePool) -> Result<()> {
+        let preset = demo_preset(1_800_000_000);
+        load_preset(&pool, &preset, 1_800_000_000, false).await?;
+        let again = load_preset(&pool, &preset, 1_900_000_000, false).await?;
+        assert_eq!(again, LoadOutcome::AlreadyLoaded { preset: "demo".into() });
+        assert_eq!(detail(&pool, 1).await?.map(|d| d.summary.opens_at), Some(1_800_000_000));
+        Ok(())
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn detail_round_trips_the_spec(pool: SqlitePool) -> Result<()> {
+        let preset = demo_preset(1_800_000_000);
+        load_preset(&pool, &preset, 1_800_000_000, false).await?;
+        for spec in &preset.phases {
+            let stored = detail(&pool, spec.number).await?.expect("phase exists");
+            assert_eq!(&stored.spec, spec);
+        }
+        assert_eq!(detail(&pool, 8).await?, None);
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Standings: each contributor's best scored submission per phase, kept current as
+//! scores land, and the phase's record progression for the "best over time" chart.
+
+use ascent_domain::views::{Leaderboard, LeaderboardRow, ScorePoint};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::{unsigned, Result};
+
+/// A score that just landed, as the standings need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LandedScore {
+    pub submission_id: i64,
+    pub phase: u8,
+    pub user_id: i64,
+    /// The loss the leaderboard ranks by.
+    pub loss: f64,
+    pub parameters: u64,
+    pub at: i64,
+}
+
+/// Folds a landed score into the standings, inside the transaction that recorded it.
+pub(crate) async fn apply(tx: &mut Transaction<'_, Sqlite>, score: LandedScore) -> Result<()> {
+    let phase = i64::from(score.phase);
+    let parameters = i64::try_from(score.parameters).unwrap_or(i64::MAX);
+    let phase_best: Option<f64> = sqlx::query_scalar("SELECT MIN(loss) FROM standings WHERE phase = ?")
+        .bind(phase)
+        .fetch_one(&mut **tx)
+        .await?;
+    // A contributor's standing moves only on a strictly better loss, so ties keep the
+    // earlier submission.
+    sqlx::query(
+        "INSERT INTO standings (phase, user_id, submission_id, loss, parameters, achieved_at, submissions)
+         VALUES (?, ?, ?, ?, ?, ?, 1)
+         ON CONFLICT (phase, user_id) DO UPDATE SET
+             submissions   = standings.submissions + 1,
+             submission_id = CASE WHEN excluded.loss < standings.loss THEN excluded.submission_id ELSE standings.submission_id END,
+             parameters    = CASE WHEN excluded.loss < standings.loss THEN excluded.parameters ELSE standings.parameters END,
+             achieved_at   = CASE WHEN excluded.loss < standings.loss THEN excluded.achieved_at ELSE standings.achieved_at END,
+             loss          = MIN(standings.loss, excluded.loss)",
+    )
+    .bind(phase)
+    .bind(score.user_id)
+    .bind(score.submission_id)
+    .bind(score.loss)
+    .bind(parameters)
+    .bind(score.at)
+    .execute(&mut **tx)
+    .await?;
+    if phase_best.is_none_or(|best| score.loss < best) {
+        sqlx::query(
+            "INSERT INTO phase_records (phase, at, loss, submission_id, scored_so_far)
+             VALUES (?, ?, ?, ?, (SELECT COUNT(*) FROM submissions WHERE phase = ? AND state = 'scored'))",
+        )
+        .bind(phase)
+        .bind(score.at)
+        .bind(score.loss)
+        .bind(score.submission_id)
+        .bind(phase)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct RowData {
+    handle: String,
+    loss: f64,
+    parameters: i64,
+    submissions: i64,
+    achieved_at: i64,
+    submission_id: i64,
+}
+
+/// A page of a phase's leaderboard: best loss first, ties to the earlier result.
+pub async fn leaderboard(pool: &SqlitePool, phase: u8, offset: u64, limit: u64) -> Result<Leaderboard> {
+    let phase_key = i64::from(phase);
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM standings WHERE phase = ?")
+        .bind(phase_key)
+        .fetch_one(pool)
+        .await?;
+    let rows: Vec<RowData> = sqlx::query_as(
+        "SELECT u.handle, s.loss, s.parameters, s.submissions, s.achieved_at, s.submission_id
+         FROM standings s JOIN users u ON u.id = s.user_id
+         WHERE s.phase = ?
+         ORDER BY s.loss, s.achieved_at, s.submission_id
+         LIMIT ? OFFSET ?",
+    )
+    .bind(phase_key)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    let rows = rows
+        .into_iter()
+        .zip(offset + 1..)
+        .map(|(row, rank)| {
+            Ok(LeaderboardRow {
+                rank,
+                handle: row.handle,
+                loss: row.loss,
+                perplexity: row.loss.exp(),
+                parameters: unsigned(row.parameters, "parameters")?,
+                submissions: unsigned(row.submissions, "submissions")?,
+                last_improvement_at: row.achieved_at,
+                submission_id: row.submission_id,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Leaderboard {
+        phase,
+        total: unsigned(total, "standings count")?,
+        offset,
+        rows,
+    })
+}
+
+/// Every improvement of the phase's best loss, oldest first.
+pub async fn best_over_time(pool: &SqlitePool, phase: u8) -> Result<Vec<ScorePoint>> {
+    let points: Vec<(i64, f64)> =
+        sqlx::query_as("SELECT at, loss FROM phase_records WHERE phase = ? ORDER BY at, loss DESC")
+            .bind(i64::from(phase))
+            .fetch_all(pool)
+            .await?;
+    Ok(points.into_iter().map(|(at, loss)| ScorePoint { at, loss }).collect())
+}

@@ -1,0 +1,145 @@
+//! Submissions: their creation and the recording of their outcome.
+
+use sqlx::SqlitePool;
+
+use crate::standings::{self, LandedScore};
+use crate::{unsigned, Result, StoreError};
+
+/// A checkpoint received for a phase, before it is scored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubmission {
+    pub phase: u8,
+    pub user_id: i64,
+    pub weights_sha256: String,
+    pub bytes: u64,
+    pub at: i64,
+}
+
+/// Records a received submission in the `queued` state; returns its id.
+pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO submissions (phase, user_id, state, created_at, weights_sha256, bytes)
+         VALUES (?, ?, 'queued', ?, ?, ?) RETURNING id",
+    )
+    .bind(i64::from(new.phase))
+    .bind(new.user_id)
+    .bind(new.at)
+    .bind(&new.weights_sha256)
+    .bind(i64::try_from(new.bytes).map_err(|_| StoreError::Conflict("submission too large".into()))?)
+    .fetch_one(pool)
+    .await?;
+    Ok(id)
+}
+
+/// The evaluator's verdict on a submission.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRecord {
+    pub loss: f64,
+    pub public_loss: f64,
+    pub private_loss: f64,
+    pub parameters: u64,
+    pub at: i64,
+}
+
+/// Marks a submission scored and updates the standings in one transaction.
+/// Scoring an already scored or failed submission is refused.
+pub async fn record_score(pool: &SqlitePool, submission_id: i64, score: ScoreRecord) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE submissions
+         SET state = 'scored', scored_at = ?, loss = ?, public_loss = ?, private_loss = ?, parameters = ?
+         WHERE id = ? AND state NOT IN ('scored', 'failed')
+         RETURNING phase, user_id",
+    )
+    .bind(score.at)
+    .bind(score.loss)
+    .bind(score.public_loss)
+    .bind(score.private_loss)
+    .bind(i64::try_from(score.parameters).unwrap_or(i64::MAX))
+    .bind(submission_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((phase, user_id)) = row else {
+        return Err(StoreError::Conflict(format!(
+            "submission {submission_id} does not exist or already has an outcome"
+        )));
+    };
+    // While a phase is open its leaderboard shows the public part of the score.
+    standings::apply(
+        &mut tx,
+        LandedScore {
+            submission_id,
+            phase: unsigned(phase, "phase")?,
+            user_id,
+            loss: score.public_loss,
+            parameters: score.parameters,
+            at: score.at,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phases::{load_preset, tests::demo_preset};
+    use crate::standings::{best_over_time, leaderboard};
+
+    async fn user(pool: &SqlitePool, handle: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO users (email, handle, password_hash, created_at) VALUES (?, ?, 'x', 0) RETURNING id",
+        )
+        .bind(format!("{handle}@example.org"))
+        .bind(handle)
+        .fetch_one(pool)
+        .await?)
+    }
+
+    async fn scored(pool: &SqlitePool, user_id: i64, loss: f64, at: i64) -> Result<i64> {
+        let id = create(
+            pool,
+            &NewSubmission { phase: 1, user_id, weights_sha256: format!("{user_id}-{at}"), bytes: 10, at },
+        )
+        .await?;
+        let score = ScoreRecord { loss, public_loss: loss, private_loss: loss, parameters: 1000, at };
+        record_score(pool, id, score).await?;
+        Ok(id)
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn leaderboard_keeps_each_contributors_best(pool: SqlitePool) -> Result<()> {
+        load_preset(&pool, &demo_preset(0), 0, false).await?;
+        let (ada, bob, cy) = (user(&pool, "ada").await?, user(&pool, "bob").await?, user(&pool, "cy").await?);
+        scored(&pool, ada, 3.0, 10).await?;
+        let bob_best = scored(&pool, bob, 2.5, 20).await?;
+        scored(&pool, ada, 2.0, 30).await?;
+        scored(&pool, bob, 2.7, 40).await?; // worse: bob keeps 2.5
+        scored(&pool, cy, 2.5, 50).await?; // ties bob, later: ranks below him
+        let board = leaderboard(&pool, 1, 0, 10).await?;
+        let lines: Vec<(u64, &str, f64, u64)> =
+            board.rows.iter().map(|r| (r.rank, r.handle.as_str(), r.loss, r.submissions)).collect();
+        assert_eq!(lines, [(1, "ada", 2.0, 2), (2, "bob", 2.5, 2), (3, "cy", 2.5, 1)]);
+        assert_eq!(board.rows[1].submission_id, bob_best);
+        assert_eq!(board.rows[1].last_improvement_at, 20);
+        assert_eq!(board.total, 3);
+        let page_two = leaderboard(&pool, 1, 2, 10).await?;
+        assert_eq!(page_two.rows.iter().map(|r| r.rank).collect::<Vec<_>>(), [3]);
+        let records: Vec<(i64, f64)> = best_over_time(&pool, 1).await?.iter().map(|p| (p.at, p.loss)).collect();
+        assert_eq!(records, [(10, 3.0), (20, 2.5), (30, 2.0)]);
+        Ok(())
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_score_lands_once(pool: SqlitePool) -> Result<()> {
+        load_preset(&pool, &demo_preset(0), 0, false).await?;
+        let ada = user(&pool, "ada").await?;
+        let id = scored(&pool, ada, 3.0, 10).await?;
+        let again = ScoreRecord { loss: 1.0, public_loss: 1.0, private_loss: 1.0, parameters: 1, at: 11 };
+        assert!(matches!(record_score(&pool, id, again).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(record_score(&pool, 999, again).await, Err(StoreError::Conflict(_))));
+        assert_eq!(leaderboard(&pool, 1, 0, 10).await?.rows[0].loss, 3.0);
+        Ok(())
+    }
+}
