@@ -54,6 +54,33 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A size in bytes with a binary unit: `800 KiB`, `2.8 TiB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if count < 1024 {
+        return format!("{count} B");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = count as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{} {}", trim(value), UNITS[unit])
+}
+
+/// A short wait or age in words: `45 seconds`, `3 minutes`, `2 hours`.
+pub fn duration(secs: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s < 60 => plural(s.max(1), "second"),
+        s if s < 3600 => plural((s + 59) / 60, "minute"),
+        s if s < 86_400 => plural((s + 3599) / 3600, "hour"),
+        s => plural((s + 86_399) / 86_400, "day"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +102,12 @@ mod tests {
         assert_eq!(date(1_764_028_800), "25 Nov 2025");
         assert_eq!(rfc3339(1_764_028_800), "2025-11-25T00:00:00Z");
         assert_eq!(loss(1.234_567), "1.2346");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(800_000), "781 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3 GiB");
+        assert_eq!(duration(1), "1 second");
+        assert_eq!(duration(61), "2 minutes");
+        assert_eq!(duration(900), "15 minutes");
+        assert_eq!(duration(7200), "2 hours");
     }
 }

@@ -43,6 +43,16 @@ pub struct FailureRecord {
 }
 
 impl ThrottlePolicy {
+    /// The policy for a client address: many people can share one (NAT, offices), so
+    /// it allows more failures before slowing down, but it still stops a sweep.
+    pub fn for_addresses() -> Self {
+        ThrottlePolicy {
+            free_failures: 20,
+            lock_after: 50,
+            ..ThrottlePolicy::default()
+        }
+    }
+
     /// Whether an attempt at `now` may proceed given the key's failures so far.
     pub fn gate(&self, record: Option<FailureRecord>, now: i64) -> LoginGate {
         let Some(record) = self.live(record, now) else {

@@ -133,3 +133,25 @@ pub struct ContributorProfile {
     pub phases: Vec<PhaseReached>,
     pub submissions: Vec<SubmissionView>,
 }
+
+/// A recorded change of a phase's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionView {
+    pub phase: u8,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub at: i64,
+    pub actor: Option<String>,
+    pub reason: String,
+}
+
+/// What the organizer console opens with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleOverview {
+    pub phases: Vec<PhaseSummary>,
+    pub contributors: u64,
+    pub organizers: u64,
+    /// Submissions per state, in pipeline order, zero counts included.
+    pub submissions_by_state: Vec<(String, u64)>,
+    pub recent_transitions: Vec<TransitionView>,
+}

@@ -1,1 +1,159 @@
-fn main() {}
+//! `ascent`: serve the site, or run an organizer command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ascent_server::admin::{self, PasswordSource};
+use ascent_server::config::Config;
+use ascent_server::state::AppState;
+use ascent_server::{http, telemetry};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ascent", version, about = "Ascent: an open competition that grows an open LLM in seven phases")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the site (the default).
+    Serve,
+    /// Organizer commands.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the database if needed and bring its schema up to date.
+    Migrate,
+    /// Manage phases.
+    Phases {
+        #[command(subcommand)]
+        command: PhasesCommand,
+    },
+    /// Create an organizer account (or promote an existing one). The password comes from
+    /// ASCENT_ORGANIZER_PASSWORD or the first line of standard input.
+    CreateOrganizer {
+        email: String,
+        /// Public name; defaults to the email's local part.
+        #[arg(long)]
+        handle: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PhasesCommand {
+    /// Validate a preset (presets/demo.toml, presets/real.toml) and load its seven phases.
+    Load {
+        preset: PathBuf,
+        /// Overwrite phases that are already loaded (refused once there are submissions).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Validate a preset without loading it.
+    Check { preset: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let pool = open_database(&config).await?;
+            serve(pool, config).await
+        }
+        Command::Admin { command } => {
+            println!("{}", run_admin(command, &config).await?);
+            Ok(())
+        }
+    }
+}
+
+async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<String> {
+    match command {
+        AdminCommand::Phases { command: PhasesCommand::Check { preset } } => admin::check_preset(&preset),
+        AdminCommand::Migrate => {
+            open_database(config).await?;
+            Ok("database is up to date".to_owned())
+        }
+        AdminCommand::Phases { command: PhasesCommand::Load { preset, replace } } => {
+            admin::load_phases(&open_database(config).await?, &preset, replace).await
+        }
+        AdminCommand::CreateOrganizer { email, handle } => {
+            let source = match std::env::var("ASCENT_ORGANIZER_PASSWORD") {
+                Ok(password) if !password.is_empty() => PasswordSource::Env(password),
+                _ => PasswordSource::Stdin,
+            };
+            admin::create_organizer(&open_database(config).await?, &email, handle.as_deref(), source).await
+        }
+    }
+}
+
+/// Opens the database (creating the data directory and file if needed) and migrates it.
+async fn open_database(config: &Config) -> anyhow::Result<ascent_store::SqlitePool> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let pool = ascent_store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    ascent_store::migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn serve(pool: ascent_store::SqlitePool, config: Config) -> anyhow::Result<()> {
+    let addr = config.addr;
+    let state = AppState::new(pool.clone(), config);
+    tokio::spawn(purge_sessions(pool));
+    let app = http::router(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("serving on http://{addr}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Deletes expired sessions every hour.
+async fn purge_sessions(pool: ascent_store::SqlitePool) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match ascent_store::sessions::purge_expired(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions purged"),
+            Err(error) => tracing::warn!(%error, "purging sessions failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

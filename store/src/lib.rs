@@ -3,6 +3,7 @@
 //! within the SQL that PostgreSQL also speaks.
 
 pub mod accounts;
+pub mod console;
 pub mod phases;
 pub mod profiles;
 pub mod sessions;

@@ -1,0 +1,7 @@
+//! Pieces shared by pages.
+
+pub mod forms;
+pub mod layout;
+pub mod leaderboard;
+pub mod phase_bits;
+pub mod score_chart;

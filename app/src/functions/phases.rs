@@ -1,0 +1,47 @@
+//! Reading phases: the timeline and a phase's page.
+
+use ascent_domain::views::{Leaderboard, PhaseDetail, PhaseSummary, ScorePoint};
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use serde::{Deserialize, Serialize};
+
+use super::AppError;
+
+/// Rows per leaderboard page.
+pub const LEADERBOARD_PAGE: u64 = 50;
+
+#[server(input = GetUrl)]
+pub async fn list_phases() -> Result<Vec<PhaseSummary>, AppError> {
+    let pool = crate::ssr::pool()?;
+    Ok(ascent_store::phases::summaries(&pool).await?)
+}
+
+/// Everything a phase page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhasePageData {
+    pub detail: PhaseDetail,
+    pub leaderboard: Leaderboard,
+    pub best_over_time: Vec<ScorePoint>,
+    /// Server time when the page was made; the chart runs up to it.
+    pub now: i64,
+}
+
+/// A phase's page, with leaderboard page `page` (from 1); `None` if there is no such phase.
+#[server(input = GetUrl)]
+pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, AppError> {
+    use ascent_store::{phases, standings};
+
+    let pool = crate::ssr::pool()?;
+    let Some(detail) = phases::detail(&pool, number).await? else {
+        return Ok(None);
+    };
+    let offset = page.saturating_sub(1).saturating_mul(LEADERBOARD_PAGE);
+    let leaderboard = standings::leaderboard(&pool, number, offset, LEADERBOARD_PAGE).await?;
+    let best_over_time = standings::best_over_time(&pool, number).await?;
+    Ok(Some(PhasePageData {
+        detail,
+        leaderboard,
+        best_over_time,
+        now: ascent_store::now(),
+    }))
+}

@@ -1,0 +1,138 @@
+//! Who is signed in, and the actions that change it: register, log in, log out.
+
+use ascent_domain::views::Viewer;
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use serde::{Deserialize, Serialize};
+
+use super::AppError;
+
+/// What every page needs to know about the visitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub viewer: Option<Viewer>,
+    /// Repeated in every form so the server can tell our pages from another site's.
+    pub csrf_token: String,
+}
+
+#[server(input = GetUrl)]
+pub async fn current_session() -> Result<SessionInfo, AppError> {
+    Ok(SessionInfo {
+        viewer: crate::ssr::viewer(),
+        csrf_token: crate::ssr::csrf_token(),
+    })
+}
+
+/// The session and the actions that change it, shared by every page.
+#[derive(Clone, Copy)]
+pub struct Session {
+    pub info: Resource<Result<SessionInfo, AppError>>,
+    pub login: ServerAction<Login>,
+    pub logout: ServerAction<Logout>,
+    pub register: ServerAction<Register>,
+}
+
+pub fn provide_session(login: ServerAction<Login>, logout: ServerAction<Logout>, register: ServerAction<Register>) {
+    let info = Resource::new(
+        move || (login.version().get(), logout.version().get(), register.version().get()),
+        |_| current_session(),
+    );
+    provide_context(Session { info, login, logout, register });
+}
+
+pub fn use_session() -> Session {
+    expect_context::<Session>()
+}
+
+#[server]
+pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use ascent_domain::account::Email;
+    use ascent_domain::throttle::{LoginGate, ThrottlePolicy};
+    use ascent_store::{accounts, now, sessions};
+    use http::StatusCode;
+
+    let pool = crate::ssr::pool()?;
+    let email = Email::parse(&email).map_err(|e| AppError::Invalid(e.to_string()))?;
+    let at = now();
+    // Throttle per account (guessing one password) and per address (trying many
+    // accounts); an address is shared by many people behind NAT, so it gets more room.
+    let account_key = format!("account:{}", email.as_str());
+    let address_key = format!("address:{}", crate::ssr::client_address());
+    let checks = [
+        (account_key.as_str(), ThrottlePolicy::default()),
+        (address_key.as_str(), ThrottlePolicy::for_addresses()),
+    ];
+    for (key, policy) in &checks {
+        let record = accounts::login_failures(&pool, key).await?;
+        if let LoginGate::RetryAfter(secs) = policy.gate(record, at) {
+            tracing::warn!(key, secs, "login throttled");
+            crate::ssr::set_error_status(StatusCode::TOO_MANY_REQUESTS);
+            crate::ssr::append_header(http::header::RETRY_AFTER, &secs.to_string());
+            return Err(AppError::TooManyAttempts {
+                message: format!(
+                    "Too many failed attempts. Try again in {}.",
+                    ascent_domain::format::duration(secs)
+                ),
+                retry_after_secs: secs,
+            });
+        }
+    }
+    let Some(viewer) = accounts::authenticate(&pool, &email, &password).await? else {
+        for (key, policy) in &checks {
+            let record = accounts::login_failures(&pool, key).await?;
+            accounts::save_login_failures(&pool, key, policy.record_failure(record, at)).await?;
+        }
+        tracing::info!(email = email.as_str(), "login failed");
+        crate::ssr::set_error_status(StatusCode::UNAUTHORIZED);
+        return Err(AppError::Invalid("That email and password do not match an account.".into()));
+    };
+    accounts::clear_login_failures(&pool, &account_key).await?;
+    let token = sessions::start(&pool, viewer.id).await?;
+    crate::ssr::append_header(
+        http::header::SET_COOKIE,
+        &crate::ssr::session_cookie(&token, sessions::SESSION_SECS),
+    );
+    tracing::info!(user = viewer.id, "logged in");
+    let fallback = format!("/contributors/{}", viewer.handle);
+    crate::ssr::redirect_local(next.as_deref().filter(|n| !n.is_empty()).unwrap_or(&fallback));
+    Ok(())
+}
+
+#[server]
+pub async fn logout() -> Result<(), AppError> {
+    use ascent_store::sessions;
+
+    let pool = crate::ssr::pool()?;
+    let token = use_context::<http::request::Parts>().and_then(|parts| {
+        let header = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
+        crate::ssr::cookie_value(header, crate::ssr::SESSION_COOKIE).map(str::to_owned)
+    });
+    if let Some(token) = token {
+        sessions::end(&pool, &token).await?;
+    }
+    crate::ssr::append_header(http::header::SET_COOKIE, &crate::ssr::expired_session_cookie());
+    crate::ssr::redirect_local("/");
+    Ok(())
+}
+
+#[server]
+pub async fn register(email: String, handle: String, password: String) -> Result<(), AppError> {
+    use ascent_domain::account::{Email, Handle, Password};
+    use ascent_domain::views::Role;
+    use ascent_store::{accounts, sessions};
+
+    let pool = crate::ssr::pool()?;
+    let invalid = |e: ascent_domain::account::AccountFieldError| AppError::Invalid(e.to_string());
+    let email = Email::parse(&email).map_err(invalid)?;
+    let handle = Handle::parse(&handle).map_err(invalid)?;
+    let password = Password::parse(&password).map_err(invalid)?;
+    let viewer = accounts::register(&pool, &email, &handle, &password, Role::Contributor).await?;
+    let token = sessions::start(&pool, viewer.id).await?;
+    crate::ssr::append_header(
+        http::header::SET_COOKIE,
+        &crate::ssr::session_cookie(&token, sessions::SESSION_SECS),
+    );
+    tracing::info!(user = viewer.id, handle = %viewer.handle, "registered");
+    crate::ssr::redirect_local(&format!("/contributors/{}", viewer.handle));
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! A contributor's public profile: phases reached and submission history.
+
+use ascent_domain::format;
+use ascent_domain::views::{ContributorProfile, Role, SubmissionView};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::functions::people::load_profile;
+use crate::routes::not_found::NotFound;
+
+#[component]
+pub fn ContributorPage() -> impl IntoView {
+    let params = use_params_map();
+    let profile = Resource::new(
+        move || params.read().get("handle").unwrap_or_default(),
+        load_profile,
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading profile…"</p> }>
+            {move || Suspend::new(async move {
+                match profile.await {
+                    Ok(Some(profile)) => view! { <Profile profile /> }.into_any(),
+                    Ok(None) => view! { <NotFound /> }.into_any(),
+                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Profile(profile: ContributorProfile) -> impl IntoView {
+    let phases = if profile.phases.is_empty() {
+        view! { <p class="empty">"Has not taken part in a phase yet."</p> }.into_any()
+    } else {
+        let items = profile
+            .phases
+            .into_iter()
+            .map(|reached| {
+                let href = format!("/phases/{}", reached.phase);
+                let standing = match (reached.rank, reached.best_loss) {
+                    (Some(rank), Some(loss)) => format!("rank {rank} · best loss {}", format::loss(loss)),
+                    _ => "no scored submission yet".to_owned(),
+                };
+                view! {
+                    <li>
+                        <a href=href>{format!("Phase {}: {}", reached.phase, reached.title)}</a>
+                        <span class="muted">{format!(" — {standing}")}</span>
+                    </li>
+                }
+            })
+            .collect_view();
+        view! { <ul class="plain-list">{items}</ul> }.into_any()
+    };
+    let role = (profile.role == Role::Organizer).then(|| view! { <span class="badge state-open">"organizer"</span> });
+    view! {
+        <Title text=profile.handle.clone() />
+        <section class="profile-header">
+            <div class="title-row">
+                <h1>{profile.handle.clone()}</h1>
+                {role}
+            </div>
+            <p class="muted">{format!("Joined {}", format::date(profile.joined_at))}</p>
+        </section>
+        <section class="panel">
+            <h2>"Phases"</h2>
+            {phases}
+        </section>
+        <section class="panel">
+            <h2>"Submissions"</h2>
+            <SubmissionList submissions=profile.submissions />
+        </section>
+    }
+}
+
+#[component]
+pub fn SubmissionList(submissions: Vec<SubmissionView>) -> impl IntoView {
+    if submissions.is_empty() {
+        return view! { <p class="empty">"No submissions yet."</p> }.into_any();
+    }
+    let rows = submissions
+        .into_iter()
+        .map(|s| {
+            let href = format!("/submissions/{}", s.id);
+            let phase = format!("/phases/{}", s.phase);
+            let loss = s.loss.map_or_else(|| "—".to_owned(), format::loss);
+            let state = format!("badge sub-{}", s.state);
+            view! {
+                <tr>
+                    <td><a href=href>{format!("#{}", s.id)}</a></td>
+                    <td><a href=phase>{format!("Phase {}", s.phase)}</a></td>
+                    <td><span class=state>{s.state.clone()}</span></td>
+                    <td class="num">{loss}</td>
+                    <td>{format::datetime(s.created_at)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table>
+                <thead>
+                    <tr>
+                        <th scope="col">"Submission"</th>
+                        <th scope="col">"Phase"</th>
+                        <th scope="col">"State"</th>
+                        <th class="num" scope="col">"Loss"</th>
+                        <th scope="col">"Submitted"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}

@@ -1,0 +1,19 @@
+//! The 404 page, also used when a phase, contributor or submission does not exist.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::ssr::set_status(http::StatusCode::NOT_FOUND);
+    view! {
+        <Title text="Not found" />
+        <section class="not-found">
+            <p class="code">"404"</p>
+            <h1>"This page does not exist."</h1>
+            <p>"The address may be mistyped, or the page may have moved."</p>
+            <p><a class="button" href="/">"Go to the phases"</a></p>
+        </section>
+    }
+}

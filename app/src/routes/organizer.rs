@@ -1,0 +1,140 @@
+//! The organizer console. Organizers only.
+
+use ascent_domain::format;
+use ascent_domain::views::{ConsoleOverview, Viewer};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::components::phase_bits::StateBadge;
+use crate::functions::organizer::load_console;
+use crate::functions::AppError;
+
+#[component]
+pub fn OrganizerPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| load_console());
+    view! {
+        <Title text="Organizer console" />
+        <Suspense fallback=|| view! { <p class="loading">"Loading console…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok((viewer, overview)) => view! { <Console viewer overview /> }.into_any(),
+                    Err(AppError::Forbidden(message)) => view! {
+                        <section class="not-found">
+                            <p class="code">"403"</p>
+                            <h1>"Organizers only"</h1>
+                            <p>{message}</p>
+                            <p><a class="button" href="/">"Go to the phases"</a></p>
+                        </section>
+                    }.into_any(),
+                    Err(AppError::Unauthenticated) => view! {
+                        <section class="auth">
+                            <h1>"Please log in"</h1>
+                            <p><a class="button" href="/login?next=/organizer">"Log in as an organizer"</a></p>
+                        </section>
+                    }.into_any(),
+                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Console(viewer: Viewer, overview: ConsoleOverview) -> impl IntoView {
+    let phases = overview
+        .phases
+        .into_iter()
+        .map(|p| {
+            let href = format!("/phases/{}", p.number);
+            view! {
+                <tr>
+                    <td><a href=href>{format!("{}. {}", p.number, p.title)}</a></td>
+                    <td><StateBadge state=p.state /></td>
+                    <td>{format::datetime(p.opens_at)}</td>
+                    <td>{format::datetime(p.closes_at)}</td>
+                    <td class="num">{format::parameters(p.max_parameters)}</td>
+                    <td class="num">{p.contributors}</td>
+                    <td class="num">{p.submissions}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let pipeline = overview
+        .submissions_by_state
+        .into_iter()
+        .map(|(state, count)| {
+            view! {
+                <div class="stat">
+                    <dt>{state}</dt>
+                    <dd>{count}</dd>
+                </div>
+            }
+        })
+        .collect_view();
+    let transitions = overview
+        .recent_transitions
+        .into_iter()
+        .map(|t| {
+            let change = format!("{} → {}", t.from_state.unwrap_or_else(|| "new".into()), t.to_state);
+            view! {
+                <tr>
+                    <td>{format::datetime(t.at)}</td>
+                    <td>{format!("Phase {}", t.phase)}</td>
+                    <td>{change}</td>
+                    <td>{t.actor.unwrap_or_else(|| "system".into())}</td>
+                    <td>{t.reason}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="profile-header">
+            <h1>"Organizer console"</h1>
+            <p class="muted">{format!("Signed in as {} ({})", viewer.handle, viewer.email)}</p>
+        </section>
+        <section class="panel">
+            <h2>"Accounts and pipeline"</h2>
+            <dl class="stats">
+                <div class="stat"><dt>"contributors"</dt><dd>{overview.contributors}</dd></div>
+                <div class="stat"><dt>"organizers"</dt><dd>{overview.organizers}</dd></div>
+                {pipeline}
+            </dl>
+        </section>
+        <section class="panel">
+            <h2>"Phases"</h2>
+            <div class="table-wrap">
+                <table>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Phase"</th>
+                            <th scope="col">"State"</th>
+                            <th scope="col">"Opens"</th>
+                            <th scope="col">"Closes"</th>
+                            <th class="num" scope="col">"Cap"</th>
+                            <th class="num" scope="col">"Contributors"</th>
+                            <th class="num" scope="col">"Submissions"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{phases}</tbody>
+                </table>
+            </div>
+        </section>
+        <section class="panel">
+            <h2>"Recent phase changes"</h2>
+            <div class="table-wrap">
+                <table>
+                    <thead>
+                        <tr>
+                            <th scope="col">"When"</th>
+                            <th scope="col">"Phase"</th>
+                            <th scope="col">"Change"</th>
+                            <th scope="col">"By"</th>
+                            <th scope="col">"Reason"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{transitions}</tbody>
+                </table>
+            </div>
+        </section>
+    }
+}

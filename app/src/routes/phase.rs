@@ -1,0 +1,111 @@
+//! A phase's page: rules and limits, leaderboard, best score over time.
+
+use ascent_domain::format;
+use ascent_domain::phase::PhaseSpec;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::components::leaderboard::LeaderboardTable;
+use crate::components::phase_bits::StateBadge;
+use crate::components::score_chart::ScoreChart;
+use crate::functions::phases::{phase_page, PhasePageData};
+use crate::routes::not_found::NotFound;
+
+#[component]
+pub fn PhasePage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let key = move || {
+        let number = params.read().get("number").and_then(|n| n.parse::<u8>().ok());
+        let page = query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+        (number, page)
+    };
+    let data = Resource::new(key, |(number, page)| async move {
+        match number {
+            Some(number) => phase_page(number, page).await,
+            None => Ok(None),
+        }
+    });
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading phase…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(Some(page)) => view! { <PhaseView page /> }.into_any(),
+                    Ok(None) => view! { <NotFound /> }.into_any(),
+                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn PhaseView(page: PhasePageData) -> impl IntoView {
+    let summary = page.detail.summary;
+    let spec = page.detail.spec;
+    let title = format!("Phase {}: {}", summary.number, summary.title);
+    let chart_end = page.now.clamp(summary.opens_at, summary.closes_at);
+    let csv = format!("/api/phases/{}/leaderboard.csv", summary.number);
+    let json = format!("/api/phases/{}/leaderboard", summary.number);
+    view! {
+        <Title text=title.clone() />
+        <section class="phase-header">
+            <p class="crumbs"><a href="/#phases">"All phases"</a></p>
+            <div class="title-row">
+                <h1>{title}</h1>
+                <StateBadge state=summary.state />
+            </div>
+            <p class="lede">{summary.summary.clone()}</p>
+            <p class="dates">
+                {format!("Opens {} · closes {}", format::datetime(summary.opens_at), format::datetime(summary.closes_at))}
+            </p>
+        </section>
+        <section class="phase-grid">
+            <div class="panel">
+                <h2>"Leaderboard"</h2>
+                <p class="hint">
+                    {format!("{} contributors · {} submissions · ", summary.contributors, summary.submissions)}
+                    "Ranked by the public part of the held-out data while the phase is open. "
+                    <a href=json>"JSON"</a>" · "<a href=csv>"CSV"</a>
+                </p>
+                <LeaderboardTable board=page.leaderboard />
+                <h2>"Best score over time"</h2>
+                <ScoreChart points=page.best_over_time start=summary.opens_at end=chart_end />
+            </div>
+            <aside class="panel rules">
+                <Rules spec />
+            </aside>
+        </section>
+    }
+}
+
+#[component]
+fn Rules(spec: PhaseSpec) -> impl IntoView {
+    let share = format!("{:.0}%", spec.evaluation.public_share * 100.0);
+    view! {
+        <h2>"Rules and limits"</h2>
+        <h3>"Model"</h3>
+        <dl class="rules-list">
+            <dt>"Architecture"</dt><dd>{spec.model.architecture.clone()}" (Hugging Face format, safetensors only)"</dd>
+            <dt>"Vocabulary"</dt><dd>{format!("{} tokens", spec.model.vocab_size)}</dd>
+            <dt>"Parameter cap"</dt><dd>{format!("{} ({})", format::parameters(spec.model.max_parameters), spec.model.max_parameters)}</dd>
+            <dt>"Minimum context"</dt><dd>{format!("{} tokens", spec.model.min_context)}</dd>
+        </dl>
+        <h3>"Evaluation"</h3>
+        <dl class="rules-list">
+            <dt>"Held-out data"</dt><dd>{spec.evaluation.dataset.clone()}</dd>
+            <dt>"Window"</dt><dd>{format!("{} tokens × {} windows", spec.evaluation.seq_len, spec.evaluation.windows)}</dd>
+            <dt>"Public share"</dt><dd>{share}" of windows; the rest decide the final ranking"</dd>
+            <dt>"Score"</dt><dd>"Mean cross-entropy in nats per predicted token; lower is better"</dd>
+        </dl>
+        <h3>"Submissions"</h3>
+        <dl class="rules-list">
+            <dt>"Per day"</dt><dd>{spec.submissions.per_day}</dd>
+            <dt>"Largest upload"</dt><dd>{format::bytes(spec.submissions.max_bytes)}</dd>
+            <dt>"Ties"</dt><dd>{format!("A later submission must beat an earlier one by more than {}% to rank above it", spec.epsilon * 100.0)}</dd>
+        </dl>
+        <h3>"Advancement"</h3>
+        <p>{spec.advancement.describe()}</p>
+    }
+}

@@ -1,0 +1,155 @@
+//! Server-side glue between axum and the pages: what the HTTP layer learned about a
+//! request (who is signed in, the CSRF token, the client's address), how server
+//! functions reach the database, and the cookies Ascent sets.
+
+use ascent_domain::views::Viewer;
+use ascent_store::SqlitePool;
+use http::request::Parts;
+use http::{header, HeaderValue, StatusCode};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+
+use crate::functions::AppError;
+
+/// Session cookie. `__Host-` pins it to this host and path `/`; browsers require
+/// `Secure` for the prefix and accept it on loopback HTTP as well as HTTPS.
+pub const SESSION_COOKIE: &str = "__Host-ascent-session";
+/// CSRF cookie for the double-submit check: every state-changing request repeats its
+/// value in a form field or header that another site cannot read or forge.
+pub const CSRF_COOKIE: &str = "__Host-ascent-csrf";
+/// Form field and header carrying the CSRF token.
+pub const CSRF_FIELD: &str = "csrf_token";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Who is signed in, as resolved by the HTTP layer from the session cookie.
+#[derive(Debug, Clone, Default)]
+pub struct RequestViewer(pub Option<Viewer>);
+
+/// The request's CSRF token (from its cookie, or freshly issued with this response).
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+/// The client's address, for login throttling.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+pub fn session_cookie(token: &str, max_age_secs: i64) -> String {
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age={max_age_secs}")
+}
+
+pub fn expired_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=0")
+}
+
+pub fn csrf_cookie(token: &str) -> String {
+    format!("{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Secure")
+}
+
+/// Reads a cookie's value from a `Cookie` header.
+pub fn cookie_value<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn parts() -> Option<Parts> {
+    use_context::<Parts>()
+}
+
+pub fn pool() -> Result<SqlitePool, AppError> {
+    use_context::<SqlitePool>().ok_or_else(|| {
+        tracing::error!("no database pool in the request context");
+        AppError::Internal
+    })
+}
+
+pub fn viewer() -> Option<Viewer> {
+    parts().and_then(|p| p.extensions.get::<RequestViewer>().and_then(|v| v.0.clone()))
+}
+
+pub fn csrf_token() -> String {
+    parts()
+        .and_then(|p| p.extensions.get::<CsrfToken>().map(|t| t.0.clone()))
+        .unwrap_or_default()
+}
+
+pub fn client_address() -> String {
+    parts()
+        .and_then(|p| p.extensions.get::<ClientAddress>().map(|a| a.0.clone()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Sets the status of an error answer to a program's call of a server function.
+/// A plain HTML form post (no JavaScript) is left alone: server functions answer it
+/// with a redirect back to the form, carrying the error in the URL.
+pub fn set_error_status(status: StatusCode) {
+    let accepts_html = parts()
+        .and_then(|p| p.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
+        .unwrap_or(false);
+    if !accepts_html {
+        set_status(status);
+    }
+}
+
+/// Sets the status of the page being rendered.
+pub fn set_status(status: StatusCode) {
+    if let Some(response) = use_context::<ResponseOptions>() {
+        response.set_status(status);
+    }
+}
+
+pub fn append_header(name: header::HeaderName, value: &str) {
+    if let (Some(response), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(value)) {
+        response.append_header(name, value);
+    }
+}
+
+/// Redirects to a path on this site; anything else becomes `/`.
+pub fn redirect_local(path: &str) {
+    leptos_axum::redirect(&safe_local_path(path));
+}
+
+/// A path that stays on this site: starts with one `/`, no scheme or host, no control
+/// characters. Used for `next=` parameters so a login cannot redirect elsewhere.
+pub fn safe_local_path(path: &str) -> String {
+    let local = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && path.chars().all(|c| !c.is_control() && c != '\\');
+    if local {
+        path.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let header = "a=1; __Host-ascent-session=abc; __Host-ascent-csrf=def";
+        assert_eq!(cookie_value(header, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie_value(header, CSRF_COOKIE), Some("def"));
+        assert_eq!(cookie_value(header, "ascent-session"), None);
+    }
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(safe_local_path("/phases/1"), "/phases/1");
+        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "javascript:alert(1)", "/a\nb"] {
+            assert_eq!(safe_local_path(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn session_cookie_has_the_required_attributes() {
+        let cookie = session_cookie("t", 60);
+        for part in ["__Host-ascent-session=t", "Path=/", "HttpOnly", "SameSite=Lax", "Secure"] {
+            assert!(cookie.contains(part), "{cookie} lacks {part}");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+// Starts a real `ascent` server on a free loopback port with a fresh data directory,
+// and launches Debian's headless Chromium through playwright-core.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const root = path.resolve(import.meta.dirname, '..');
+const binary = process.env.ASCENT_BIN ?? path.join(root, 'target/debug/ascent');
+export const screenshots = path.join(root, 'end2end/screenshots');
+mkdirSync(screenshots, { recursive: true });
+
+export const ORGANIZER = { email: 'organizer@e2e.test', handle: 'organizer', password: 'organizer-password-1' };
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHealth(url, child) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`ascent exited with ${child.exitCode}`);
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`ascent did not become healthy at ${url}`);
+}
+
+export async function startServer() {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'ascent-e2e-'));
+  const port = await freePort();
+  const env = {
+    ...process.env,
+    ASCENT_DATA_DIR: dataDir,
+    ASCENT_ADDR: `127.0.0.1:${port}`,
+    LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
+    RUST_LOG: process.env.RUST_LOG ?? 'warn',
+  };
+  execFileSync(binary, ['admin', 'phases', 'load', path.join(root, 'presets/demo.toml')], { env, stdio: 'ignore' });
+  execFileSync(binary, ['admin', 'create-organizer', ORGANIZER.email, '--handle', ORGANIZER.handle], {
+    env: { ...env, ASCENT_ORGANIZER_PASSWORD: ORGANIZER.password },
+    stdio: 'ignore',
+  });
+  const child = spawn(binary, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealth(`${url}/healthz`, child);
+  return {
+    url,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+}
+
+// Opens a page and waits until the WebAssembly bundle has hydrated it.
+export async function openHydrated(context, url) {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.waitForSelector('body[data-hydrated]', { timeout: 30_000 });
+  return page;
+}
+
+export async function register(context, url, who) {
+  const page = await openHydrated(context, `${url}/register`);
+  await page.fill('input[name=email]', who.email);
+  await page.fill('input[name=handle]', who.handle);
+  await page.fill('input[name=password]', who.password);
+  await Promise.all([page.waitForURL(`**/contributors/${who.handle}`), page.click('button[type=submit]')]);
+  return page;
+}
+
+export async function logIn(context, url, who, next) {
+  const target = next ? `${url}/login?next=${encodeURIComponent(next)}` : `${url}/login`;
+  const page = await openHydrated(context, target);
+  await page.fill('input[name=email]', who.email);
+  await page.fill('input[name=password]', who.password);
+  await page.click('button[type=submit]');
+  return page;
+}

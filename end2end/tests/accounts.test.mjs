@@ -1,0 +1,98 @@
+// Accounts: registering, logging in and out, roles, and the CSRF wall.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { startServer, launchBrowser, openHydrated, register, logIn, screenshots, ORGANIZER } from '../support.mjs';
+
+let server;
+let browser;
+const ada = { email: 'ada@e2e.test', handle: 'ada', password: 'analytical-engine' };
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('register, log out, log in again and land on the profile', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await register(context, server.url, ada);
+  assert.equal(await page.locator('h1').innerText(), 'ada');
+  assert.match(await page.locator('.site-header').innerText(), /ada/);
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === '__Host-ascent-session');
+  assert.ok(session, 'session cookie set');
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, 'Lax');
+  assert.equal(session.path, '/');
+  await page.screenshot({ path: path.join(screenshots, 'profile.png'), fullPage: true });
+
+  await page.click('.session button');
+  await page.waitForSelector('.session a[href="/login"]');
+
+  const again = await logIn(context, server.url, ada);
+  await again.waitForURL('**/contributors/ada');
+  assert.match(await again.locator('.site-header').innerText(), /ada/);
+  await context.close();
+});
+
+test('a wrong password is refused with a message', async () => {
+  const context = await browser.newContext();
+  const page = await logIn(context, server.url, { email: 'ghost@e2e.test', password: 'not-the-password' });
+  await page.waitForSelector('.form-error');
+  assert.match(await page.locator('.form-error').innerText(), /do not match an account/);
+  await page.screenshot({ path: path.join(screenshots, 'login-error.png') });
+  await context.close();
+});
+
+test('a contributor gets 403 on the organizer console; a visitor is sent to log in', async () => {
+  const visitor = await browser.newContext();
+  const anonymous = await visitor.newPage();
+  await anonymous.goto(`${server.url}/organizer`);
+  assert.match(anonymous.url(), /\/login\?next=\/organizer$/);
+  await visitor.close();
+
+  const context = await browser.newContext();
+  const login = await logIn(context, server.url, ada);
+  await login.waitForURL('**/contributors/ada');
+  const page = await context.newPage();
+  const response = await page.goto(`${server.url}/organizer`);
+  assert.equal(response.status(), 403);
+  assert.match(await page.locator('h1').innerText(), /Organizers only/);
+  await page.screenshot({ path: path.join(screenshots, 'forbidden.png') });
+  await context.close();
+});
+
+test('an organizer logs in and sees the console', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await logIn(context, server.url, ORGANIZER, '/organizer');
+  await page.waitForURL('**/organizer');
+  await page.waitForSelector('h1:has-text("Organizer console")');
+  assert.equal(await page.locator('.panel table').first().locator('tbody tr').count(), 7);
+  await page.screenshot({ path: path.join(screenshots, 'console.png'), fullPage: true });
+  await context.close();
+});
+
+test('a state-changing request without the CSRF token is refused', async () => {
+  const context = await browser.newContext();
+  const page = await openHydrated(context, `${server.url}/login`);
+  const action = await page.locator('form').last().getAttribute('action');
+  // From our own page, but without the token: refused.
+  const status = await page.evaluate(async (action) => {
+    const body = new URLSearchParams({ email: 'ada@e2e.test', password: 'analytical-engine' });
+    const response = await fetch(action, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    return response.status;
+  }, action);
+  assert.equal(status, 403);
+  // From outside the browser, with no cookie at all: refused.
+  const response = await fetch(`${server.url}${action}`, {
+    method: 'POST',
+    body: new URLSearchParams({ email: 'ada@e2e.test', password: 'analytical-engine' }),
+  });
+  assert.equal(response.status, 403);
+  await context.close();
+});

@@ -1,0 +1,211 @@
+//! The public, machine-readable API: phases and leaderboards as JSON and CSV.
+//! Times are RFC 3339 in UTC; losses are nats per token.
+
+use ascent_domain::format;
+use ascent_domain::views::{Leaderboard, LeaderboardRow, PhaseSummary};
+use ascent_store::{phases, standings, StoreError};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::{header, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+
+/// The API's error: a status and a message, served as `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal error")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Store(error) => {
+                tracing::error!(%error, "API request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiPhase {
+    pub number: u8,
+    pub title: String,
+    pub state: String,
+    pub opens_at: String,
+    pub closes_at: String,
+    pub max_parameters: u64,
+    pub vocab_size: u32,
+    pub seq_len: u32,
+    pub contributors: u64,
+    pub submissions: u64,
+    pub best_loss: Option<f64>,
+}
+
+impl From<PhaseSummary> for ApiPhase {
+    fn from(p: PhaseSummary) -> ApiPhase {
+        ApiPhase {
+            number: p.number,
+            title: p.title,
+            state: p.state.as_str().to_owned(),
+            opens_at: format::rfc3339(p.opens_at),
+            closes_at: format::rfc3339(p.closes_at),
+            max_parameters: p.max_parameters,
+            vocab_size: p.vocab_size,
+            seq_len: p.seq_len,
+            contributors: p.contributors,
+            submissions: p.submissions,
+            best_loss: p.best_loss,
+        }
+    }
+}
+
+pub async fn phases(State(state): State<AppState>) -> Result<Json<Vec<ApiPhase>>, ApiError> {
+    let list = phases::summaries(&state.pool).await?;
+    Ok(Json(list.into_iter().map(ApiPhase::from).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+
+#[derive(Debug, Serialize)]
+pub struct ApiRow {
+    pub rank: u64,
+    pub contributor: String,
+    pub best_loss: f64,
+    pub perplexity: f64,
+    pub parameters: u64,
+    pub submissions: u64,
+    pub last_improvement_at: String,
+    pub submission_id: i64,
+}
+
+impl From<LeaderboardRow> for ApiRow {
+    fn from(r: LeaderboardRow) -> ApiRow {
+        ApiRow {
+            rank: r.rank,
+            contributor: r.handle,
+            best_loss: r.loss,
+            perplexity: r.perplexity,
+            parameters: r.parameters,
+            submissions: r.submissions,
+            last_improvement_at: format::rfc3339(r.last_improvement_at),
+            submission_id: r.submission_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiLeaderboard {
+    pub phase: u8,
+    pub total: u64,
+    pub offset: u64,
+    pub rows: Vec<ApiRow>,
+}
+
+fn phase_number(raw: &str) -> Result<u8, ApiError> {
+    raw.parse::<u8>()
+        .ok()
+        .filter(|n| (1..=7).contains(n))
+        .ok_or_else(|| ApiError::NotFound(format!("there is no phase {raw:?}; phases are numbered 1 to 7")))
+}
+
+async fn load(state: &AppState, number: u8, offset: u64, limit: u64) -> Result<Leaderboard, ApiError> {
+    if phases::detail(&state.pool, number).await?.is_none() {
+        return Err(ApiError::NotFound(format!("phase {number} is not configured")));
+    }
+    Ok(standings::leaderboard(&state.pool, number, offset, limit).await?)
+}
+
+pub async fn leaderboard(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<ApiLeaderboard>, ApiError> {
+    let number = phase_number(&number)?;
+    let limit = page.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    let board = load(&state, number, page.offset.unwrap_or(0), limit).await?;
+    Ok(Json(ApiLeaderboard {
+        phase: board.phase,
+        total: board.total,
+        offset: board.offset,
+        rows: board.rows.into_iter().map(ApiRow::from).collect(),
+    }))
+}
+
+/// The whole leaderboard as CSV, one row per contributor.
+pub async fn leaderboard_csv(State(state): State<AppState>, Path(number): Path<String>) -> Result<Response, ApiError> {
+    let number = phase_number(&number)?;
+    let board = load(&state, number, 0, u64::MAX >> 1).await?;
+    let mut csv = String::from("rank,contributor,best_loss,perplexity,parameters,submissions,last_improvement_at,submission_id\n");
+    for row in board.rows {
+        let row = ApiRow::from(row);
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            row.rank,
+            csv_field(&row.contributor),
+            row.best_loss,
+            row.perplexity,
+            row.parameters,
+            row.submissions,
+            row.last_improvement_at,
+            row.submission_id
+        ));
+    }
+    let disposition = format!("attachment; filename=\"ascent-phase-{number}-leaderboard.csv\"");
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        csv,
+    )
+        .into_response())
+}
+
+/// Quotes a CSV field when it needs it, and defuses spreadsheet formulas.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("ada"), "ada");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+    }
+
+    #[test]
+    fn phase_numbers_are_one_to_seven() {
+        assert_eq!(phase_number("3").ok(), Some(3));
+        for bad in ["0", "8", "x", "-1", "300"] {
+            assert!(phase_number(bad).is_err(), "{bad}");
+        }
+    }
+}

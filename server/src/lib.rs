@@ -1,0 +1,9 @@
+//! The `ascent` server: configuration, state, the HTTP router and admin commands.
+//! The binary (`main.rs`) only parses the command line and calls into here, so tests
+//! drive the same router the binary serves.
+
+pub mod admin;
+pub mod config;
+pub mod http;
+pub mod state;
+pub mod telemetry;
