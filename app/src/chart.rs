@@ -16,7 +16,14 @@ pub struct Frame {
 
 impl Default for Frame {
     fn default() -> Self {
-        Frame { width: 720.0, height: 260.0, left: 64.0, right: 20.0, top: 16.0, bottom: 36.0 }
+        Frame {
+            width: 720.0,
+            height: 260.0,
+            left: 64.0,
+            right: 20.0,
+            top: 16.0,
+            bottom: 36.0,
+        }
     }
 }
 
@@ -36,10 +43,14 @@ pub struct StepChart {
 pub fn step_chart(points: &[ScorePoint], start: i64, end: i64, frame: Frame) -> Option<StepChart> {
     let first = points.first()?;
     let start = start.min(first.at);
-    let end = end.max(points.iter().map(|p| p.at).max().unwrap_or(start)).max(start + 1);
+    let end = end
+        .max(points.iter().map(|p| p.at).max().unwrap_or(start))
+        .max(start + 1);
     let (mut low, mut high) = points
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.loss), hi.max(p.loss)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.loss), hi.max(p.loss))
+        });
     let pad = ((high - low) * 0.1).max(0.05);
     low -= pad;
     high += pad;
@@ -56,9 +67,21 @@ pub fn step_chart(points: &[ScorePoint], start: i64, end: i64, frame: Frame) -> 
     }
     path.push_str(&format!(" H{:.1}", x(end)));
 
-    let y_ticks = nice_ticks(low, high, 4).into_iter().map(|v| (y(v), v)).collect();
-    let x_ticks = [start, start + (end - start) / 2, end].into_iter().map(|t| (x(t), t)).collect();
-    Some(StepChart { frame, path, marks, x_ticks, y_ticks })
+    let y_ticks = nice_ticks(low, high, 4)
+        .into_iter()
+        .map(|v| (y(v), v))
+        .collect();
+    let x_ticks = [start, start + (end - start) / 2, end]
+        .into_iter()
+        .map(|t| (x(t), t))
+        .collect();
+    Some(StepChart {
+        frame,
+        path,
+        marks,
+        x_ticks,
+        y_ticks,
+    })
 }
 
 /// Round tick values covering `[low, high]`, about `count` of them.
@@ -94,13 +117,23 @@ mod tests {
 
     #[test]
     fn steps_hold_each_record_until_the_next_and_run_to_the_end() {
-        let frame = Frame { width: 110.0, height: 110.0, left: 10.0, right: 0.0, top: 10.0, bottom: 0.0 };
+        let frame = Frame {
+            width: 110.0,
+            height: 110.0,
+            left: 10.0,
+            right: 0.0,
+            top: 10.0,
+            bottom: 0.0,
+        };
         let chart = step_chart(&[point(0, 3.0), point(50, 2.0)], 0, 100, frame).expect("chart");
         // y: 3.0 + pad 0.1 at the top, 2.0 - 0.1 at the bottom.
         assert_eq!(chart.marks.len(), 2);
         assert!((chart.marks[0].0 - 10.0).abs() < 1e-9);
         assert!((chart.marks[1].0 - 60.0).abs() < 1e-9);
-        assert!(chart.marks[1].1 > chart.marks[0].1, "a lower loss sits lower on the chart");
+        assert!(
+            chart.marks[1].1 > chart.marks[0].1,
+            "a lower loss sits lower on the chart"
+        );
         assert!(chart.path.starts_with("M10.0,"));
         assert!(chart.path.contains(" H60.0 V"));
         assert!(chart.path.ends_with(" H110.0"));

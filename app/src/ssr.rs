@@ -34,7 +34,9 @@ pub struct CsrfToken(pub String);
 pub struct ClientAddress(pub String);
 
 pub fn session_cookie(token: &str, max_age_secs: i64) -> String {
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age={max_age_secs}")
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age={max_age_secs}"
+    )
 }
 
 pub fn expired_session_cookie() -> String {
@@ -66,7 +68,11 @@ pub fn pool() -> Result<SqlitePool, AppError> {
 }
 
 pub fn viewer() -> Option<Viewer> {
-    parts().and_then(|p| p.extensions.get::<RequestViewer>().and_then(|v| v.0.clone()))
+    parts().and_then(|p| {
+        p.extensions
+            .get::<RequestViewer>()
+            .and_then(|v| v.0.clone())
+    })
 }
 
 pub fn csrf_token() -> String {
@@ -86,7 +92,12 @@ pub fn client_address() -> String {
 /// with a redirect back to the form, carrying the error in the URL.
 pub fn set_error_status(status: StatusCode) {
     let accepts_html = parts()
-        .and_then(|p| p.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
+        .and_then(|p| {
+            p.headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.contains("text/html"))
+        })
         .unwrap_or(false);
     if !accepts_html {
         set_status(status);
@@ -101,7 +112,10 @@ pub fn set_status(status: StatusCode) {
 }
 
 pub fn append_header(name: header::HeaderName, value: &str) {
-    if let (Some(response), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(value)) {
+    if let (Some(response), Ok(value)) = (
+        use_context::<ResponseOptions>(),
+        HeaderValue::from_str(value),
+    ) {
         response.append_header(name, value);
     }
 }
@@ -140,7 +154,13 @@ mod tests {
     #[test]
     fn only_local_paths_are_redirect_targets() {
         assert_eq!(safe_local_path("/phases/1"), "/phases/1");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "javascript:alert(1)", "/a\nb"] {
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/a\nb",
+        ] {
             assert_eq!(safe_local_path(bad), "/", "{bad:?}");
         }
     }
@@ -148,7 +168,13 @@ mod tests {
     #[test]
     fn session_cookie_has_the_required_attributes() {
         let cookie = session_cookie("t", 60);
-        for part in ["__Host-ascent-session=t", "Path=/", "HttpOnly", "SameSite=Lax", "Secure"] {
+        for part in [
+            "__Host-ascent-session=t",
+            "Path=/",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+        ] {
             assert!(cookie.contains(part), "{cookie} lacks {part}");
         }
     }

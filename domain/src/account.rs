@@ -51,7 +51,8 @@ impl Handle {
         if !(3..=32).contains(&value.len()) {
             return refuse("handle", "choose a name of 3 to 32 characters");
         }
-        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        let allowed =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
         if !value.chars().all(allowed) {
             return refuse("handle", "use only letters, digits, '-' and '_'");
         }
@@ -101,15 +102,29 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse(" Ada@Example.org ").map(|e| e.0), Ok("ada@example.org".into()));
-        for bad in ["", "ada", "ada@", "@example.org", "ada@example", "a da@example.org", "a@b@c.org"] {
+        assert_eq!(
+            Email::parse(" Ada@Example.org ").map(|e| e.0),
+            Ok("ada@example.org".into())
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.org",
+            "ada@example",
+            "a da@example.org",
+            "a@b@c.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn handles_are_url_safe() {
-        assert_eq!(Handle::parse("Ada_Lovelace").map(|h| h.0), Ok("ada_lovelace".into()));
+        assert_eq!(
+            Handle::parse("Ada_Lovelace").map(|h| h.0),
+            Ok("ada_lovelace".into())
+        );
         for bad in ["ab", "-ada", "ada lovelace", "ada/..", &"a".repeat(33)] {
             assert!(Handle::parse(bad).is_err(), "{bad:?}");
         }
@@ -120,6 +135,9 @@ mod tests {
         assert!(Password::parse("short").is_err());
         assert!(Password::parse("long enough pass").is_ok());
         assert!(Password::parse(&"x".repeat(513)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("long enough pass")), "Ok(Password(…))");
+        assert_eq!(
+            format!("{:?}", Password::parse("long enough pass")),
+            "Ok(Password(…))"
+        );
     }
 }

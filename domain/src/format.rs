@@ -9,8 +9,8 @@ pub fn parameters(count: u64) -> String {
         (1_000, "K"),
     ];
     for (scale, unit) in UNITS {
-        // Below one unit but at least a tenth of it reads as 0.5B, not 500M.
-        if count >= scale || (unit == "B" && count >= scale / 10 * 5 && count < scale) {
+        // Half a billion and up reads as 0.5B, not 500M, as the field writes it.
+        if count >= scale || (unit == "B" && count >= scale / 2) {
             #[allow(clippy::cast_precision_loss)]
             let value = count as f64 / scale as f64;
             return format!("{}{unit}", trim(value));

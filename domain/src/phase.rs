@@ -109,7 +109,10 @@ impl AdvancementRule {
         match *self {
             AdvancementRule::TopK(k) => format!("The best {k} contributors advance."),
             AdvancementRule::TopFraction(f) => {
-                format!("The best {}% of contributors advance.", trim_float(f * 100.0))
+                format!(
+                    "The best {}% of contributors advance.",
+                    trim_float(f * 100.0)
+                )
             }
             AdvancementRule::WithinMargin(m) => format!(
                 "Everyone within {}% of the best loss advances.",

@@ -124,7 +124,10 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
     if usize::from(raw.number) != expected {
         return Err(field_error(
             at("number"),
-            format!("phases must be numbered 1 to 7 in order; expected {expected}, found {}", raw.number),
+            format!(
+                "phases must be numbered 1 to 7 in order; expected {expected}, found {}",
+                raw.number
+            ),
         ));
     }
     if raw.title.trim().is_empty() {
@@ -223,11 +226,20 @@ fn parse_advancement(raw: &RawAdvancement, at: &str) -> Result<AdvancementRule, 
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Ok(AdvancementRule::TopK(value as u32))
         }
-        "top_k" => Err(field_error(format!("{at}.value"), "top_k needs a whole number of at least 1")),
+        "top_k" => Err(field_error(
+            format!("{at}.value"),
+            "top_k needs a whole number of at least 1",
+        )),
         "top_fraction" if value > 0.0 && value <= 1.0 => Ok(AdvancementRule::TopFraction(value)),
-        "top_fraction" => Err(field_error(format!("{at}.value"), "top_fraction needs a value in (0, 1]")),
+        "top_fraction" => Err(field_error(
+            format!("{at}.value"),
+            "top_fraction needs a value in (0, 1]",
+        )),
         "within_margin" if value > 0.0 && value < 1.0 => Ok(AdvancementRule::WithinMargin(value)),
-        "within_margin" => Err(field_error(format!("{at}.value"), "within_margin needs a value in (0, 1)")),
+        "within_margin" => Err(field_error(
+            format!("{at}.value"),
+            "within_margin needs a value in (0, 1)",
+        )),
         other => Err(field_error(
             format!("{at}.rule"),
             format!("{other:?} is not a rule; use top_k, top_fraction or within_margin"),
@@ -258,7 +270,10 @@ fn check_against_previous(previous: &PhaseSpec, phase: &PhaseSpec) -> Result<(),
     if phase.opens_at < previous.closes_at {
         return Err(field_error(
             at("opens_after_days"),
-            format!("phase {} opens before phase {} closes", phase.number, previous.number),
+            format!(
+                "phase {} opens before phase {} closes",
+                phase.number, previous.number
+            ),
         ));
     }
     Ok(())
@@ -282,7 +297,10 @@ mod tests {
     fn shipped_presets_are_valid() {
         let demo = parse_preset(DEMO, 1_000_000).expect("demo preset");
         assert_eq!(demo.phases.len(), 7);
-        assert_eq!(demo.phases[0].opens_at, 1_000_000, "demo is anchored at load time");
+        assert_eq!(
+            demo.phases[0].opens_at, 1_000_000,
+            "demo is anchored at load time"
+        );
         let real = parse_preset(REAL, 0).expect("real preset");
         let caps: Vec<u64> = real.phases.iter().map(|p| p.model.max_parameters).collect();
         assert_eq!(
@@ -327,11 +345,31 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         let cases = [
-            ("public_share = 0.3", "public_share = 1.0", "phase[1].evaluation.public_share"),
-            ("architecture = \"llama\"", "architecture = \"gpt2\"", "phase[1].model.architecture"),
-            ("rule = \"top_k\"", "rule = \"best\"", "phase[1].advancement.rule"),
-            ("per_day = 10", "per_day = 0", "phase[1].submissions.per_day"),
-            ("starts_at = \"load\"", "starts_at = \"tomorrow\"", "starts_at"),
+            (
+                "public_share = 0.3",
+                "public_share = 1.0",
+                "phase[1].evaluation.public_share",
+            ),
+            (
+                "architecture = \"llama\"",
+                "architecture = \"gpt2\"",
+                "phase[1].model.architecture",
+            ),
+            (
+                "rule = \"top_k\"",
+                "rule = \"best\"",
+                "phase[1].advancement.rule",
+            ),
+            (
+                "per_day = 10",
+                "per_day = 0",
+                "phase[1].submissions.per_day",
+            ),
+            (
+                "starts_at = \"load\"",
+                "starts_at = \"tomorrow\"",
+                "starts_at",
+            ),
         ];
         for (from, to, field) in cases {
             let bad = DEMO.replacen(from, to, 1);
@@ -343,7 +381,13 @@ mod tests {
     #[test]
     fn unknown_keys_and_syntax_errors_are_refused() {
         let typo = DEMO.replacen("epsilon", "epsilom", 1);
-        assert!(matches!(parse_preset(&typo, 0), Err(PresetError::Syntax(_))));
-        assert!(matches!(parse_preset("phase = [", 0), Err(PresetError::Syntax(_))));
+        assert!(matches!(
+            parse_preset(&typo, 0),
+            Err(PresetError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_preset("phase = [", 0),
+            Err(PresetError::Syntax(_))
+        ));
     }
 }

@@ -85,7 +85,9 @@ impl ThrottlePolicy {
             self.lock_secs
         } else if failures >= self.free_failures {
             let doublings = (failures - self.free_failures).min(30);
-            self.base_delay_secs.saturating_mul(1_i64 << doublings).min(self.lock_secs)
+            self.base_delay_secs
+                .saturating_mul(1_i64 << doublings)
+                .min(self.lock_secs)
         } else {
             0
         }

@@ -22,7 +22,8 @@ test('register, log out, log in again and land on the profile', async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await register(context, server.url, ada);
   assert.equal(await page.locator('h1').innerText(), 'ada');
-  assert.match(await page.locator('.site-header').innerText(), /ada/);
+  // The header follows the session without a reload.
+  await page.waitForSelector('.session a.me:has-text("ada")');
   const cookies = await context.cookies();
   const session = cookies.find((c) => c.name === '__Host-ascent-session');
   assert.ok(session, 'session cookie set');
@@ -36,7 +37,7 @@ test('register, log out, log in again and land on the profile', async () => {
 
   const again = await logIn(context, server.url, ada);
   await again.waitForURL('**/contributors/ada');
-  assert.match(await again.locator('.site-header').innerText(), /ada/);
+  await again.waitForSelector('.session a.me:has-text("ada")');
   await context.close();
 });
 

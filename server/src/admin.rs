@@ -10,14 +10,21 @@ use ascent_store::phases::LoadOutcome;
 use ascent_store::{accounts, phases, SqlitePool};
 
 fn read_preset(path: &Path) -> anyhow::Result<Preset> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_preset(&text, ascent_store::now()).map_err(|e| anyhow::anyhow!("{} is not a valid preset: {e}", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_preset(&text, ascent_store::now())
+        .map_err(|e| anyhow::anyhow!("{} is not a valid preset: {e}", path.display()))
 }
 
 /// Validates a preset file without touching the database.
 pub fn check_preset(path: &Path) -> anyhow::Result<String> {
     let preset = read_preset(path)?;
-    Ok(format!("{} is a valid preset: {:?} with {} phases", path.display(), preset.name, preset.phases.len()))
+    Ok(format!(
+        "{} is a valid preset: {:?} with {} phases",
+        path.display(),
+        preset.name,
+        preset.phases.len()
+    ))
 }
 
 /// Validates a preset file and loads its seven phases.
@@ -47,13 +54,22 @@ pub async fn create_organizer(
     password: PasswordSource,
 ) -> anyhow::Result<String> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let default_handle = email.as_str().split('@').next().unwrap_or_default().replace('.', "-");
-    let handle = Handle::parse(handle.unwrap_or(&default_handle)).map_err(|e| anyhow::anyhow!("{e} (pass --handle)"))?;
+    let default_handle = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .replace('.', "-");
+    let handle = Handle::parse(handle.unwrap_or(&default_handle))
+        .map_err(|e| anyhow::anyhow!("{e} (pass --handle)"))?;
     let password = match password {
         PasswordSource::Env(value) => value,
         PasswordSource::Stdin => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("cannot read the password from stdin")?;
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
@@ -65,6 +81,9 @@ pub async fn create_organizer(
     Ok(if created {
         format!("created organizer {} ({})", email.as_str(), handle.as_str())
     } else {
-        format!("{} is now an organizer (existing account; password unchanged)", email.as_str())
+        format!(
+            "{} is now an organizer (existing account; password unchanged)",
+            email.as_str()
+        )
     })
 }

@@ -41,7 +41,8 @@ impl Config {
             data_dir,
             database_url,
             site_root: var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".to_owned()),
-            trust_forwarded_for: var("ASCENT_TRUST_FORWARDED_FOR").is_some_and(|v| v == "1" || v == "true"),
+            trust_forwarded_for: var("ASCENT_TRUST_FORWARDED_FOR")
+                .is_some_and(|v| v == "1" || v == "true"),
         })
     }
 }

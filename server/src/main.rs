@@ -11,7 +11,11 @@ use ascent_server::{http, telemetry};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ascent", version, about = "Ascent: an open competition that grows an open LLM in seven phases")]
+#[command(
+    name = "ascent",
+    version,
+    about = "Ascent: an open competition that grows an open LLM in seven phases"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -79,28 +83,40 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<String> {
     match command {
-        AdminCommand::Phases { command: PhasesCommand::Check { preset } } => admin::check_preset(&preset),
+        AdminCommand::Phases {
+            command: PhasesCommand::Check { preset },
+        } => admin::check_preset(&preset),
         AdminCommand::Migrate => {
             open_database(config).await?;
             Ok("database is up to date".to_owned())
         }
-        AdminCommand::Phases { command: PhasesCommand::Load { preset, replace } } => {
-            admin::load_phases(&open_database(config).await?, &preset, replace).await
-        }
+        AdminCommand::Phases {
+            command: PhasesCommand::Load { preset, replace },
+        } => admin::load_phases(&open_database(config).await?, &preset, replace).await,
         AdminCommand::CreateOrganizer { email, handle } => {
             let source = match std::env::var("ASCENT_ORGANIZER_PASSWORD") {
                 Ok(password) if !password.is_empty() => PasswordSource::Env(password),
                 _ => PasswordSource::Stdin,
             };
-            admin::create_organizer(&open_database(config).await?, &email, handle.as_deref(), source).await
+            admin::create_organizer(
+                &open_database(config).await?,
+                &email,
+                handle.as_deref(),
+                source,
+            )
+            .await
         }
     }
 }
 
 /// Opens the database (creating the data directory and file if needed) and migrates it.
 async fn open_database(config: &Config) -> anyhow::Result<ascent_store::SqlitePool> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let pool = ascent_store::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -117,9 +133,12 @@ async fn serve(pool: ascent_store::SqlitePool, config: Config) -> anyhow::Result
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("serving on http://{addr}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

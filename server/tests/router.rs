@@ -31,7 +31,11 @@ async fn app(pool: &SqlitePool) -> Result<Router, Box<dyn std::error::Error>> {
     Ok(router(AppState::new(pool.clone(), config)))
 }
 
-async fn user(pool: &SqlitePool, handle: &str, role: Role) -> Result<i64, Box<dyn std::error::Error>> {
+async fn user(
+    pool: &SqlitePool,
+    handle: &str,
+    role: Role,
+) -> Result<i64, Box<dyn std::error::Error>> {
     let viewer = accounts::register(
         pool,
         &Email::parse(&format!("{handle}@example.org"))?,
@@ -51,7 +55,11 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: header::HeaderName) -> String {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
     }
 
     fn set_cookies(&self) -> Vec<String> {
@@ -85,7 +93,11 @@ async fn send(app: &Router, request: Request<Body>) -> Result<Reply, Box<dyn std
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await?.to_bytes();
-    Ok(Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() })
+    Ok(Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 fn get(path: &str, cookie: &str) -> Result<Request<Body>, http::Error> {
@@ -96,10 +108,19 @@ fn get(path: &str, cookie: &str) -> Result<Request<Body>, http::Error> {
         .body(Body::empty())
 }
 
-fn post_form(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Result<Request<Body>, http::Error> {
+fn post_form(
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> Result<Request<Body>, http::Error> {
     let body = fields
         .iter()
-        .map(|(k, v)| format!("{k}={}", v.replace('@', "%40").replace(' ', "+").replace('/', "%2F")))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.replace('@', "%40").replace(' ', "+").replace('/', "%2F")
+            )
+        })
         .collect::<Vec<_>>()
         .join("&");
     Request::post(path)
@@ -115,19 +136,36 @@ fn post_form(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Result<Reques
 /// A visitor's first page: the CSRF cookie it was given and the login form's action.
 async fn visit_login(app: &Router) -> Result<(String, String), Box<dyn std::error::Error>> {
     let page = send(app, get("/login", "")?).await?;
-    let csrf = page.cookie("__Host-ascent-csrf").ok_or("no CSRF cookie on first visit")?;
+    let csrf = page
+        .cookie("__Host-ascent-csrf")
+        .ok_or("no CSRF cookie on first visit")?;
     let action = page.form_action("login").ok_or("no login form")?;
-    assert!(page.body.contains(&format!("value=\"{csrf}\"")), "the form repeats the CSRF token");
+    assert!(
+        page.body.contains(&format!("value=\"{csrf}\"")),
+        "the form repeats the CSRF token"
+    );
     Ok((csrf, action))
 }
 
 /// Logs in through the form; returns the reply and the cookie header for later requests.
-async fn log_in(app: &Router, email: &str, password: &str) -> Result<(Reply, String), Box<dyn std::error::Error>> {
+async fn log_in(
+    app: &Router,
+    email: &str,
+    password: &str,
+) -> Result<(Reply, String), Box<dyn std::error::Error>> {
     let (csrf, action) = visit_login(app).await?;
     let cookie = format!("__Host-ascent-csrf={csrf}");
     let reply = send(
         app,
-        post_form(&action, &cookie, &[("csrf_token", &csrf), ("email", email), ("password", password)])?,
+        post_form(
+            &action,
+            &cookie,
+            &[
+                ("csrf_token", &csrf),
+                ("email", email),
+                ("password", password),
+            ],
+        )?,
     )
     .await?;
     let session = reply.cookie("__Host-ascent-session").unwrap_or_default();
@@ -153,14 +191,27 @@ async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
     for (who, loss, at) in [(ada, 3.0, 100), (bob, 2.5, 200), (ada, 2.0, 300)] {
         let id = submissions::create(
             &pool,
-            &NewSubmission { phase: 1, user_id: who, weights_sha256: format!("{who}{at}"), bytes: 1, at },
+            &NewSubmission {
+                phase: 1,
+                user_id: who,
+                weights_sha256: format!("{who}{at}"),
+                bytes: 1,
+                at,
+            },
         )
         .await?;
-        let score = ScoreRecord { loss, public_loss: loss, private_loss: loss, parameters: 50_000, at };
+        let score = ScoreRecord {
+            loss,
+            public_loss: loss,
+            private_loss: loss,
+            parameters: 50_000,
+            at,
+        };
         submissions::record_score(&pool, id, score).await?;
     }
 
-    let phases: serde_json::Value = serde_json::from_str(&send(&app, get("/api/phases", "")?).await?.body)?;
+    let phases: serde_json::Value =
+        serde_json::from_str(&send(&app, get("/api/phases", "")?).await?.body)?;
     let list = phases.as_array().ok_or("an array")?;
     assert_eq!(list.len(), 7);
     assert_eq!(list[0]["number"], 1);
@@ -168,10 +219,15 @@ async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
     assert_eq!(list[0]["contributors"], 2);
     assert_eq!(list[0]["best_loss"], 2.0);
     assert_eq!(list[6]["max_parameters"], 6_400_000);
-    assert!(list[0]["opens_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(list[0]["opens_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
 
-    let board: serde_json::Value =
-        serde_json::from_str(&send(&app, get("/api/phases/1/leaderboard", "")?).await?.body)?;
+    let board: serde_json::Value = serde_json::from_str(
+        &send(&app, get("/api/phases/1/leaderboard", "")?)
+            .await?
+            .body,
+    )?;
     assert_eq!(board["total"], 2);
     assert_eq!(board["rows"][0]["contributor"], "ada");
     assert_eq!(board["rows"][0]["best_loss"], 2.0);
@@ -185,7 +241,11 @@ async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
     assert!(lines[2].starts_with("2,bob,2.5,"));
 
     let page = send(&app, get("/phases/1", "")?).await?;
-    assert!(page.body.contains("class=\"step\""), "the chart is rendered on the server: {}", page.body);
+    assert!(
+        page.body.contains("class=\"step\""),
+        "the chart is rendered on the server: {}",
+        page.body
+    );
     assert!(page.body.contains(">ada</a>"));
 
     let missing = send(&app, get("/api/phases/9/leaderboard", "")?).await?;
@@ -199,7 +259,13 @@ async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
 #[sqlx::test(migrations = "../migrations")]
 async fn missing_pages_are_404(pool: SqlitePool) -> TestResult {
     let app = app(&pool).await?;
-    for path in ["/nope", "/phases/9", "/phases/x", "/contributors/nobody", "/submissions/77"] {
+    for path in [
+        "/nope",
+        "/phases/9",
+        "/phases/x",
+        "/contributors/nobody",
+        "/submissions/77",
+    ] {
         let reply = send(&app, get(path, "")?).await?;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert!(reply.body.contains("This page does not exist."), "{path}");
@@ -214,16 +280,28 @@ async fn login_sets_a_host_session_cookie(pool: SqlitePool) -> TestResult {
     let (reply, cookie) = log_in(&app, "ada@example.org", "correct horse battery").await?;
     assert_eq!(reply.status, StatusCode::FOUND);
     assert_eq!(reply.header(header::LOCATION), "/contributors/ada");
-    let set = reply.set_cookies().into_iter().find(|c| c.starts_with("__Host-ascent-session=")).ok_or("no session")?;
+    let set = reply
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-ascent-session="))
+        .ok_or("no session")?;
     for attribute in ["Path=/", "HttpOnly", "SameSite=Lax", "Secure"] {
         assert!(set.contains(attribute), "{set} lacks {attribute}");
     }
     let home = send(&app, get("/", &cookie)?).await?;
-    assert!(home.body.contains("href=\"/contributors/ada\""), "the header shows who is signed in");
+    assert!(
+        home.body.contains("href=\"/contributors/ada\""),
+        "the header shows who is signed in"
+    );
 
     // Logging out ends the session on the server, not only in the browser.
     let logout = home.form_action("logout").ok_or("no logout form")?;
-    let csrf = cookie.split(';').next().and_then(|c| c.split_once('=')).map(|(_, v)| v.to_owned()).unwrap_or_default();
+    let csrf = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
     let out = send(&app, post_form(&logout, &cookie, &[("csrf_token", &csrf)])?).await?;
     assert_eq!(out.status, StatusCode::FOUND);
     let after = send(&app, get("/", &cookie)?).await?;
@@ -238,7 +316,12 @@ async fn register_through_the_form(pool: SqlitePool) -> TestResult {
     let csrf = page.cookie("__Host-ascent-csrf").ok_or("csrf")?;
     let action = page.form_action("register").ok_or("no register form")?;
     let cookie = format!("__Host-ascent-csrf={csrf}");
-    let fields = [("csrf_token", csrf.as_str()), ("email", "grace@example.org"), ("handle", "grace"), ("password", "compilers are fun")];
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("email", "grace@example.org"),
+        ("handle", "grace"),
+        ("password", "compilers are fun"),
+    ];
     let reply = send(&app, post_form(&action, &cookie, &fields)?).await?;
     assert_eq!(reply.status, StatusCode::FOUND);
     assert_eq!(reply.header(header::LOCATION), "/contributors/grace");
@@ -249,8 +332,14 @@ async fn register_through_the_form(pool: SqlitePool) -> TestResult {
     // The same email again: refused, and the reason travels back to the form.
     let again = send(&app, post_form(&action, &cookie, &fields)?).await?;
     assert_eq!(again.status, StatusCode::FOUND);
-    assert!(again.header(header::LOCATION).contains("__err="), "{}", again.header(header::LOCATION));
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&pool).await?;
+    assert!(
+        again.header(header::LOCATION).contains("__err="),
+        "{}",
+        again.header(header::LOCATION)
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(count, 1);
     Ok(())
 }
@@ -260,7 +349,10 @@ async fn state_changes_without_the_csrf_token_are_refused(pool: SqlitePool) -> T
     let app = app(&pool).await?;
     user(&pool, "ada", Role::Contributor).await?;
     let (csrf, action) = visit_login(&app).await?;
-    let credentials = [("email", "ada@example.org"), ("password", "correct horse battery")];
+    let credentials = [
+        ("email", "ada@example.org"),
+        ("password", "correct horse battery"),
+    ];
     let cookie = format!("__Host-ascent-csrf={csrf}");
     let with_field = |token: &str| {
         let mut fields = vec![("csrf_token", token)];
@@ -269,7 +361,10 @@ async fn state_changes_without_the_csrf_token_are_refused(pool: SqlitePool) -> T
     };
     let cases = [
         ("no cookie, no field", post_form(&action, "", &credentials)?),
-        ("cookie but no field", post_form(&action, &cookie, &credentials)?),
+        (
+            "cookie but no field",
+            post_form(&action, &cookie, &credentials)?,
+        ),
         ("wrong field", with_field(&"0".repeat(64))?),
     ];
     for (case, request) in cases {
@@ -278,12 +373,28 @@ async fn state_changes_without_the_csrf_token_are_refused(pool: SqlitePool) -> T
         assert!(reply.cookie("__Host-ascent-session").is_none(), "{case}");
     }
     let mut foreign = with_field(&csrf)?;
-    foreign.headers_mut().insert(header::ORIGIN, "https://evil.example".parse()?);
-    assert_eq!(send(&app, foreign).await?.status, StatusCode::FORBIDDEN, "foreign origin");
+    foreign
+        .headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse()?);
+    assert_eq!(
+        send(&app, foreign).await?.status,
+        StatusCode::FORBIDDEN,
+        "foreign origin"
+    );
     let mut cross = with_field(&csrf)?;
-    cross.headers_mut().insert("sec-fetch-site", "cross-site".parse()?);
-    assert_eq!(send(&app, cross).await?.status, StatusCode::FORBIDDEN, "cross-site fetch");
-    assert_eq!(send(&app, with_field(&csrf)?).await?.status, StatusCode::FOUND, "the real form works");
+    cross
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse()?);
+    assert_eq!(
+        send(&app, cross).await?.status,
+        StatusCode::FORBIDDEN,
+        "cross-site fetch"
+    );
+    assert_eq!(
+        send(&app, with_field(&csrf)?).await?.status,
+        StatusCode::FOUND,
+        "the real form works"
+    );
     Ok(())
 }
 
@@ -293,18 +404,30 @@ async fn repeated_failures_are_throttled(pool: SqlitePool) -> TestResult {
     user(&pool, "ada", Role::Contributor).await?;
     for attempt in 1..=5 {
         let (reply, _) = log_in(&app, "ada@example.org", "wrong password!").await?;
-        assert_eq!(reply.status, StatusCode::FOUND, "attempt {attempt} is answered (back to the form)");
+        assert_eq!(
+            reply.status,
+            StatusCode::FOUND,
+            "attempt {attempt} is answered (back to the form)"
+        );
         assert!(reply.header(header::LOCATION).contains("__err="));
     }
     // Now even the right password must wait.
     let (reply, _) = log_in(&app, "ada@example.org", "correct horse battery").await?;
-    assert!(reply.cookie("__Host-ascent-session").is_none(), "no session while throttled");
+    assert!(
+        reply.cookie("__Host-ascent-session").is_none(),
+        "no session while throttled"
+    );
     let retry: i64 = reply.header(header::RETRY_AFTER).parse()?;
     assert!((1..=2).contains(&retry), "retry after {retry}");
-    let failures: i64 = sqlx::query_scalar("SELECT failures FROM login_failures WHERE key = 'account:ada@example.org'")
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(failures, 5, "a throttled attempt does not count as a failure");
+    let failures: i64 = sqlx::query_scalar(
+        "SELECT failures FROM login_failures WHERE key = 'account:ada@example.org'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(
+        failures, 5,
+        "a throttled attempt does not count as a failure"
+    );
     Ok(())
 }
 
@@ -327,6 +450,9 @@ async fn organizer_pages_refuse_everyone_else(pool: SqlitePool) -> TestResult {
     let console = send(&app, get("/organizer", &organizer)?).await?;
     assert_eq!(console.status, StatusCode::OK);
     assert!(console.body.contains("Organizer console"));
-    assert!(console.body.contains("loaded from preset demo"), "the transitions are listed");
+    assert!(
+        console.body.contains("loaded from preset demo"),
+        "the transitions are listed"
+    );
     Ok(())
 }

@@ -46,16 +46,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hash = accounts::hash_password(&Password::parse("bench password, not used")?).await?;
     let mut tx = pool.begin().await?;
     for i in 0..contributors {
-        sqlx::query("INSERT INTO users (email, handle, password_hash, created_at) VALUES (?, ?, ?, ?)")
-            .bind(format!("c{i}@bench.test"))
-            .bind(format!("contributor-{i}"))
-            .bind(&hash)
-            .bind(start)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO users (email, handle, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(format!("c{i}@bench.test"))
+        .bind(format!("contributor-{i}"))
+        .bind(&hash)
+        .bind(start)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
-    let first_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM users").fetch_one(&pool).await?;
+    let first_id: i64 = sqlx::query_scalar("SELECT MIN(id) FROM users")
+        .fetch_one(&pool)
+        .await?;
 
     let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
     let began = std::time::Instant::now();
@@ -68,7 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let at = start + n * 86_400 / submissions.max(1);
         let id = submissions::create(
             &pool,
-            &NewSubmission { phase: 1, user_id, weights_sha256: format!("{n:064x}"), bytes: 400_000, at },
+            &NewSubmission {
+                phase: 1,
+                user_id,
+                weights_sha256: format!("{n:064x}"),
+                bytes: 400_000,
+                at,
+            },
         )
         .await?;
         let score = ScoreRecord {

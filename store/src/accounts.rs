@@ -48,8 +48,9 @@ struct UserRow {
 impl TryFrom<UserRow> for Viewer {
     type Error = StoreError;
     fn try_from(row: UserRow) -> Result<Viewer> {
-        let role = Role::parse(&row.role)
-            .ok_or_else(|| StoreError::Corrupt(format!("user {} has role {:?}", row.id, row.role)))?;
+        let role = Role::parse(&row.role).ok_or_else(|| {
+            StoreError::Corrupt(format!("user {} has role {:?}", row.id, row.role))
+        })?;
         Ok(Viewer {
             id: row.id,
             handle: row.handle,
@@ -100,13 +101,16 @@ pub async fn register(
 
 /// The account with this email and password, if both match. Runs the hash check even
 /// for an unknown email so response times do not reveal which emails exist.
-pub async fn authenticate(pool: &SqlitePool, email: &Email, password: &str) -> Result<Option<Viewer>> {
-    let row: Option<(i64, String, String, String, String)> = sqlx::query_as(
-        "SELECT id, email, handle, role, password_hash FROM users WHERE email = ?",
-    )
-    .bind(email.as_str())
-    .fetch_optional(pool)
-    .await?;
+pub async fn authenticate(
+    pool: &SqlitePool,
+    email: &Email,
+    password: &str,
+) -> Result<Option<Viewer>> {
+    let row: Option<(i64, String, String, String, String)> =
+        sqlx::query_as("SELECT id, email, handle, role, password_hash FROM users WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(pool)
+            .await?;
     let Some((id, email, handle, role, stored)) = row else {
         let decoy = decoy_hash().await?;
         password_matches(password.to_owned(), decoy).await?;
@@ -115,7 +119,13 @@ pub async fn authenticate(pool: &SqlitePool, email: &Email, password: &str) -> R
     if !password_matches(password.to_owned(), stored).await? {
         return Ok(None);
     }
-    Viewer::try_from(UserRow { id, email, handle, role }).map(Some)
+    Viewer::try_from(UserRow {
+        id,
+        email,
+        handle,
+        role,
+    })
+    .map(Some)
 }
 
 async fn decoy_hash() -> Result<String> {
@@ -175,7 +185,11 @@ pub async fn login_failures(pool: &SqlitePool, key: &str) -> Result<Option<Failu
     .transpose()
 }
 
-pub async fn save_login_failures(pool: &SqlitePool, key: &str, record: FailureRecord) -> Result<()> {
+pub async fn save_login_failures(
+    pool: &SqlitePool,
+    key: &str,
+    record: FailureRecord,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,
@@ -218,10 +232,19 @@ mod tests {
             .fetch_one(&pool)
             .await?;
         assert!(stored.starts_with("$argon2id$"), "{stored}");
-        assert_eq!(authenticate(&pool, &email, "correct horse battery").await?, Some(ada));
-        assert_eq!(authenticate(&pool, &email, "wrong horse battery").await?, None);
+        assert_eq!(
+            authenticate(&pool, &email, "correct horse battery").await?,
+            Some(ada)
+        );
+        assert_eq!(
+            authenticate(&pool, &email, "wrong horse battery").await?,
+            None
+        );
         let stranger = Email::parse("bob@example.org").expect("email");
-        assert_eq!(authenticate(&pool, &stranger, "correct horse battery").await?, None);
+        assert_eq!(
+            authenticate(&pool, &stranger, "correct horse battery").await?,
+            None
+        );
         Ok(())
     }
 
@@ -251,7 +274,10 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn login_failures_round_trip(pool: SqlitePool) -> Result<()> {
         assert_eq!(login_failures(&pool, "account:x").await?, None);
-        let record = FailureRecord { failures: 3, last_failure_at: 42 };
+        let record = FailureRecord {
+            failures: 3,
+            last_failure_at: 42,
+        };
         save_login_failures(&pool, "account:x", record).await?;
         assert_eq!(login_failures(&pool, "account:x").await?, Some(record));
         clear_login_failures(&pool, "account:x").await?;

@@ -13,13 +13,20 @@ use crate::{unsigned, Result, StoreError};
 pub enum LoadOutcome {
     Loaded,
     /// Phases already exist and `replace` was not asked for: nothing changed.
-    AlreadyLoaded { preset: String },
+    AlreadyLoaded {
+        preset: String,
+    },
 }
 
 /// Writes the preset's seven phases, each in the state its schedule gives at `now`.
 /// Existing phases are kept unless `replace`; replacing is refused once any phase has
 /// submissions, because it would change the rules under them.
-pub async fn load_preset(pool: &SqlitePool, preset: &Preset, now: i64, replace: bool) -> Result<LoadOutcome> {
+pub async fn load_preset(
+    pool: &SqlitePool,
+    preset: &Preset,
+    now: i64,
+    replace: bool,
+) -> Result<LoadOutcome> {
     let mut tx = pool.begin().await?;
     let existing: Option<String> = sqlx::query_scalar("SELECT preset FROM phases LIMIT 1")
         .fetch_optional(&mut *tx)
@@ -44,10 +51,11 @@ pub async fn load_preset(pool: &SqlitePool, preset: &Preset, now: i64, replace: 
             AdvancementRule::TopFraction(f) => ("top_fraction", f),
             AdvancementRule::WithinMargin(m) => ("within_margin", m),
         };
-        let previous: Option<String> = sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
-            .bind(i64::from(spec.number))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
+                .bind(i64::from(spec.number))
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO phases (number, title, summary, state, opens_at, closes_at, architecture,
                  vocab_size, max_parameters, min_context, dataset, seq_len, windows, public_share,
@@ -135,7 +143,10 @@ impl TryFrom<SummaryRow> for PhaseSummary {
             number: unsigned(row.number, "phase number")?,
             title: row.title,
             summary: row.summary,
-            state: row.state.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+            state: row
+                .state
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
             opens_at: row.opens_at,
             closes_at: row.closes_at,
             max_parameters: unsigned(row.max_parameters, "max_parameters")?,
@@ -172,10 +183,11 @@ struct SpecRow {
 
 /// One phase with its full rules; `None` for a number that is not a phase.
 pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>> {
-    let summary: Option<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE p.number = ?"))
-        .bind(i64::from(number))
-        .fetch_optional(pool)
-        .await?;
+    let summary: Option<SummaryRow> =
+        sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE p.number = ?"))
+            .bind(i64::from(number))
+            .fetch_optional(pool)
+            .await?;
     let Some(summary) = summary else {
         return Ok(None);
     };
@@ -236,13 +248,18 @@ pub(crate) mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn loading_a_preset_publishes_seven_phases_by_schedule(pool: SqlitePool) -> Result<()> {
         let now = 1_800_000_000;
-        assert_eq!(load_preset(&pool, &demo_preset(now), now, false).await?, LoadOutcome::Loaded);
+        assert_eq!(
+            load_preset(&pool, &demo_preset(now), now, false).await?,
+            LoadOutcome::Loaded
+        );
         let phases = summaries(&pool).await?;
         let states: Vec<PhaseState> = phases.iter().map(|p| p.state).collect();
         assert_eq!(phases.len(), 7);
         assert_eq!(states[0], PhaseState::Open);
         assert!(states[1..].iter().all(|s| *s == PhaseState::Upcoming));
-        assert!(phases.iter().all(|p| p.contributors == 0 && p.best_loss.is_none()));
+        assert!(phases
+            .iter()
+            .all(|p| p.contributors == 0 && p.best_loss.is_none()));
         let transitions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM phase_transitions")
             .fetch_one(&pool)
             .await?;
@@ -255,8 +272,16 @@ pub(crate) mod tests {
         let preset = demo_preset(1_800_000_000);
         load_preset(&pool, &preset, 1_800_000_000, false).await?;
         let again = load_preset(&pool, &preset, 1_900_000_000, false).await?;
-        assert_eq!(again, LoadOutcome::AlreadyLoaded { preset: "demo".into() });
-        assert_eq!(detail(&pool, 1).await?.map(|d| d.summary.opens_at), Some(1_800_000_000));
+        assert_eq!(
+            again,
+            LoadOutcome::AlreadyLoaded {
+                preset: "demo".into()
+            }
+        );
+        assert_eq!(
+            detail(&pool, 1).await?.map(|d| d.summary.opens_at),
+            Some(1_800_000_000)
+        );
         Ok(())
     }
 

@@ -42,7 +42,10 @@ impl TryFrom<SubmissionRow> for SubmissionView {
             scored_at: row.scored_at,
             weights_sha256: row.weights_sha256,
             bytes: row.bytes.map(|b| unsigned(b, "bytes")).transpose()?,
-            parameters: row.parameters.map(|p| unsigned(p, "parameters")).transpose()?,
+            parameters: row
+                .parameters
+                .map(|p| unsigned(p, "parameters"))
+                .transpose()?,
             loss: row.loss,
             error: row.error,
             disqualified: row.disqualified,
@@ -61,7 +64,11 @@ pub async fn submission(pool: &SqlitePool, id: i64) -> Result<Option<SubmissionV
 
 /// A contributor's public profile: phases taken part in, with rank, and the latest
 /// submissions (at most `history` of them).
-pub async fn contributor(pool: &SqlitePool, handle: &str, history: u32) -> Result<Option<ContributorProfile>> {
+pub async fn contributor(
+    pool: &SqlitePool,
+    handle: &str,
+    history: u32,
+) -> Result<Option<ContributorProfile>> {
     let user: Option<(i64, String, String, i64)> =
         sqlx::query_as("SELECT id, handle, role, created_at FROM users WHERE handle = ?")
             .bind(handle.to_lowercase())
@@ -107,7 +114,10 @@ pub async fn contributor(pool: &SqlitePool, handle: &str, history: u32) -> Resul
     .bind(i64::from(history))
     .fetch_all(pool)
     .await?;
-    let submissions = rows.into_iter().map(SubmissionView::try_from).collect::<Result<Vec<_>>>()?;
+    let submissions = rows
+        .into_iter()
+        .map(SubmissionView::try_from)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(ContributorProfile {
         handle,
         role,

@@ -13,13 +13,15 @@ pub const SESSION_SECS: i64 = 30 * 24 * 3600;
 pub async fn start(pool: &SqlitePool, user_id: i64) -> Result<String> {
     let token = random_token()?;
     let at = now();
-    sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
-        .bind(sha256_hex(&token))
-        .bind(user_id)
-        .bind(at)
-        .bind(at + SESSION_SECS)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(sha256_hex(&token))
+    .bind(user_id)
+    .bind(at)
+    .bind(at + SESSION_SECS)
+    .execute(pool)
+    .await?;
     Ok(token)
 }
 
@@ -72,7 +74,9 @@ mod tests {
         )
         .await?;
         let token = start(&pool, ada.id).await?;
-        let stored: String = sqlx::query_scalar("SELECT token_hash FROM sessions").fetch_one(&pool).await?;
+        let stored: String = sqlx::query_scalar("SELECT token_hash FROM sessions")
+            .fetch_one(&pool)
+            .await?;
         assert_ne!(stored, token, "only the hash is stored");
         assert_eq!(viewer(&pool, &token).await?, Some(ada));
         assert_eq!(viewer(&pool, "forged").await?, None);
@@ -87,7 +91,9 @@ mod tests {
             .execute(&pool)
             .await?;
         let token = start(&pool, 1).await?;
-        sqlx::query("UPDATE sessions SET expires_at = 1").execute(&pool).await?;
+        sqlx::query("UPDATE sessions SET expires_at = 1")
+            .execute(&pool)
+            .await?;
         assert_eq!(viewer(&pool, &token).await?, None);
         assert_eq!(purge_expired(&pool).await?, 1);
         Ok(())

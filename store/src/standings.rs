@@ -22,10 +22,11 @@ pub struct LandedScore {
 pub(crate) async fn apply(tx: &mut Transaction<'_, Sqlite>, score: LandedScore) -> Result<()> {
     let phase = i64::from(score.phase);
     let parameters = i64::try_from(score.parameters).unwrap_or(i64::MAX);
-    let phase_best: Option<f64> = sqlx::query_scalar("SELECT MIN(loss) FROM standings WHERE phase = ?")
-        .bind(phase)
-        .fetch_one(&mut **tx)
-        .await?;
+    let phase_best: Option<f64> =
+        sqlx::query_scalar("SELECT MIN(loss) FROM standings WHERE phase = ?")
+            .bind(phase)
+            .fetch_one(&mut **tx)
+            .await?;
     // A contributor's standing moves only on a strictly better loss, so ties keep the
     // earlier submission.
     sqlx::query(
@@ -73,7 +74,12 @@ struct RowData {
 }
 
 /// A page of a phase's leaderboard: best loss first, ties to the earlier result.
-pub async fn leaderboard(pool: &SqlitePool, phase: u8, offset: u64, limit: u64) -> Result<Leaderboard> {
+pub async fn leaderboard(
+    pool: &SqlitePool,
+    phase: u8,
+    offset: u64,
+    limit: u64,
+) -> Result<Leaderboard> {
     let phase_key = i64::from(phase);
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM standings WHERE phase = ?")
         .bind(phase_key)
@@ -122,5 +128,8 @@ pub async fn best_over_time(pool: &SqlitePool, phase: u8) -> Result<Vec<ScorePoi
             .bind(i64::from(phase))
             .fetch_all(pool)
             .await?;
-    Ok(points.into_iter().map(|(at, loss)| ScorePoint { at, loss }).collect())
+    Ok(points
+        .into_iter()
+        .map(|(at, loss)| ScorePoint { at, loss })
+        .collect())
 }

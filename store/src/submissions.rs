@@ -25,7 +25,10 @@ pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
     .bind(new.user_id)
     .bind(new.at)
     .bind(&new.weights_sha256)
-    .bind(i64::try_from(new.bytes).map_err(|_| StoreError::Conflict("submission too large".into()))?)
+    .bind(
+        i64::try_from(new.bytes)
+            .map_err(|_| StoreError::Conflict("submission too large".into()))?,
+    )
     .fetch_one(pool)
     .await?;
     Ok(id)
@@ -100,10 +103,22 @@ mod tests {
     async fn scored(pool: &SqlitePool, user_id: i64, loss: f64, at: i64) -> Result<i64> {
         let id = create(
             pool,
-            &NewSubmission { phase: 1, user_id, weights_sha256: format!("{user_id}-{at}"), bytes: 10, at },
+            &NewSubmission {
+                phase: 1,
+                user_id,
+                weights_sha256: format!("{user_id}-{at}"),
+                bytes: 10,
+                at,
+            },
         )
         .await?;
-        let score = ScoreRecord { loss, public_loss: loss, private_loss: loss, parameters: 1000, at };
+        let score = ScoreRecord {
+            loss,
+            public_loss: loss,
+            private_loss: loss,
+            parameters: 1000,
+            at,
+        };
         record_score(pool, id, score).await?;
         Ok(id)
     }
@@ -111,22 +126,39 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn leaderboard_keeps_each_contributors_best(pool: SqlitePool) -> Result<()> {
         load_preset(&pool, &demo_preset(0), 0, false).await?;
-        let (ada, bob, cy) = (user(&pool, "ada").await?, user(&pool, "bob").await?, user(&pool, "cy").await?);
+        let (ada, bob, cy) = (
+            user(&pool, "ada").await?,
+            user(&pool, "bob").await?,
+            user(&pool, "cy").await?,
+        );
         scored(&pool, ada, 3.0, 10).await?;
         let bob_best = scored(&pool, bob, 2.5, 20).await?;
         scored(&pool, ada, 2.0, 30).await?;
         scored(&pool, bob, 2.7, 40).await?; // worse: bob keeps 2.5
         scored(&pool, cy, 2.5, 50).await?; // ties bob, later: ranks below him
         let board = leaderboard(&pool, 1, 0, 10).await?;
-        let lines: Vec<(u64, &str, f64, u64)> =
-            board.rows.iter().map(|r| (r.rank, r.handle.as_str(), r.loss, r.submissions)).collect();
-        assert_eq!(lines, [(1, "ada", 2.0, 2), (2, "bob", 2.5, 2), (3, "cy", 2.5, 1)]);
+        let lines: Vec<(u64, &str, f64, u64)> = board
+            .rows
+            .iter()
+            .map(|r| (r.rank, r.handle.as_str(), r.loss, r.submissions))
+            .collect();
+        assert_eq!(
+            lines,
+            [(1, "ada", 2.0, 2), (2, "bob", 2.5, 2), (3, "cy", 2.5, 1)]
+        );
         assert_eq!(board.rows[1].submission_id, bob_best);
         assert_eq!(board.rows[1].last_improvement_at, 20);
         assert_eq!(board.total, 3);
         let page_two = leaderboard(&pool, 1, 2, 10).await?;
-        assert_eq!(page_two.rows.iter().map(|r| r.rank).collect::<Vec<_>>(), [3]);
-        let records: Vec<(i64, f64)> = best_over_time(&pool, 1).await?.iter().map(|p| (p.at, p.loss)).collect();
+        assert_eq!(
+            page_two.rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
+            [3]
+        );
+        let records: Vec<(i64, f64)> = best_over_time(&pool, 1)
+            .await?
+            .iter()
+            .map(|p| (p.at, p.loss))
+            .collect();
         assert_eq!(records, [(10, 3.0), (20, 2.5), (30, 2.0)]);
         Ok(())
     }
@@ -136,9 +168,21 @@ mod tests {
         load_preset(&pool, &demo_preset(0), 0, false).await?;
         let ada = user(&pool, "ada").await?;
         let id = scored(&pool, ada, 3.0, 10).await?;
-        let again = ScoreRecord { loss: 1.0, public_loss: 1.0, private_loss: 1.0, parameters: 1, at: 11 };
-        assert!(matches!(record_score(&pool, id, again).await, Err(StoreError::Conflict(_))));
-        assert!(matches!(record_score(&pool, 999, again).await, Err(StoreError::Conflict(_))));
+        let again = ScoreRecord {
+            loss: 1.0,
+            public_loss: 1.0,
+            private_loss: 1.0,
+            parameters: 1,
+            at: 11,
+        };
+        assert!(matches!(
+            record_score(&pool, id, again).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            record_score(&pool, 999, again).await,
+            Err(StoreError::Conflict(_))
+        ));
         assert_eq!(leaderboard(&pool, 1, 0, 10).await?.rows[0].loss, 3.0);
         Ok(())
     }

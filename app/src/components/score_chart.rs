@@ -40,7 +40,11 @@ pub fn ScoreChart(points: Vec<ScorePoint>, start: i64, end: i64) -> impl IntoVie
         .iter()
         .zip(&points)
         .map(|(&(x, y), point)| {
-            let label = format!("{} at {}", format::loss(point.loss), format::datetime(point.at));
+            let label = format!(
+                "{} at {}",
+                format::loss(point.loss),
+                format::datetime(point.at)
+            );
             view! {
                 <circle class="mark" cx=x cy=y r="3.5">
                     <title>{label}</title>
@@ -51,8 +55,14 @@ pub fn ScoreChart(points: Vec<ScorePoint>, start: i64, end: i64) -> impl IntoVie
     let summary = format!(
         "Best loss over time: {} records, from {} to {}.",
         points.len(),
-        points.first().map(|p| format::loss(p.loss)).unwrap_or_default(),
-        points.last().map(|p| format::loss(p.loss)).unwrap_or_default()
+        points
+            .first()
+            .map(|p| format::loss(p.loss))
+            .unwrap_or_default(),
+        points
+            .last()
+            .map(|p| format::loss(p.loss))
+            .unwrap_or_default()
     );
     view! {
         <figure class="chart">

@@ -24,7 +24,10 @@ pub enum AppError {
     #[error("{0}")]
     Conflict(String),
     #[error("{message}")]
-    TooManyAttempts { message: String, retry_after_secs: i64 },
+    TooManyAttempts {
+        message: String,
+        retry_after_secs: i64,
+    },
     #[error("Something went wrong on our side and has been logged. Please try again.")]
     Internal,
     /// The request did not reach the server function (network, encoding).

@@ -14,9 +14,15 @@ pub fn require_organizer(path: &str) -> Result<Viewer, AppError> {
     match crate::ssr::viewer() {
         Some(viewer) if viewer.is_organizer() => Ok(viewer),
         Some(viewer) => {
-            tracing::warn!(user = viewer.id, path, "organizer page refused to a contributor");
+            tracing::warn!(
+                user = viewer.id,
+                path,
+                "organizer page refused to a contributor"
+            );
             crate::ssr::set_status(StatusCode::FORBIDDEN);
-            Err(AppError::Forbidden("This page is for organizers only.".into()))
+            Err(AppError::Forbidden(
+                "This page is for organizers only.".into(),
+            ))
         }
         None => {
             crate::ssr::redirect_local(&format!("/login?next={path}"));

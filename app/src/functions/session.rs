@@ -32,25 +32,50 @@ pub struct Session {
     pub register: ServerAction<Register>,
 }
 
-pub fn provide_session(login: ServerAction<Login>, logout: ServerAction<Logout>, register: ServerAction<Register>) {
+pub fn provide_session(
+    login: ServerAction<Login>,
+    logout: ServerAction<Logout>,
+    register: ServerAction<Register>,
+) {
     let info = Resource::new(
-        move || (login.version().get(), logout.version().get(), register.version().get()),
+        move || {
+            (
+                login.version().get(),
+                logout.version().get(),
+                register.version().get(),
+            )
+        },
         |_| current_session(),
     );
-    provide_context(Session { info, login, logout, register });
+    provide_context(Session {
+        info,
+        login,
+        logout,
+        register,
+    });
 }
 
 pub fn use_session() -> Session {
     expect_context::<Session>()
 }
 
+// Every state-changing server function takes `csrf_token`: the security layer checks it
+// before the function runs, and declaring it makes hydrated forms send it too (they
+// re-encode the form from the function's arguments and drop unknown fields).
+
 #[server]
-pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+pub async fn login(
+    csrf_token: String,
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), AppError> {
     use ascent_domain::account::Email;
     use ascent_domain::throttle::{LoginGate, ThrottlePolicy};
     use ascent_store::{accounts, now, sessions};
     use http::StatusCode;
 
+    let _checked_by_the_security_layer = csrf_token;
     let pool = crate::ssr::pool()?;
     let email = Email::parse(&email).map_err(|e| AppError::Invalid(e.to_string()))?;
     let at = now();
@@ -84,7 +109,9 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
         }
         tracing::info!(email = email.as_str(), "login failed");
         crate::ssr::set_error_status(StatusCode::UNAUTHORIZED);
-        return Err(AppError::Invalid("That email and password do not match an account.".into()));
+        return Err(AppError::Invalid(
+            "That email and password do not match an account.".into(),
+        ));
     };
     accounts::clear_login_failures(&pool, &account_key).await?;
     let token = sessions::start(&pool, viewer.id).await?;
@@ -94,14 +121,19 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
     );
     tracing::info!(user = viewer.id, "logged in");
     let fallback = format!("/contributors/{}", viewer.handle);
-    crate::ssr::redirect_local(next.as_deref().filter(|n| !n.is_empty()).unwrap_or(&fallback));
+    crate::ssr::redirect_local(
+        next.as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&fallback),
+    );
     Ok(())
 }
 
 #[server]
-pub async fn logout() -> Result<(), AppError> {
+pub async fn logout(csrf_token: String) -> Result<(), AppError> {
     use ascent_store::sessions;
 
+    let _checked_by_the_security_layer = csrf_token;
     let pool = crate::ssr::pool()?;
     let token = use_context::<http::request::Parts>().and_then(|parts| {
         let header = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
@@ -110,17 +142,26 @@ pub async fn logout() -> Result<(), AppError> {
     if let Some(token) = token {
         sessions::end(&pool, &token).await?;
     }
-    crate::ssr::append_header(http::header::SET_COOKIE, &crate::ssr::expired_session_cookie());
+    crate::ssr::append_header(
+        http::header::SET_COOKIE,
+        &crate::ssr::expired_session_cookie(),
+    );
     crate::ssr::redirect_local("/");
     Ok(())
 }
 
 #[server]
-pub async fn register(email: String, handle: String, password: String) -> Result<(), AppError> {
+pub async fn register(
+    csrf_token: String,
+    email: String,
+    handle: String,
+    password: String,
+) -> Result<(), AppError> {
     use ascent_domain::account::{Email, Handle, Password};
     use ascent_domain::views::Role;
     use ascent_store::{accounts, sessions};
 
+    let _checked_by_the_security_layer = csrf_token;
     let pool = crate::ssr::pool()?;
     let invalid = |e: ascent_domain::account::AccountFieldError| AppError::Invalid(e.to_string());
     let email = Email::parse(&email).map_err(invalid)?;

@@ -40,7 +40,9 @@ fn Profile(profile: ContributorProfile) -> impl IntoView {
             .map(|reached| {
                 let href = format!("/phases/{}", reached.phase);
                 let standing = match (reached.rank, reached.best_loss) {
-                    (Some(rank), Some(loss)) => format!("rank {rank} · best loss {}", format::loss(loss)),
+                    (Some(rank), Some(loss)) => {
+                        format!("rank {rank} · best loss {}", format::loss(loss))
+                    }
                     _ => "no scored submission yet".to_owned(),
                 };
                 view! {
@@ -53,7 +55,8 @@ fn Profile(profile: ContributorProfile) -> impl IntoView {
             .collect_view();
         view! { <ul class="plain-list">{items}</ul> }.into_any()
     };
-    let role = (profile.role == Role::Organizer).then(|| view! { <span class="badge state-open">"organizer"</span> });
+    let role = (profile.role == Role::Organizer)
+        .then(|| view! { <span class="badge state-open">"organizer"</span> });
     view! {
         <Title text=profile.handle.clone() />
         <section class="profile-header">

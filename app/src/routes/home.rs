@@ -89,7 +89,7 @@ fn Timeline(phases: Vec<PhaseSummary>) -> impl IntoView {
                         <h3>{phase.title}</h3>
                         <p class="dates">{format!("{} – {}", format::date(phase.opens_at), format::date(phase.closes_at))}</p>
                         <dl class="facts">
-                            <div><dt>"Parameter cap"</dt><dd>{format::parameters(phase.max_parameters)}</dd></div>
+                            <div><dt>"Max params"</dt><dd>{format::parameters(phase.max_parameters)}</dd></div>
                             <div><dt>"Contributors"</dt><dd>{phase.contributors}</dd></div>
                             <div><dt>"Best loss"</dt><dd>{best}</dd></div>
                         </dl>

@@ -75,7 +75,11 @@ fn Console(viewer: Viewer, overview: ConsoleOverview) -> impl IntoView {
         .recent_transitions
         .into_iter()
         .map(|t| {
-            let change = format!("{} → {}", t.from_state.unwrap_or_else(|| "new".into()), t.to_state);
+            let change = format!(
+                "{} → {}",
+                t.from_state.unwrap_or_else(|| "new".into()),
+                t.to_state
+            );
             view! {
                 <tr>
                     <td>{format::datetime(t.at)}</td>

@@ -17,8 +17,16 @@ pub fn PhasePage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let key = move || {
-        let number = params.read().get("number").and_then(|n| n.parse::<u8>().ok());
-        let page = query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+        let number = params
+            .read()
+            .get("number")
+            .and_then(|n| n.parse::<u8>().ok());
+        let page = query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1);
         (number, page)
     };
     let data = Resource::new(key, |(number, page)| async move {

@@ -13,7 +13,12 @@ use crate::routes::not_found::NotFound;
 pub fn SubmissionPage() -> impl IntoView {
     let params = use_params_map();
     let submission = Resource::new(
-        move || params.read().get("id").and_then(|id| id.parse::<i64>().ok()),
+        move || {
+            params
+                .read()
+                .get("id")
+                .and_then(|id| id.parse::<i64>().ok())
+        },
         |id| async move {
             match id {
                 Some(id) => submission_detail(id).await,

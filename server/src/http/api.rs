@@ -33,7 +33,11 @@ impl IntoResponse for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
@@ -123,12 +127,23 @@ fn phase_number(raw: &str) -> Result<u8, ApiError> {
     raw.parse::<u8>()
         .ok()
         .filter(|n| (1..=7).contains(n))
-        .ok_or_else(|| ApiError::NotFound(format!("there is no phase {raw:?}; phases are numbered 1 to 7")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "there is no phase {raw:?}; phases are numbered 1 to 7"
+            ))
+        })
 }
 
-async fn load(state: &AppState, number: u8, offset: u64, limit: u64) -> Result<Leaderboard, ApiError> {
+async fn load(
+    state: &AppState,
+    number: u8,
+    offset: u64,
+    limit: u64,
+) -> Result<Leaderboard, ApiError> {
     if phases::detail(&state.pool, number).await?.is_none() {
-        return Err(ApiError::NotFound(format!("phase {number} is not configured")));
+        return Err(ApiError::NotFound(format!(
+            "phase {number} is not configured"
+        )));
     }
     Ok(standings::leaderboard(&state.pool, number, offset, limit).await?)
 }
@@ -141,7 +156,9 @@ pub async fn leaderboard(
     let number = phase_number(&number)?;
     let limit = page.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
     }
     let board = load(&state, number, page.offset.unwrap_or(0), limit).await?;
     Ok(Json(ApiLeaderboard {
@@ -153,7 +170,10 @@ pub async fn leaderboard(
 }
 
 /// The whole leaderboard as CSV, one row per contributor.
-pub async fn leaderboard_csv(State(state): State<AppState>, Path(number): Path<String>) -> Result<Response, ApiError> {
+pub async fn leaderboard_csv(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
     let number = phase_number(&number)?;
     let board = load(&state, number, 0, u64::MAX >> 1).await?;
     let mut csv = String::from("rank,contributor,best_loss,perplexity,parameters,submissions,last_improvement_at,submission_id\n");
@@ -173,7 +193,10 @@ pub async fn leaderboard_csv(State(state): State<AppState>, Path(number): Path<S
     }
     let disposition = format!("attachment; filename=\"ascent-phase-{number}-leaderboard.csv\"");
     Ok((
-        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         csv,
     )
         .into_response())
@@ -181,7 +204,11 @@ pub async fn leaderboard_csv(State(state): State<AppState>, Path(number): Path<S
 
 /// Quotes a CSV field when it needs it, and defuses spreadsheet formulas.
 fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {

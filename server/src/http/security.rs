@@ -9,8 +9,8 @@
 use std::net::SocketAddr;
 
 use ascent_app::ssr::{
-    cookie_value, csrf_cookie, ClientAddress, CsrfToken, RequestViewer, CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER,
-    SESSION_COOKIE,
+    cookie_value, csrf_cookie, ClientAddress, CsrfToken, RequestViewer, CSRF_COOKIE, CSRF_FIELD,
+    CSRF_HEADER, SESSION_COOKIE,
 };
 use ascent_store::sessions;
 use axum::body::{to_bytes, Body};
@@ -40,7 +40,14 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .map(str::to_owned);
 
     let body = if is_state_changing(&parts.method) {
-        match check_csrf(&parts.headers, body, csrf_from_cookie.as_deref(), session_token.is_some()).await {
+        match check_csrf(
+            &parts.headers,
+            body,
+            csrf_from_cookie.as_deref(),
+            session_token.is_some(),
+        )
+        .await
+        {
             Ok(body) => body,
             Err(refusal) => {
                 tracing::warn!(path = %parts.uri.path(), reason = refusal.reason, "request refused by CSRF check");
@@ -56,7 +63,10 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             Ok(viewer) => viewer,
             Err(error) => {
                 tracing::error!(%error, "session lookup failed");
-                return (StatusCode::SERVICE_UNAVAILABLE, "The database is unavailable; try again shortly.")
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable; try again shortly.",
+                )
                     .into_response();
             }
         },
@@ -111,14 +121,21 @@ async fn check_csrf(
     cookie_token: Option<&str>,
     has_session: bool,
 ) -> Result<Body, CsrfRefusal> {
-    if headers.get("sec-fetch-site").is_some_and(|v| v == "cross-site") {
-        return Err(CsrfRefusal { reason: "cross-site request" });
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v == "cross-site")
+    {
+        return Err(CsrfRefusal {
+            reason: "cross-site request",
+        });
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         let origin_host = origin.split_once("://").map(|(_, rest)| rest);
         if origin_host.is_none() || origin_host != host {
-            return Err(CsrfRefusal { reason: "origin does not match host" });
+            return Err(CsrfRefusal {
+                reason: "origin does not match host",
+            });
         }
     }
     // Programs holding an API token send it in a header no other site can add, and
@@ -131,28 +148,44 @@ async fn check_csrf(
         return Ok(body);
     }
     let Some(expected) = cookie_token else {
-        return Err(CsrfRefusal { reason: "no CSRF cookie" });
+        return Err(CsrfRefusal {
+            reason: "no CSRF cookie",
+        });
     };
     if let Some(sent) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
-        return if tokens_match(sent, expected) { Ok(body) } else { Err(CsrfRefusal { reason: "CSRF header mismatch" }) };
+        return if tokens_match(sent, expected) {
+            Ok(body)
+        } else {
+            Err(CsrfRefusal {
+                reason: "CSRF header mismatch",
+            })
+        };
     }
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(CsrfRefusal { reason: "no CSRF token" });
+        return Err(CsrfRefusal {
+            reason: "no CSRF token",
+        });
     }
     let bytes = to_bytes(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| CsrfRefusal { reason: "form too large" })?;
+        .map_err(|_| CsrfRefusal {
+            reason: "form too large",
+        })?;
     let sent = form_urlencoded::parse(&bytes)
         .find(|(key, _)| key == CSRF_FIELD)
         .map(|(_, value)| value.into_owned());
     match sent {
         Some(sent) if tokens_match(&sent, expected) => Ok(Body::from(bytes)),
-        Some(_) => Err(CsrfRefusal { reason: "CSRF field mismatch" }),
-        None => Err(CsrfRefusal { reason: "no CSRF field" }),
+        Some(_) => Err(CsrfRefusal {
+            reason: "CSRF field mismatch",
+        }),
+        None => Err(CsrfRefusal {
+            reason: "no CSRF field",
+        }),
     }
 }
 
@@ -176,5 +209,8 @@ fn client_address(parts: &http::request::Parts, trust_forwarded_for: bool) -> St
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |ConnectInfo(addr)| addr.ip().to_string())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |ConnectInfo(addr)| addr.ip().to_string(),
+        )
 }
