@@ -47,7 +47,13 @@ CREATE TABLE phases (
     advancement_value REAL    NOT NULL,
     epsilon           REAL    NOT NULL,
     preset            TEXT    NOT NULL,
-    updated_at        INTEGER NOT NULL
+    updated_at        INTEGER NOT NULL,
+    -- Kept current by the store as submissions arrive and standings grow, so pages do
+    -- not count 100,000 rows on every request.
+    submission_count  INTEGER NOT NULL DEFAULT 0,
+    contributor_count INTEGER NOT NULL DEFAULT 0,
+    -- Bumped whenever the phase's standings change: readers cache pages by it.
+    standings_version INTEGER NOT NULL DEFAULT 0
 );
 
 -- Every change of a phase's state, with who did it (NULL: the schedule or a preset load).
@@ -102,4 +108,4 @@ CREATE TABLE phase_records (
     submission_id INTEGER NOT NULL REFERENCES submissions (id),
     scored_so_far INTEGER NOT NULL
 );
-CREATE INDEX phase_records_by_phase ON phase_records (phase, at);
+CREATE INDEX phase_records_by_phase ON phase_records (phase, at, loss DESC);

@@ -33,8 +33,10 @@ pub struct StepChart {
     pub frame: Frame,
     /// The step line: each record holds until the next one, the last until `end`.
     pub path: String,
-    /// Where each record was set (the dots).
-    pub marks: Vec<(f64, f64)>,
+    /// Dots on the line: (x, y, index of the record). Every record when there are few,
+    /// an even selection (always with the latest) when there are many, so a busy phase
+    /// does not draw hundreds of dots.
+    pub marks: Vec<(f64, f64, usize)>,
     pub x_ticks: Vec<(f64, i64)>,
     pub y_ticks: Vec<(f64, f64)>,
 }
@@ -60,11 +62,14 @@ pub fn step_chart(points: &[ScorePoint], start: i64, end: i64, frame: Frame) -> 
     let x = |t: i64| frame.left + (t - start) as f64 / (end - start) as f64 * plot_w;
     let y = |loss: f64| frame.top + (high - loss) / (high - low) * plot_h;
 
-    let marks: Vec<(f64, f64)> = points.iter().map(|p| (x(p.at), y(p.loss))).collect();
-    let mut path = format!("M{:.1},{:.1}", marks[0].0, marks[0].1);
-    for &(px, py) in &marks[1..] {
-        path.push_str(&format!(" H{px:.1} V{py:.1}"));
+    let mut path = format!("M{:.1},{:.1}", x(first.at), y(first.loss));
+    for p in &points[1..] {
+        path.push_str(&format!(" H{:.1} V{:.1}", x(p.at), y(p.loss)));
     }
+    let marks = mark_indices(points.len(), MAX_MARKS)
+        .into_iter()
+        .map(|i| (x(points[i].at), y(points[i].loss), i))
+        .collect();
     path.push_str(&format!(" H{:.1}", x(end)));
 
     let y_ticks = nice_ticks(low, high, 4)
@@ -82,6 +87,21 @@ pub fn step_chart(points: &[ScorePoint], start: i64, end: i64, frame: Frame) -> 
         x_ticks,
         y_ticks,
     })
+}
+
+/// Most dots drawn on a chart.
+pub const MAX_MARKS: usize = 40;
+
+/// Which of `count` records get a dot: all when `count <= max`, else `max` spread
+/// evenly from the first to the last.
+pub fn mark_indices(count: usize, max: usize) -> Vec<usize> {
+    if count <= max {
+        return (0..count).collect();
+    }
+    if max < 2 {
+        return vec![count - 1];
+    }
+    (0..max).map(|k| k * (count - 1) / (max - 1)).collect()
 }
 
 /// Round tick values covering `[low, high]`, about `count` of them.
@@ -129,6 +149,7 @@ mod tests {
         // y: 3.0 + pad 0.1 at the top, 2.0 - 0.1 at the bottom.
         assert_eq!(chart.marks.len(), 2);
         assert!((chart.marks[0].0 - 10.0).abs() < 1e-9);
+        assert_eq!(chart.marks[1].2, 1);
         assert!((chart.marks[1].0 - 60.0).abs() < 1e-9);
         assert!(
             chart.marks[1].1 > chart.marks[0].1,
@@ -139,6 +160,21 @@ mod tests {
         assert!(chart.path.ends_with(" H110.0"));
         assert_eq!(chart.x_ticks.first().map(|t| t.1), Some(0));
         assert_eq!(chart.x_ticks.last().map(|t| t.1), Some(100));
+    }
+
+    #[test]
+    fn many_records_get_a_bounded_even_set_of_dots() {
+        assert_eq!(mark_indices(3, 40), vec![0, 1, 2]);
+        let picked = mark_indices(307, 40);
+        assert_eq!(picked.len(), 40);
+        assert_eq!(picked.first(), Some(&0));
+        assert_eq!(
+            picked.last(),
+            Some(&306),
+            "the latest record always has its dot"
+        );
+        assert!(picked.windows(2).all(|w| w[1] > w[0]));
+        assert_eq!(mark_indices(5, 1), vec![4]);
     }
 
     #[test]

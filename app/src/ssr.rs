@@ -2,13 +2,18 @@
 //! request (who is signed in, the CSRF token, the client's address), how server
 //! functions reach the database, and the cookies Ascent sets.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use ascent_domain::views::Viewer;
+use ascent_store::phases::PageVersion;
 use ascent_store::SqlitePool;
 use http::request::Parts;
 use http::{header, HeaderValue, StatusCode};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
 
+use crate::functions::phases::PhasePageData;
 use crate::functions::AppError;
 
 /// Session cookie. `__Host-` pins it to this host and path `/`; browsers require
@@ -137,6 +142,43 @@ pub fn safe_local_path(path: &str) -> String {
     } else {
         "/".to_owned()
     }
+}
+
+/// (phase, leaderboard page).
+type PageKey = (u8, u64);
+
+/// Recently rendered phase-page data, kept while the phase's `PageVersion` is
+/// unchanged: a busy leaderboard is read once per change, not once per visitor.
+/// Shared by all requests of this process; every process keeps its own.
+#[derive(Clone, Default)]
+pub struct PhasePageCache {
+    entries: Arc<Mutex<HashMap<PageKey, (PageVersion, PhasePageData)>>>,
+}
+
+impl PhasePageCache {
+    /// Bound on cached pages; past it the cache starts over (pages are cheap to rebuild).
+    const CAPACITY: usize = 512;
+
+    pub fn get(&self, key: (u8, u64), version: PageVersion) -> Option<PhasePageData> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(&key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, data)| data.clone())
+    }
+
+    pub fn put(&self, key: (u8, u64), version: PageVersion, data: PhasePageData) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(key, (version, data));
+        }
+    }
+}
+
+pub fn phase_page_cache() -> Option<PhasePageCache> {
+    use_context::<PhasePageCache>()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// Everything the server needs to know about where it runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `ASCENT_ADDR`, default `127.0.0.1:3000`.
+    /// `ASCENT_ADDR` (or `LEPTOS_SITE_ADDR`, which `cargo leptos` sets), default `127.0.0.1:3000`.
     pub addr: SocketAddr,
     /// `ASCENT_DATA_DIR`, default `./data`: the database and, later, checkpoints.
     pub data_dir: PathBuf,
@@ -28,7 +28,9 @@ pub enum ConfigError {
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let addr_text = var("ASCENT_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let addr_text = var("ASCENT_ADDR")
+            .or_else(|| var("LEPTOS_SITE_ADDR"))
+            .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
         let addr = addr_text.parse().map_err(|_| ConfigError::Address {
             name: "ASCENT_ADDR",
             value: addr_text.clone(),

@@ -248,6 +248,34 @@ async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
     );
     assert!(page.body.contains(">ada</a>"));
 
+    // The page is cached by the phase's version: a new score shows on the next visit.
+    let cy = user(&pool, "cy", Role::Contributor).await?;
+    let id = submissions::create(
+        &pool,
+        &NewSubmission {
+            phase: 1,
+            user_id: cy,
+            weights_sha256: "cy".into(),
+            bytes: 1,
+            at: 400,
+        },
+    )
+    .await?;
+    let score = ScoreRecord {
+        loss: 1.5,
+        public_loss: 1.5,
+        private_loss: 1.5,
+        parameters: 60_000,
+        at: 400,
+    };
+    submissions::record_score(&pool, id, score).await?;
+    let page = send(&app, get("/phases/1", "")?).await?;
+    assert!(
+        page.body.contains(">cy</a>"),
+        "the cached page was refreshed"
+    );
+    assert!(page.body.contains("3 contributors · 4 submissions"));
+
     let missing = send(&app, get("/api/phases/9/leaderboard", "")?).await?;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("error"));

@@ -70,7 +70,8 @@ pub async fn load_preset(
                  public_share = excluded.public_share, per_day = excluded.per_day,
                  max_bytes = excluded.max_bytes, advancement_rule = excluded.advancement_rule,
                  advancement_value = excluded.advancement_value, epsilon = excluded.epsilon,
-                 preset = excluded.preset, updated_at = excluded.updated_at",
+                 preset = excluded.preset, updated_at = excluded.updated_at,
+                 standings_version = phases.standings_version + 1",
         )
         .bind(i64::from(spec.number))
         .bind(&spec.title)
@@ -131,10 +132,9 @@ struct SummaryRow {
 const SUMMARY_SELECT: &str = "
     SELECT p.number, p.title, p.summary, p.state, p.opens_at, p.closes_at, p.max_parameters,
            p.vocab_size, p.seq_len,
-           (SELECT COUNT(*) FROM standings s WHERE s.phase = p.number) AS contributors,
-           (SELECT COUNT(*) FROM submissions s WHERE s.phase = p.number) AS submissions,
-           (SELECT MIN(loss) FROM standings s WHERE s.phase = p.number) AS best_loss
-    FROM phases p";
+           p.contributor_count AS contributors,
+           p.submission_count AS submissions,
+           (SELECT MIN(loss) FROM standings s WHERE s.phase = p.number) AS best_loss";
 
 impl TryFrom<SummaryRow> for PhaseSummary {
     type Error = StoreError;
@@ -161,9 +161,10 @@ impl TryFrom<SummaryRow> for PhaseSummary {
 
 /// All phases in order, with contributors, submissions and best loss.
 pub async fn summaries(pool: &SqlitePool) -> Result<Vec<PhaseSummary>> {
-    let rows: Vec<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} ORDER BY p.number"))
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<SummaryRow> =
+        sqlx::query_as(&format!("{SUMMARY_SELECT} FROM phases p ORDER BY p.number"))
+            .fetch_all(pool)
+            .await?;
     rows.into_iter().map(PhaseSummary::try_from).collect()
 }
 
@@ -181,24 +182,46 @@ struct SpecRow {
     epsilon: f64,
 }
 
-/// One phase with its full rules; `None` for a number that is not a phase.
-pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>> {
-    let summary: Option<SummaryRow> =
-        sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE p.number = ?"))
-            .bind(i64::from(number))
-            .fetch_optional(pool)
-            .await?;
-    let Some(summary) = summary else {
-        return Ok(None);
-    };
-    let row: SpecRow = sqlx::query_as(
-        "SELECT architecture, min_context, dataset, windows, public_share, per_day, max_bytes,
-                advancement_rule, advancement_value, epsilon
-         FROM phases WHERE number = ?",
+/// Changes whenever anything a phase's page shows changes: its settings, its
+/// submission count or its standings. Pages are cached by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct PageVersion {
+    pub updated_at: i64,
+    pub submission_count: i64,
+    pub standings_version: i64,
+}
+
+/// The phase's page version; `None` if there is no such phase.
+pub async fn page_version(pool: &SqlitePool, number: u8) -> Result<Option<PageVersion>> {
+    Ok(sqlx::query_as(
+        "SELECT updated_at, submission_count, standings_version FROM phases WHERE number = ?",
     )
     .bind(i64::from(number))
-    .fetch_one(pool)
+    .fetch_optional(pool)
+    .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    #[sqlx(flatten)]
+    spec: SpecRow,
+}
+
+/// One phase with its full rules; `None` for a number that is not a phase.
+pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>> {
+    let found: Option<DetailRow> = sqlx::query_as(&format!(
+        "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share,
+                p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon
+         FROM phases p WHERE p.number = ?"
+    ))
+    .bind(i64::from(number))
+    .fetch_optional(pool)
     .await?;
+    let Some(DetailRow { summary, spec: row }) = found else {
+        return Ok(None);
+    };
     let summary = PhaseSummary::try_from(summary)?;
     let advancement = match row.advancement_rule.as_str() {
         // Stored from a validated u32.

@@ -27,6 +27,22 @@ pub(crate) async fn apply(tx: &mut Transaction<'_, Sqlite>, score: LandedScore) 
             .bind(phase)
             .fetch_one(&mut **tx)
             .await?;
+    let newcomer: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM standings WHERE phase = ? AND user_id = ?)",
+    )
+    .bind(phase)
+    .bind(score.user_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE phases SET contributor_count = contributor_count + ?,
+                           standings_version = standings_version + 1
+         WHERE number = ?",
+    )
+    .bind(i64::from(newcomer))
+    .bind(phase)
+    .execute(&mut **tx)
+    .await?;
     // A contributor's standing moves only on a strictly better loss, so ties keep the
     // earlier submission.
     sqlx::query(
@@ -74,17 +90,22 @@ struct RowData {
 }
 
 /// A page of a phase's leaderboard: best loss first, ties to the earlier result.
+/// `None` if there is no such phase.
 pub async fn leaderboard(
     pool: &SqlitePool,
     phase: u8,
     offset: u64,
     limit: u64,
-) -> Result<Leaderboard> {
+) -> Result<Option<Leaderboard>> {
     let phase_key = i64::from(phase);
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM standings WHERE phase = ?")
-        .bind(phase_key)
-        .fetch_one(pool)
-        .await?;
+    let total: Option<i64> =
+        sqlx::query_scalar("SELECT contributor_count FROM phases WHERE number = ?")
+            .bind(phase_key)
+            .fetch_optional(pool)
+            .await?;
+    let Some(total) = total else {
+        return Ok(None);
+    };
     let rows: Vec<RowData> = sqlx::query_as(
         "SELECT u.handle, s.loss, s.parameters, s.submissions, s.achieved_at, s.submission_id
          FROM standings s JOIN users u ON u.id = s.user_id
@@ -113,12 +134,12 @@ pub async fn leaderboard(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Leaderboard {
+    Ok(Some(Leaderboard {
         phase,
-        total: unsigned(total, "standings count")?,
+        total: unsigned(total, "contributor count")?,
         offset,
         rows,
-    })
+    }))
 }
 
 /// Every improvement of the phase's best loss, oldest first.

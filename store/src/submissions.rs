@@ -17,6 +17,7 @@ pub struct NewSubmission {
 
 /// Records a received submission in the `queued` state; returns its id.
 pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
+    let mut tx = pool.begin().await?;
     let id = sqlx::query_scalar(
         "INSERT INTO submissions (phase, user_id, state, created_at, weights_sha256, bytes)
          VALUES (?, ?, 'queued', ?, ?, ?) RETURNING id",
@@ -29,8 +30,13 @@ pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
         i64::try_from(new.bytes)
             .map_err(|_| StoreError::Conflict("submission too large".into()))?,
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    sqlx::query("UPDATE phases SET submission_count = submission_count + 1 WHERE number = ?")
+        .bind(i64::from(new.phase))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(id)
 }
 
@@ -136,7 +142,7 @@ mod tests {
         scored(&pool, ada, 2.0, 30).await?;
         scored(&pool, bob, 2.7, 40).await?; // worse: bob keeps 2.5
         scored(&pool, cy, 2.5, 50).await?; // ties bob, later: ranks below him
-        let board = leaderboard(&pool, 1, 0, 10).await?;
+        let board = leaderboard(&pool, 1, 0, 10).await?.expect("phase 1 exists");
         let lines: Vec<(u64, &str, f64, u64)> = board
             .rows
             .iter()
@@ -149,7 +155,7 @@ mod tests {
         assert_eq!(board.rows[1].submission_id, bob_best);
         assert_eq!(board.rows[1].last_improvement_at, 20);
         assert_eq!(board.total, 3);
-        let page_two = leaderboard(&pool, 1, 2, 10).await?;
+        let page_two = leaderboard(&pool, 1, 2, 10).await?.expect("phase 1 exists");
         assert_eq!(
             page_two.rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
             [3]
@@ -183,7 +189,9 @@ mod tests {
             record_score(&pool, 999, again).await,
             Err(StoreError::Conflict(_))
         ));
-        assert_eq!(leaderboard(&pool, 1, 0, 10).await?.rows[0].loss, 3.0);
+        let board = leaderboard(&pool, 1, 0, 10).await?.expect("phase 1 exists");
+        assert_eq!(board.rows[0].loss, 3.0);
+        assert!(leaderboard(&pool, 9, 0, 10).await?.is_none());
         Ok(())
     }
 }

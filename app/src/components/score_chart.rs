@@ -38,8 +38,8 @@ pub fn ScoreChart(points: Vec<ScorePoint>, start: i64, end: i64) -> impl IntoVie
     let marks = chart
         .marks
         .iter()
-        .zip(&points)
-        .map(|(&(x, y), point)| {
+        .map(|&(x, y, index)| {
+            let point = points[index];
             let label = format!(
                 "{} at {}",
                 format::loss(point.loss),

@@ -32,16 +32,32 @@ pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, 
     use ascent_store::{phases, standings};
 
     let pool = crate::ssr::pool()?;
+    // Read the version before the data: a change in between only costs a rebuild.
+    let Some(version) = phases::page_version(&pool, number).await? else {
+        return Ok(None);
+    };
+    let cache = crate::ssr::phase_page_cache();
+    if let Some(mut data) = cache.as_ref().and_then(|c| c.get((number, page), version)) {
+        data.now = ascent_store::now();
+        return Ok(Some(data));
+    }
     let Some(detail) = phases::detail(&pool, number).await? else {
         return Ok(None);
     };
     let offset = page.saturating_sub(1).saturating_mul(LEADERBOARD_PAGE);
-    let leaderboard = standings::leaderboard(&pool, number, offset, LEADERBOARD_PAGE).await?;
+    let Some(leaderboard) = standings::leaderboard(&pool, number, offset, LEADERBOARD_PAGE).await?
+    else {
+        return Ok(None);
+    };
     let best_over_time = standings::best_over_time(&pool, number).await?;
-    Ok(Some(PhasePageData {
+    let data = PhasePageData {
         detail,
         leaderboard,
         best_over_time,
         now: ascent_store::now(),
-    }))
+    };
+    if let Some(cache) = cache {
+        cache.put((number, page), version, data.clone());
+    }
+    Ok(Some(data))
 }

@@ -140,12 +140,9 @@ async fn load(
     offset: u64,
     limit: u64,
 ) -> Result<Leaderboard, ApiError> {
-    if phases::detail(&state.pool, number).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "phase {number} is not configured"
-        )));
-    }
-    Ok(standings::leaderboard(&state.pool, number, offset, limit).await?)
+    standings::leaderboard(&state.pool, number, offset, limit)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("phase {number} is not configured")))
 }
 
 pub async fn leaderboard(

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod security;
 
+use ascent_app::ssr::PhasePageCache;
 use ascent_app::{shell, App};
 use axum::routing::get;
 use axum::{middleware, Router};
@@ -20,7 +21,11 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let pool = state.pool.clone();
-        move || provide_context(pool.clone())
+        let page_cache = PhasePageCache::default();
+        move || {
+            provide_context(pool.clone());
+            provide_context(page_cache.clone());
+        }
     };
     let options = state.leptos_options.clone();
     Router::new()
