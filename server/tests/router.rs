@@ -249,13 +249,13 @@ async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
     assert!(page.body.contains(">ada</a>"));
 
     // The page is cached by the phase's version: a new score shows on the next visit.
-    let cy = user(&pool, "cy", Role::Contributor).await?;
+    let cyd = user(&pool, "cyd", Role::Contributor).await?;
     let id = submissions::create(
         &pool,
         &NewSubmission {
             phase: 1,
-            user_id: cy,
-            weights_sha256: "cy".into(),
+            user_id: cyd,
+            weights_sha256: "cyd".into(),
             bytes: 1,
             at: 400,
         },
@@ -271,7 +271,7 @@ async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
     submissions::record_score(&pool, id, score).await?;
     let page = send(&app, get("/phases/1", "")?).await?;
     assert!(
-        page.body.contains(">cy</a>"),
+        page.body.contains(">cyd</a>"),
         "the cached page was refreshed"
     );
     assert!(page.body.contains("3 contributors · 4 submissions"));
