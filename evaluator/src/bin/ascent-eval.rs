@@ -1,1 +1,284 @@
-fn main() {}
+//! `ascent-eval`: score a Llama checkpoint on a token shard.
+//!
+//! `ascent-eval score --model DIR --data FILE --seq-len N [--windows K] [--batch B]
+//! [--dtype f32|bf16|f16] [--device cpu|cuda] [--json]`
+//!
+//! Exit status 0 on success, 2 when the input is invalid (the message on stderr names
+//! the file and what is wrong), 1 on an internal error. A panic is caught at the top and
+//! reported as an internal error rather than aborting with a backtrace.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ascent_domain::limits::ModelLimits;
+use ascent_evaluator::checkpoint::{self, CONFIG_FILE};
+use ascent_evaluator::model::Llama;
+use ascent_evaluator::score::{plan_windows, score, ScoreRequest, SplitSpec};
+use ascent_evaluator::shard::TokenShard;
+use ascent_evaluator::{EvalError, Result};
+use candle_core::{DType, Device};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "ascent-eval", version, about = "Validate and score Llama checkpoints for Ascent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score a checkpoint on a token shard: mean next-token cross-entropy in nats.
+    Score(ScoreArgs),
+}
+
+#[derive(clap::Args)]
+struct ScoreArgs {
+    /// Checkpoint directory: config.json plus model.safetensors or an index with shards.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Token shard (magic 20240520, u16 or u32 tokens).
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// Window length N; each window predicts N-1 tokens.
+    #[arg(long, value_name = "N")]
+    seq_len: usize,
+    /// Score only the first K windows (default: every whole window).
+    #[arg(long, value_name = "K")]
+    windows: Option<usize>,
+    /// Windows per forward pass; does not change the result.
+    #[arg(long, value_name = "B", default_value_t = 8)]
+    batch: usize,
+    /// Compute dtype; weights are converted to it and the loss is accumulated in f64.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    dtype: DtypeArg,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+    /// Print one JSON object on stdout instead of a human summary.
+    #[arg(long)]
+    json: bool,
+    /// Phase model limits as JSON ({"architecture", "vocab_size", "max_parameters",
+    /// "min_context"}), checked against config.json before any weight is read.
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
+    /// Phase secret for the public/private split of windows (prefer the environment
+    /// variable: command lines are visible to other users).
+    #[arg(long, env = "ASCENT_SPLIT_SECRET", hide_env_values = true)]
+    split_secret: Option<String>,
+    /// Share of windows that are public, in [0, 1].
+    #[arg(long, default_value_t = 0.3)]
+    public_share: f64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DtypeArg {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl DtypeArg {
+    fn dtype(self) -> DType {
+        match self {
+            DtypeArg::F32 => DType::F32,
+            DtypeArg::Bf16 => DType::BF16,
+            DtypeArg::F16 => DType::F16,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            DtypeArg::F32 => "f32",
+            DtypeArg::Bf16 => "bf16",
+            DtypeArg::F16 => "f16",
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let invalid = e.use_stderr();
+            // Help and version go to stdout with status 0; usage errors are invalid input.
+            let _ = e.print();
+            return ExitCode::from(if invalid { 2 } else { 0 });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASCENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    // Last resort: no input may crash the process with a panic.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("panic: {info}");
+    }));
+    let outcome = std::panic::catch_unwind(|| match cli.command {
+        Command::Score(args) => run_score(args),
+    });
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("ascent-eval: {e:#}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+        Err(_) => {
+            eprintln!("ascent-eval: internal error: the evaluator panicked (a bug; please report it)");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn device(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda => {
+            if !cfg!(feature = "cuda") {
+                return Err(EvalError::Unavailable(
+                    "--device cuda: this ascent-eval was built without the `cuda` feature".into(),
+                ));
+            }
+            Device::new_cuda(0).map_err(|e| EvalError::Unavailable(format!("--device cuda: {e}")))
+        }
+    }
+}
+
+fn run_score(args: ScoreArgs) -> Result<()> {
+    let started = Instant::now();
+    let device = device(args.device)?;
+    let limits = args.limits.as_deref().map(read_limits).transpose()?;
+    if !(0.0..=1.0).contains(&args.public_share) {
+        return Err(EvalError::Unavailable(format!(
+            "--public-share {} must be between 0 and 1",
+            args.public_share
+        )));
+    }
+
+    // Cheap checks first: the config and the data header, before any weight is read.
+    let config_path = args.model.join(CONFIG_FILE);
+    let config = checkpoint::validate_only(&args.model, limits.as_ref())?;
+    let shard = TokenShard::open(&args.data)?;
+    let request = ScoreRequest {
+        seq_len: args.seq_len,
+        windows: args.windows,
+        batch: args.batch,
+        split: args.split_secret.map(|s| SplitSpec {
+            secret: s.into_bytes(),
+            public_share: args.public_share,
+        }),
+    };
+    let windows = plan_windows(
+        &request,
+        config.max_position_embeddings,
+        &config_path,
+        &args.data,
+        shard.len(),
+    )?;
+    shard.check_vocab(config.vocab_size)?;
+    let data_sha256 = shard.sha256();
+
+    let ck = checkpoint::load(&args.model, limits.as_ref(), args.dtype.dtype(), &device)?;
+    let parameters = ck.parameters;
+    let weights_sha256 = ck.weights_sha256.clone();
+    tracing::info!(parameters, windows, "checkpoint loaded");
+    let model = Llama::from_checkpoint(ck)?;
+
+    let bar = progress_bar(windows as u64);
+    let scoring_started = Instant::now();
+    let result = score(&model, &shard, &request, windows, &mut |done| {
+        if let Some(bar) = &bar {
+            bar.set_position(done as u64);
+        }
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let scoring_seconds = scoring_started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
+    let tokens_per_second = (windows * args.seq_len) as f64 / scoring_seconds.max(1e-9);
+    let device_name = match args.device {
+        DeviceArg::Cpu => "cpu",
+        DeviceArg::Cuda => "cuda",
+    };
+
+    if args.json {
+        let out = json!({
+            "loss": result.loss,
+            "perplexity": result.perplexity,
+            "bits_per_token": result.bits_per_token,
+            "tokens_scored": result.tokens_scored,
+            "windows": result.windows,
+            "seq_len": result.seq_len,
+            "public": result.public,
+            "private": result.private,
+            "parameters": parameters,
+            "dtype": args.dtype.name(),
+            "device": device_name,
+            "seconds": seconds,
+            "scoring_seconds": scoring_seconds,
+            "tokens_per_second": tokens_per_second,
+            "weights_sha256": weights_sha256,
+            "data_sha256": data_sha256,
+        });
+        println!("{out}");
+    } else {
+        println!("loss            {:.6} nats/token", result.loss);
+        println!("perplexity      {:.4}", result.perplexity);
+        println!("bits per token  {:.6}", result.bits_per_token);
+        if let Some(p) = result.public {
+            println!("public          {:.6} ({} windows)", p.loss, p.windows);
+        }
+        if let Some(p) = result.private {
+            println!("private         {:.6} ({} windows)", p.loss, p.windows);
+        }
+        println!(
+            "scored          {} tokens in {} windows of {}",
+            result.tokens_scored, result.windows, result.seq_len
+        );
+        println!("parameters      {parameters}");
+        println!("dtype, device   {}, {device_name}", args.dtype.name());
+        println!("time            {seconds:.2} s ({tokens_per_second:.0} tokens/s scoring)");
+        println!("weights sha256  {weights_sha256}");
+        println!("data sha256     {data_sha256}");
+    }
+    Ok(())
+}
+
+fn read_limits(path: &std::path::Path) -> Result<ModelLimits> {
+    let bytes = std::fs::read(path).map_err(|e| EvalError::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let value = ascent_evaluator::json::parse_strict(path, &bytes)?;
+    serde_json::from_value(value).map_err(|e| EvalError::Json {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// A progress bar on stderr, only when a person is watching it.
+fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} scoring [{bar:40}] {pos}/{len} windows, {per_sec}, eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
