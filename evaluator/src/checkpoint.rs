@@ -136,7 +136,10 @@ fn validate(dir: &Path, limits: Option<&ModelLimits>) -> Result<(LlamaConfig, Ve
             }
         }
     }
-    if let Some(missing) = expected.keys().find(|name| !seen.contains_key(name.as_str())) {
+    if let Some(missing) = expected
+        .keys()
+        .find(|name| !seen.contains_key(name.as_str()))
+    {
         let path = if files.len() == 1 { single } else { index };
         return Err(EvalError::MissingTensor {
             path,
@@ -170,7 +173,10 @@ fn open_weight_file(path: &Path) -> Result<WeightFile> {
     if meta.len() < 8 {
         return Err(EvalError::Truncated {
             path: path.to_owned(),
-            message: format!("{} bytes is shorter than the 8-byte safetensors header length", meta.len()),
+            message: format!(
+                "{} bytes is shorter than the 8-byte safetensors header length",
+                meta.len()
+            ),
         });
     }
     let map = map_file(path)?;
@@ -199,7 +205,10 @@ fn open_sharded(index: &Path, dir: &Path) -> Result<Vec<WeightFile>> {
                 return Err(EvalError::TensorEntry {
                     path: shard.to_owned(),
                     tensor: t.name.clone(),
-                    message: format!("stored in this shard but {} does not assign it here", index.display()),
+                    message: format!(
+                        "stored in this shard but {} does not assign it here",
+                        index.display()
+                    ),
                 });
             }
         }

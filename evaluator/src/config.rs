@@ -200,7 +200,10 @@ impl LlamaConfig {
         let q = self.num_attention_heads * self.head_dim;
         let kv = self.num_key_value_heads * self.head_dim;
         let i = self.intermediate_size;
-        let mut out = vec![("model.embed_tokens.weight".to_owned(), vec![self.vocab_size, h])];
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_owned(),
+            vec![self.vocab_size, h],
+        )];
         for l in 0..self.num_hidden_layers {
             let p = format!("model.layers.{l}");
             out.push((format!("{p}.input_layernorm.weight"), vec![h]));
@@ -332,7 +335,10 @@ const ROPE_KEYS: [&str; 7] = [
 
 /// Reads `rope_theta` and the optional llama3 scaling from the top level, `rope_scaling`
 /// (transformers 4) and `rope_parameters` (transformers 5), refusing contradictions.
-fn rope(path: &Path, obj: &serde_json::Map<String, Value>) -> Result<(f64, Option<Llama3RopeScaling>)> {
+fn rope(
+    path: &Path,
+    obj: &serde_json::Map<String, Value>,
+) -> Result<(f64, Option<Llama3RopeScaling>)> {
     let top = Reader { path, obj };
     let mut theta = top.float("rope_theta")?;
     let mut scaling: Option<Llama3RopeScaling> = None;
@@ -341,9 +347,9 @@ fn rope(path: &Path, obj: &serde_json::Map<String, Value>) -> Result<(f64, Optio
         let Some(value) = obj.get(section).filter(|v| !v.is_null()) else {
             continue;
         };
-        let params = value.as_object().ok_or_else(|| {
-            config_err(path, format!("{section} must be an object"))
-        })?;
+        let params = value
+            .as_object()
+            .ok_or_else(|| config_err(path, format!("{section} must be an object")))?;
         if let Some(key) = params.keys().find(|k| !ROPE_KEYS.contains(&k.as_str())) {
             return Err(config_err(
                 path,
@@ -377,7 +383,10 @@ fn rope(path: &Path, obj: &serde_json::Map<String, Value>) -> Result<(f64, Optio
             "llama3" => {
                 let need = |key: &str| -> Result<f64> {
                     let v = r.float(key)?.ok_or_else(|| {
-                        config_err(path, format!("{section}.{key} is missing for rope type llama3"))
+                        config_err(
+                            path,
+                            format!("{section}.{key} is missing for rope type llama3"),
+                        )
                     })?;
                     if !(v.is_finite() && v > 0.0) {
                         return Err(config_err(
@@ -470,7 +479,10 @@ mod tests {
         let mut v = base();
         v["tie_word_embeddings"] = json!(true);
         let c = parse(&v).expect("valid");
-        assert!(!c.expected_tensors().iter().any(|(n, _)| n == "lm_head.weight"));
+        assert!(!c
+            .expected_tensors()
+            .iter()
+            .any(|(n, _)| n == "lm_head.weight"));
         let untied = parse(&base()).expect("valid");
         assert_eq!(untied.parameter_count() - c.parameter_count(), 256 * 64);
     }
@@ -546,7 +558,10 @@ mod tests {
         c.check_limits(p, &ok).expect("within limits");
         let mut over = ok.clone();
         over.max_parameters -= 1;
-        assert!(matches!(c.check_limits(p, &over), Err(EvalError::Limits { .. })));
+        assert!(matches!(
+            c.check_limits(p, &over),
+            Err(EvalError::Limits { .. })
+        ));
         let mut vocab = ok.clone();
         vocab.vocab_size = 32000;
         assert!(c.check_limits(p, &vocab).is_err());

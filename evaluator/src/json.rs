@@ -144,8 +144,11 @@ mod tests {
 
     #[test]
     fn well_formed_documents_round_trip() {
-        let v = parse_strict(Path::new("x.json"), br#" {"a": [1, -2, 3.5, null, true], "b": {"c": "d"}}  "#)
-            .expect("valid JSON");
+        let v = parse_strict(
+            Path::new("x.json"),
+            br#" {"a": [1, -2, 3.5, null, true], "b": {"c": "d"}}  "#,
+        )
+        .expect("valid JSON");
         assert_eq!(v["a"][1], Value::from(-2));
         assert_eq!(v["b"]["c"], Value::from("d"));
     }
@@ -153,10 +156,19 @@ mod tests {
     #[test]
     fn malformed_json_is_refused() {
         let p = Path::new("x.json");
-        assert!(matches!(parse_strict(p, b"{\"a\": "), Err(EvalError::Json { .. })));
-        assert!(matches!(parse_strict(p, b"{} trailing"), Err(EvalError::Json { .. })));
+        assert!(matches!(
+            parse_strict(p, b"{\"a\": "),
+            Err(EvalError::Json { .. })
+        ));
+        assert!(matches!(
+            parse_strict(p, b"{} trailing"),
+            Err(EvalError::Json { .. })
+        ));
         // Deep nesting hits serde_json's recursion limit instead of overflowing the stack.
         let deep = "[".repeat(100_000);
-        assert!(matches!(parse_strict(p, deep.as_bytes()), Err(EvalError::Json { .. })));
+        assert!(matches!(
+            parse_strict(p, deep.as_bytes()),
+            Err(EvalError::Json { .. })
+        ));
     }
 }

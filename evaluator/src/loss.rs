@@ -36,7 +36,9 @@ pub fn window_nll(
     let h = hidden.dim(D::Minus1)?;
     let predicted = seq_len - 1;
     // Positions 0..t-1 of every window, flattened: row r is window r / (t-1).
-    let rows = hidden.narrow(1, 0, predicted)?.reshape((batch * predicted, h))?;
+    let rows = hidden
+        .narrow(1, 0, predicted)?
+        .reshape((batch * predicted, h))?;
     let targets: Vec<u32> = tokens
         .chunks_exact(seq_len)
         .flat_map(|w| w[1..].iter().copied())

@@ -35,12 +35,10 @@ pub fn release_pages(map: &Mmap, offset: usize, len: usize) {
     // SAFETY: the mapping is private and read-only, so MADV_DONTNEED discards no data:
     // a later access refaults the same bytes from the file. The caller has finished
     // copying this range and holds no reference into it.
-    let result = unsafe {
-        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
-    };
+    let result =
+        unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
     // Purely an optimisation: failure only means the pages stay resident.
     if let Err(e) = result {
         tracing::debug!("madvise(DONTNEED) failed: {e}");
     }
 }
-

@@ -127,7 +127,9 @@ impl Llama {
     /// scorer uses [`Llama::hidden_states`] and a chunked head instead.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let hidden = self.hidden_states(ids)?.reshape((b * t, self.config.hidden_size))?;
+        let hidden = self
+            .hidden_states(ids)?
+            .reshape((b * t, self.config.hidden_size))?;
         let logits = hidden.matmul(&self.lm_head.t()?)?;
         Ok(logits.reshape((b, t, self.config.vocab_size))?)
     }

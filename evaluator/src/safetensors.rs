@@ -137,7 +137,9 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
     let Some(len_bytes) = bytes.get(..8) else {
         return Err(EvalError::Truncated {
             path: path.to_owned(),
-            message: format!("{file_len} bytes is shorter than the 8-byte safetensors header length"),
+            message: format!(
+                "{file_len} bytes is shorter than the 8-byte safetensors header length"
+            ),
         });
     };
     let mut word = [0u8; 8];
@@ -211,7 +213,7 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header> {
 
     // The tensors must tile the data section: sorted by start, each begins where the
     // previous one ended, and the last ends at the end of the file.
-    tensors.sort_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
+    tensors.sort_by_key(|t| (t.start, t.end));
     let mut cursor = 0usize;
     let mut previous: Option<&TensorInfo> = None;
     for t in &tensors {
@@ -452,35 +454,59 @@ mod tests {
     fn hostile_headers_are_refused() {
         let e = |h: &str, n: usize| parse(&file(h, &vec![0u8; n])).expect_err("refused");
         assert!(matches!(
-            e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, 16),
+            e(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#,
+                16
+            ),
             EvalError::DuplicateKey { .. }
         ));
         assert!(matches!(
-            e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12),
+            e(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                12
+            ),
             EvalError::OverlappingTensors { .. }
         ));
         assert!(matches!(
-            e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12),
+            e(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                12
+            ),
             EvalError::NonContiguous { .. }
         ));
         assert!(matches!(
-            e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 9),
+            e(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                9
+            ),
             EvalError::NonContiguous { .. }
         ));
         assert!(matches!(
-            e(r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, 8),
+            e(
+                r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                8
+            ),
             EvalError::TensorEntry { .. }
         ));
         assert!(matches!(
-            e(r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8),
+            e(
+                r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+                8
+            ),
             EvalError::Truncated { .. }
         ));
         assert!(matches!(
-            e(r#"{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, 8),
+            e(
+                r#"{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#,
+                8
+            ),
             EvalError::TensorEntry { .. }
         ));
         assert!(matches!(
-            e(r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#, 8),
+            e(
+                r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#,
+                8
+            ),
             EvalError::TensorEntry { .. }
         ));
         assert!(matches!(e(r#"{"a": "#, 0), EvalError::Json { .. }));
@@ -490,7 +516,10 @@ mod tests {
     fn header_length_is_bounded_and_checked() {
         let mut huge = (MAX_HEADER_BYTES + 1).to_le_bytes().to_vec();
         huge.extend_from_slice(b"{}");
-        assert!(matches!(parse(&huge), Err(EvalError::HeaderTooLarge { .. })));
+        assert!(matches!(
+            parse(&huge),
+            Err(EvalError::HeaderTooLarge { .. })
+        ));
         let mut short = 100u64.to_le_bytes().to_vec();
         short.extend_from_slice(b"{}");
         assert!(matches!(parse(&short), Err(EvalError::Truncated { .. })));

@@ -134,7 +134,13 @@ pub fn score(
         let count = request.batch.min(windows - first);
         tokens.clear();
         shard.extend_window(first * n, count * n, &mut tokens);
-        nll.extend(window_nll(model, &tokens, count, n, DEFAULT_CHUNK_ELEMENTS)?);
+        nll.extend(window_nll(
+            model,
+            &tokens,
+            count,
+            n,
+            DEFAULT_CHUNK_ELEMENTS,
+        )?);
         first += count;
         progress(first);
     }

@@ -139,9 +139,9 @@ impl TokenShard {
             2 => data
                 .chunks_exact(2)
                 .position(|c| usize::from(u16::from_le_bytes([c[0], c[1]])) >= vocab_size),
-            _ => data.chunks_exact(4).position(|c| {
-                u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize >= vocab_size
-            }),
+            _ => data
+                .chunks_exact(4)
+                .position(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize >= vocab_size),
         };
         match position {
             None => Ok(()),
@@ -222,7 +222,11 @@ mod tests {
             shard.check_vocab(300).expect("in range");
             assert!(matches!(
                 shard.check_vocab(294),
-                Err(EvalError::TokenOutOfRange { token: 294, position: 42, .. })
+                Err(EvalError::TokenOutOfRange {
+                    token: 294,
+                    position: 42,
+                    ..
+                })
             ));
         }
     }
@@ -243,14 +247,23 @@ mod tests {
             Err(EvalError::BadVersion { found: 3, .. })
         ));
         let (_d, p) = write(&good[..good.len() - 1]);
-        assert!(matches!(TokenShard::open(&p), Err(EvalError::Truncated { .. })));
+        assert!(matches!(
+            TokenShard::open(&p),
+            Err(EvalError::Truncated { .. })
+        ));
         let mut trailing = good.clone();
         trailing.extend_from_slice(&[0, 0]);
         let (_d, p) = write(&trailing);
         let err = TokenShard::open(&p).expect_err("trailing bytes");
-        assert!(err.to_string().contains("2 bytes after the 4 tokens"), "{err}");
+        assert!(
+            err.to_string().contains("2 bytes after the 4 tokens"),
+            "{err}"
+        );
         let (_d, p) = write(&good[..100]);
-        assert!(matches!(TokenShard::open(&p), Err(EvalError::Truncated { .. })));
+        assert!(matches!(
+            TokenShard::open(&p),
+            Err(EvalError::Truncated { .. })
+        ));
         let mut negative = good;
         negative[8..12].copy_from_slice(&(-1i32).to_le_bytes());
         assert!(matches!(

@@ -84,13 +84,21 @@ fn f32_matches_transformers_within_1e_4() {
             "{:16} N={:3} ours {ours:.7} transformers {:.7} rel {err:.2e}",
             case.model, case.seq_len, case.loss
         );
-        assert!(err < 1e-4, "{}: {ours} vs {} (rel {err:e})", case.model, case.loss);
+        assert!(
+            err < 1e-4,
+            "{}: {ours} vs {} (rel {err:e})",
+            case.model,
+            case.loss
+        );
     }
 }
 
 #[test]
 fn batch_size_does_not_change_the_loss() {
-    for case in references().iter().filter(|c| ["mha", "gqa_llama3"].contains(&c.model.as_str())) {
+    for case in references()
+        .iter()
+        .filter(|c| ["mha", "gqa_llama3"].contains(&c.model.as_str()))
+    {
         let one = our_loss(case, DType::F32, 1);
         let eight = our_loss(case, DType::F32, 8);
         let three = our_loss(case, DType::F32, 3);
@@ -107,18 +115,35 @@ fn batch_size_does_not_change_the_loss() {
 /// of percent), loose enough for legitimate differences in rounding order.
 #[test]
 fn bf16_compute_is_close() {
-    for case in references().iter().filter(|c| c.loss_bf16_compute.is_some()) {
+    for case in references()
+        .iter()
+        .filter(|c| c.loss_bf16_compute.is_some())
+    {
         let ours = our_loss(case, DType::BF16, 4);
         let theirs = case.loss_bf16_compute.unwrap_or(f64::NAN);
         println!(
             "{:16} bf16 ours {ours:.6} transformers-bf16 {theirs:.6} f32-ref {:.6}",
             case.model, case.loss
         );
-        assert!(rel(ours, case.loss) < 2e-2, "{}: {ours} vs f32 {}", case.model, case.loss);
-        assert!(rel(ours, theirs) < 2e-2, "{}: {ours} vs bf16 {theirs}", case.model);
+        assert!(
+            rel(ours, case.loss) < 2e-2,
+            "{}: {ours} vs f32 {}",
+            case.model,
+            case.loss
+        );
+        assert!(
+            rel(ours, theirs) < 2e-2,
+            "{}: {ours} vs bf16 {theirs}",
+            case.model
+        );
         // f16 has 11 significant bits; the same argument gives a tighter bound.
         let f16 = our_loss(case, DType::F16, 4);
-        assert!(rel(f16, case.loss) < 5e-3, "{}: f16 {f16} vs {}", case.model, case.loss);
+        assert!(
+            rel(f16, case.loss) < 5e-3,
+            "{}: f16 {f16} vs {}",
+            case.model,
+            case.loss
+        );
     }
 }
 
@@ -140,14 +165,22 @@ fn chunked_loss_equals_full_logits() {
         for p in 0..t - 1 {
             let row = &logits[w][p];
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&v| (v as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
             direct[w] += lse - row[tokens[w * t + p + 1] as usize] as f64;
         }
     }
     for chunk in [70_000 * 5, 70_000 * 39, 70_000 * 1000] {
         let chunked = window_nll(&model, &tokens, b, t, chunk).expect("nll");
         for w in 0..b {
-            assert!(rel(chunked[w], direct[w]) < 1e-5, "chunk {chunk}: {chunked:?} vs {direct:?}");
+            assert!(
+                rel(chunked[w], direct[w]) < 1e-5,
+                "chunk {chunk}: {chunked:?} vs {direct:?}"
+            );
         }
     }
 }
@@ -160,10 +193,18 @@ fn parameter_counts_are_exact() {
     )
     .expect("json");
     let ck = checkpoint::load(&dir, None, DType::F32, &Device::Cpu).expect("load");
-    assert_eq!(Some(ck.parameters), index["metadata"]["total_parameters"].as_u64());
+    assert_eq!(
+        Some(ck.parameters),
+        index["metadata"]["total_parameters"].as_u64()
+    );
     // Tied: the embedding is counted once (vocab 70000 × hidden 16 dominates).
-    let tied = checkpoint::load(&fixtures().join("vocab70k_u32"), None, DType::F32, &Device::Cpu)
-        .expect("load");
+    let tied = checkpoint::load(
+        &fixtures().join("vocab70k_u32"),
+        None,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .expect("load");
     let per_layer = 2 * 16 + 16 * 16 + 2 * 16 * 8 + 16 * 16 + 3 * 16 * 32;
     assert_eq!(tied.parameters, 70_000 * 16 + per_layer + 16);
 }

@@ -23,7 +23,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "ascent-eval", version, about = "Validate and score Llama checkpoints for Ascent")]
+#[command(
+    name = "ascent-eval",
+    version,
+    about = "Validate and score Llama checkpoints for Ascent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -136,7 +140,9 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
         Err(_) => {
-            eprintln!("ascent-eval: internal error: the evaluator panicked (a bug; please report it)");
+            eprintln!(
+                "ascent-eval: internal error: the evaluator panicked (a bug; please report it)"
+            );
             ExitCode::from(1)
         }
     }
