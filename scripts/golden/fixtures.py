@@ -115,6 +115,7 @@ def main():
             dict(
                 num_attention_heads=8,
                 num_key_value_heads=2,
+                max_position_embeddings=512,
                 rope_theta=500000.0,
                 rope_scaling=dict(
                     rope_type="llama3",
@@ -126,7 +127,8 @@ def main():
             ),
             "random",
             {},
-            [("text_u16.bin", 96, 6)],
+            # 257 > 2 attention blocks of 128, the last one a single row.
+            [("text_u16.bin", 96, 6), ("text_u16.bin", 257, 4)],
         ),
         "tied": (
             dict(hidden_size=48, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
@@ -136,10 +138,10 @@ def main():
         ),
         "trained_bf16": ({}, "trained", {"bf16": True}, [("text_u16.bin", 64, 8)]),
         "trained_sharded": (
-            dict(num_key_value_heads=2),
+            dict(num_key_value_heads=2, max_position_embeddings=512),
             "trained",
             {"max_shard_size": "60KB"},
-            [("text_u16.bin", 64, 16)],
+            [("text_u16.bin", 64, 16), ("text_u16.bin", 300, 3)],
         ),
         "odd_head": (
             dict(hidden_size=40, num_attention_heads=5, num_key_value_heads=1, head_dim=6, intermediate_size=72),
