@@ -12,8 +12,17 @@ use candle_core::{DType, Tensor, D};
 use crate::error::{EvalError, Result};
 use crate::model::Llama;
 
-/// Upper bound on logits held at once per chunk (elements): 16 Mi f32 = 64 MiB.
-pub const DEFAULT_CHUNK_ELEMENTS: usize = 1 << 24;
+/// Upper bound on the logits held at once (elements) for `device`. On CPU 4 Mi f32 =
+/// 16 MiB per chunk: the loss makes a few temporaries of that size, and fresh memory is
+/// expensive to touch, while 512+ rows per chunk keep the matmul efficient for a
+/// vocabulary up to 8k (still ≥ 32 rows at 128k). A GPU wants bigger matmuls: 64 Mi.
+pub fn chunk_elements(device: &candle_core::Device) -> usize {
+    if device.is_cpu() {
+        1 << 22
+    } else {
+        1 << 26
+    }
+}
 
 /// Sum of next-token cross-entropy in nats for each of `batch` windows of `seq_len`
 /// tokens laid out consecutively in `tokens`; position `i` predicts token `i + 1`.

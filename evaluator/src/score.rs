@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};
-use crate::loss::{window_nll, DEFAULT_CHUNK_ELEMENTS};
+use crate::loss::{chunk_elements, window_nll};
 use crate::model::Llama;
 use crate::shard::TokenShard;
 use crate::split::{window_part, Part};
@@ -139,7 +139,7 @@ pub fn score(
             &tokens,
             count,
             n,
-            DEFAULT_CHUNK_ELEMENTS,
+            chunk_elements(model.device()),
         )?);
         first += count;
         progress(first);
