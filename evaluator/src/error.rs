@@ -135,6 +135,10 @@ pub enum EvalError {
     #[error("{}: {message}", path.display())]
     Protocol { path: PathBuf, message: String },
 
+    /// The forward pass produced NaN or infinity (e.g. activations overflowing f16).
+    #[error("the model's loss is not finite when computed in {dtype} (window {window}); the weights produce overflowing activations — score in f32, or fix the checkpoint")]
+    NonFiniteLoss { dtype: String, window: usize },
+
     /// The requested device or dtype is not available in this build.
     #[error("{0}")]
     Unavailable(String),

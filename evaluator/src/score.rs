@@ -134,13 +134,14 @@ pub fn score(
         let count = request.batch.min(windows - first);
         tokens.clear();
         shard.extend_window(first * n, count * n, &mut tokens);
-        nll.extend(window_nll(
-            model,
-            &tokens,
-            count,
-            n,
-            chunk_elements(model.device()),
-        )?);
+        let sums = window_nll(model, &tokens, count, n, chunk_elements(model.device()))?;
+        if let Some(bad) = sums.iter().position(|v| !v.is_finite()) {
+            return Err(EvalError::NonFiniteLoss {
+                dtype: format!("{:?}", model.dtype()).to_lowercase(),
+                window: first + bad,
+            });
+        }
+        nll.extend(sums);
         first += count;
         progress(first);
     }

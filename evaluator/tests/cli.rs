@@ -705,3 +705,36 @@ fn invalid_requests_are_refused() {
     ]);
     assert_invalid(&r, "/nonexistent/model", "no such file");
 }
+
+#[test]
+fn overflow_in_f16_is_reported_not_scored() {
+    // Embeddings of magnitude ~1e5 are fine in f32 (RMSNorm rescales them) but
+    // overflow f16's 65504: the f16 score must be refused, not reported as NaN.
+    let (_tmp, dir) = copy_fixture("mha");
+    let path = dir.join("model.safetensors");
+    let mut tensors = read_tensors(&path);
+    let embed = tensors
+        .iter_mut()
+        .find(|t| t.0 == "model.embed_tokens.weight")
+        .expect("embed");
+    embed.3 = embed
+        .3
+        .chunks_exact(4)
+        .flat_map(|c| (f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * 1e6).to_le_bytes())
+        .collect();
+    write_tensors(&path, &tensors);
+    let ok = score(&dir, &text_data(), 64, &["--windows", "2", "--json"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let r = score(
+        &dir,
+        &text_data(),
+        64,
+        &["--windows", "2", "--dtype", "f16"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not finite when computed in f16"),
+        "{}",
+        r.stderr
+    );
+}
