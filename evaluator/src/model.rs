@@ -258,7 +258,7 @@ fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, dtype: DType) -> Result<
         let scores = qb.matmul(&kb.t()?)?.to_dtype(DType::F32)?; // [b, nkv, rep·n, keys]
         let mask = block_mask(start, n, keys, rep, q.device())?;
         let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
-        let out = probs.to_dtype(dtype)?.matmul(&vb.contiguous()?)?; // [b, nkv, rep·n, d]
+        let out = probs.to_dtype(dtype)?.matmul(&vb)?; // [b, nkv, rep·n, d]
         blocks.push(out.reshape((b, nh, n, d))?.transpose(1, 2)?); // [b, n, nh, d]
         start += n;
     }
