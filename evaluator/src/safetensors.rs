@@ -541,6 +541,45 @@ mod tests {
         assert!(!is_pickle_name("model.safetensors"));
     }
 
+    /// Mutated and truncated files never panic: every outcome is Ok or a typed error.
+    #[test]
+    fn mutations_never_panic() {
+        let h = r#"{"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[2,3],"data_offsets":[4,28]},"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#;
+        let good = file(h, &[7u8; 28]);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut bytes = good.clone();
+            match next() % 4 {
+                0 => bytes.truncate((next() as usize) % good.len()),
+                1 => {
+                    let i = (next() as usize) % bytes.len();
+                    bytes[i] = next() as u8;
+                }
+                2 => {
+                    // Printable replacements inside the JSON keep it often parseable.
+                    let i = 8 + (next() as usize) % h.len();
+                    bytes[i] = b"0123456789[]{},:\"FBI"[(next() as usize) % 20];
+                }
+                _ => {
+                    let i = (next() as usize) % 8;
+                    bytes[i] = next() as u8;
+                }
+            }
+            if parse_header(Path::new("m.safetensors"), &bytes).is_ok() {
+                accepted += 1;
+            }
+        }
+        // Some mutations (e.g. in padding-free data bytes) stay valid; most do not.
+        assert!(accepted < 20_000);
+    }
+
     #[test]
     fn non_finite_values_are_found() {
         let f32s: Vec<u8> = [1.0f32, f32::NAN]

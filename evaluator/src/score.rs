@@ -128,7 +128,8 @@ pub fn score(
 ) -> Result<Score> {
     let n = request.seq_len;
     let mut nll = Vec::with_capacity(windows);
-    let mut tokens = Vec::with_capacity(request.batch * n);
+    // Never more than the windows requested, whatever --batch says.
+    let mut tokens = Vec::with_capacity(request.batch.min(windows) * n);
     let mut first = 0;
     while first < windows {
         let count = request.batch.min(windows - first);
@@ -150,7 +151,7 @@ pub fn score(
 
 /// Turns per-window loss sums into a score. Pure: the same sums give the same score.
 pub fn summarize(window_nll: &[f64], seq_len: usize, split: Option<&SplitSpec>) -> Score {
-    let predicted = (seq_len - 1) as u64;
+    let predicted = seq_len.saturating_sub(1) as u64;
     let part = |windows: &[f64]| -> Option<PartScore> {
         if windows.is_empty() {
             return None;

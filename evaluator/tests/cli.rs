@@ -692,6 +692,14 @@ fn invalid_requests_are_refused() {
             r.stderr
         );
     }
+    // An absurd batch is clamped to the windows requested, not allocated.
+    let r = score(
+        &model,
+        &data,
+        64,
+        &["--batch", "1000000000000", "--windows", "2"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let r = score(&model, &data, 64, &["--dtype", "f64"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let r = run(&[
