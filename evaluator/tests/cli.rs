@@ -746,3 +746,63 @@ fn overflow_in_f16_is_reported_not_scored() {
         r.stderr
     );
 }
+
+#[test]
+fn usage_errors_and_help() {
+    let help = run(&["--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("score"), "{}", help.stdout);
+    let score_help = run(&["score", "--help"]);
+    assert_eq!(score_help.code, 0);
+    for flag in [
+        "--model",
+        "--data",
+        "--seq-len",
+        "--windows",
+        "--batch",
+        "--dtype",
+        "--device",
+        "--json",
+    ] {
+        assert!(
+            score_help.stdout.contains(flag),
+            "{flag} in {}",
+            score_help.stdout
+        );
+    }
+    assert_eq!(run(&["frobnicate"]).code, 2);
+    assert_eq!(
+        run(&["score", "--model", "x"]).code,
+        2,
+        "missing --data and --seq-len"
+    );
+    assert_eq!(run(&[]).code, 2);
+}
+
+#[test]
+fn logs_go_to_stderr_and_json_stays_clean() {
+    let out = Command::new(BIN)
+        .args([
+            "score",
+            "--json",
+            "--seq-len",
+            "64",
+            "--windows",
+            "1",
+            "--model",
+        ])
+        .arg(fixtures().join("tied"))
+        .arg("--data")
+        .arg(text_data())
+        .env("ASCENT_LOG", "info")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("checkpoint validated and loaded"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON object");
+    assert_eq!(v["windows"], 1);
+}

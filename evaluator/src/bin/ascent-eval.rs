@@ -219,10 +219,24 @@ fn run_score(args: ScoreArgs) -> Result<()> {
     shard.check_vocab(config.vocab_size)?;
     let data_sha256 = shard.sha256();
 
+    tracing::info!(
+        data = %args.data.display(),
+        tokens = shard.len(),
+        windows,
+        "data validated"
+    );
+
+    let loading = Instant::now();
     let ck = checkpoint::load(&args.model, limits.as_ref(), args.dtype.dtype(), &device)?;
     let parameters = ck.parameters;
     let weights_sha256 = ck.weights_sha256.clone();
-    tracing::info!(parameters, windows, "checkpoint loaded");
+    tracing::info!(
+        model = %args.model.display(),
+        parameters,
+        stored_bytes = ck.stored_bytes,
+        seconds = loading.elapsed().as_secs_f64(),
+        "checkpoint validated and loaded"
+    );
     let model = Llama::from_checkpoint(ck)?;
 
     let bar = progress_bar(windows as u64);
@@ -236,6 +250,7 @@ fn run_score(args: ScoreArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     let scoring_seconds = scoring_started.elapsed().as_secs_f64();
+    tracing::info!(loss = result.loss, scoring_seconds, "scored");
     let seconds = started.elapsed().as_secs_f64();
     let tokens_per_second = (windows * args.seq_len) as f64 / scoring_seconds.max(1e-9);
     let device_name = match args.device {
