@@ -114,9 +114,10 @@ impl Llama {
         let c = &self.config;
         let h = c.hidden_size;
         let (cos, sin) = self.rope_tables(t)?;
+        let masks = block_masks(t, &self.device)?; // shared by every layer
         let mut x = self.embed.embedding(&ids.flatten_all()?)?; // [b*t, h]
         for layer in &self.layers {
-            x = self.layer(layer, &x, b, t, &cos, &sin)?;
+            x = self.layer(layer, &x, b, t, &cos, &sin, &masks)?;
         }
         let x = self.rms_norm(&x, &self.norm)?;
         Ok(x.reshape((b, t, h))?)
@@ -133,6 +134,7 @@ impl Llama {
         Ok(logits.reshape((b, t, self.config.vocab_size))?)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
         layer: &Layer,
@@ -141,6 +143,7 @@ impl Llama {
         t: usize,
         cos: &Tensor,
         sin: &Tensor,
+        masks: &[BlockMask],
     ) -> Result<Tensor> {
         let c = &self.config;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
@@ -156,7 +159,7 @@ impl Llama {
         let q = (candle_nn::rotary_emb::rope(&heads(&layer.q, nh)?, cos, sin)? * scale)?;
         let k = candle_nn::rotary_emb::rope(&heads(&layer.k, nkv)?, cos, sin)?;
         let v = heads(&layer.v, nkv)?;
-        let attn = causal_attention(&q, &k, &v, self.dtype)?; // [b, t, nh * hd]
+        let attn = causal_attention(&q, &k, &v, masks, self.dtype)?; // [b, t, nh * hd]
         let attn = attn.reshape((b * t, nh * hd))?;
         let x = (x + linear(&attn, &layer.o)?)?;
 
@@ -236,18 +239,57 @@ fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// which removes close to half the work of causal attention.
 const ATTENTION_BLOCK: usize = 128;
 
+/// The additive causal mask of one block of queries `start..start + n` against keys
+/// `0..start + n`: 0 where the key is not after the query, -inf after. `[n, keys]`, f32.
+struct BlockMask {
+    start: usize,
+    len: usize,
+    mask: Tensor,
+}
+
+/// The masks of all attention blocks for sequence length `t`, built once per forward.
+fn block_masks(t: usize, device: &Device) -> Result<Vec<BlockMask>> {
+    let mut masks = Vec::with_capacity(t.div_ceil(ATTENTION_BLOCK));
+    let mut start = 0;
+    while start < t {
+        let n = ATTENTION_BLOCK.min(t - start);
+        let keys = start + n;
+        let mut mask = Vec::with_capacity(n * keys);
+        for query in start..keys {
+            mask.extend((0..keys).map(|j| if j > query { f32::NEG_INFINITY } else { 0.0 }));
+        }
+        masks.push(BlockMask {
+            start,
+            len: n,
+            mask: Tensor::from_vec(mask, (n, keys), device)?,
+        });
+        start += n;
+    }
+    Ok(masks)
+}
+
 /// Causal attention for `q [b, nh, t, d]` (already scaled by 1/√d) and `k, v [b, nkv, t, d]`,
 /// returning `[b, t, nh · d]`. Query head `h` reads key/value head `h / (nh / nkv)`, as
 /// transformers' `repeat_kv` does, but without copying k and v: the query heads of one
 /// group are stacked as extra rows of one matmul. Scores and softmax are in f32.
-fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, dtype: DType) -> Result<Tensor> {
+fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    masks: &[BlockMask],
+    dtype: DType,
+) -> Result<Tensor> {
     let (b, nh, t, d) = q.dims4()?;
     let nkv = k.dim(1)?;
     let rep = nh / nkv;
-    let mut blocks = Vec::with_capacity(t.div_ceil(ATTENTION_BLOCK));
-    let mut start = 0;
-    while start < t {
-        let n = ATTENTION_BLOCK.min(t - start);
+    let mut blocks = Vec::with_capacity(masks.len());
+    for BlockMask {
+        start,
+        len: n,
+        mask,
+    } in masks
+    {
+        let (start, n) = (*start, *n);
         let keys = start + n; // keys after the block's last query are masked anyway
         let qb = q
             .narrow(2, start, n)?
@@ -255,12 +297,29 @@ fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, dtype: DType) -> Result<
             .reshape((b, nkv, rep * n, d))?;
         let kb = k.narrow(2, 0, keys)?;
         let vb = v.narrow(2, 0, keys)?;
-        let scores = qb.matmul(&kb.t()?)?.to_dtype(DType::F32)?; // [b, nkv, rep·n, keys]
-        let mask = block_mask(start, n, keys, rep, q.device())?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?;
+        // [b, nkv, rep, n, keys]: the mask broadcasts over the stacked query heads.
+        let scores = qb
+            .matmul(&kb.t()?)?
+            .to_dtype(DType::F32)?
+            .reshape((b, nkv, rep, n, keys))?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?.reshape((
+            b,
+            nkv,
+            rep * n,
+            keys,
+        ))?;
         let out = probs.to_dtype(dtype)?.matmul(&vb)?; // [b, nkv, rep·n, d]
         blocks.push(out.reshape((b, nh, n, d))?.transpose(1, 2)?); // [b, n, nh, d]
-        start += n;
+    }
+    if blocks
+        .iter()
+        .map(|x| x.dim(1))
+        .sum::<candle_core::Result<usize>>()?
+        != t
+    {
+        return Err(EvalError::Internal(
+            "attention masks do not cover the sequence".into(),
+        ));
     }
     let out = if blocks.len() == 1 {
         blocks.remove(0).contiguous()?
@@ -268,19 +327,6 @@ fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, dtype: DType) -> Result<
         Tensor::cat(&blocks, 1)?
     };
     Ok(out.reshape((b, t, nh * d))?)
-}
-
-/// Additive mask `[rep · n, keys]` for queries `start..start + n`, repeated for the `rep`
-/// query heads stacked in a group: 0 where the key is not after the query, -inf after.
-fn block_mask(start: usize, n: usize, keys: usize, rep: usize, device: &Device) -> Result<Tensor> {
-    let mut mask = Vec::with_capacity(rep * n * keys);
-    for _ in 0..rep {
-        for i in 0..n {
-            let query = start + i;
-            mask.extend((0..keys).map(|j| if j > query { f32::NEG_INFINITY } else { 0.0 }));
-        }
-    }
-    Ok(Tensor::from_vec(mask, (rep * n, keys), device)?)
 }
 
 fn take(weights: &mut HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
