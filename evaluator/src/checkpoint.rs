@@ -140,7 +140,8 @@ fn validate(dir: &Path, limits: Option<&ModelLimits>) -> Result<(LlamaConfig, Ve
         .keys()
         .find(|name| !seen.contains_key(name.as_str()))
     {
-        let path = if files.len() == 1 { single } else { index };
+        // Name the file that should have held it: the index lists a sharded checkpoint.
+        let path = if index.is_file() { index } else { single };
         return Err(EvalError::MissingTensor {
             path,
             tensor: missing.clone(),
