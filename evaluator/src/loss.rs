@@ -13,16 +13,16 @@ use rayon::prelude::*;
 use crate::error::{EvalError, Result};
 use crate::model::Llama;
 
-/// Upper bound on the logits held at once (elements) for `device`. On CPU 4 Mi f32 =
-/// 16 MiB per chunk: the loss makes a few temporaries of that size, and fresh memory is
-/// expensive to touch, while 512+ rows per chunk keep the matmul efficient for a
-/// vocabulary up to 8k (still ≥ 32 rows at 128k). A GPU wants bigger matmuls: 64 Mi.
-pub fn chunk_elements(device: &candle_core::Device) -> usize {
-    if device.is_cpu() {
-        1 << 22
-    } else {
-        1 << 26
-    }
+/// Positions per LM-head chunk for a vocabulary of `vocab` on `device`.
+///
+/// Aim for 4 Mi logits (16 MiB of f32) per chunk on CPU and 64 Mi on a GPU, which wants
+/// bigger matmuls: the loss makes a few temporaries of that size, and on CPU fresh
+/// memory is expensive to touch. But never fewer than 256 positions: every chunk reads
+/// the whole LM head, so tiny chunks would make a large vocabulary memory-bound (at
+/// 128k tokens, 256 rows are 128 MiB of f32 logits, still far below the weights).
+pub fn chunk_rows(device: &candle_core::Device, vocab: usize) -> usize {
+    let elements: usize = if device.is_cpu() { 1 << 22 } else { 1 << 26 };
+    (elements / vocab.max(1)).max(256)
 }
 
 /// Sum of next-token cross-entropy in nats for each of `batch` windows of `seq_len`
@@ -32,7 +32,7 @@ pub fn window_nll(
     tokens: &[u32],
     batch: usize,
     seq_len: usize,
-    chunk_elements: usize,
+    chunk_rows: usize,
 ) -> Result<Vec<f64>> {
     if seq_len < 2 || batch == 0 || tokens.len() != batch * seq_len {
         return Err(EvalError::Internal(format!(
@@ -54,8 +54,7 @@ pub fn window_nll(
         .flat_map(|w| w[1..].iter().copied())
         .collect();
 
-    let vocab = model.config().vocab_size;
-    let chunk_rows = (chunk_elements / vocab).max(1);
+    let chunk_rows = chunk_rows.max(1);
     let head_t = model.lm_head().t()?;
     let mut sums = vec![0f64; batch];
     let total = batch * predicted;

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};
-use crate::loss::{chunk_elements, window_nll};
+use crate::loss::{chunk_rows, window_nll};
 use crate::model::Llama;
 use crate::shard::TokenShard;
 use crate::split::{window_part, Part};
@@ -135,7 +135,8 @@ pub fn score(
         let count = request.batch.min(windows - first);
         tokens.clear();
         shard.extend_window(first * n, count * n, &mut tokens);
-        let sums = window_nll(model, &tokens, count, n, chunk_elements(model.device()))?;
+        let rows = chunk_rows(model.device(), model.config().vocab_size);
+        let sums = window_nll(model, &tokens, count, n, rows)?;
         if let Some(bad) = sums.iter().position(|v| !v.is_finite()) {
             return Err(EvalError::NonFiniteLoss {
                 dtype: format!("{:?}", model.dtype()).to_lowercase(),
