@@ -5,11 +5,13 @@
 //! against the config and the phase limits, then maps and converts the weights;
 //! [`model::Llama`] runs the forward pass; [`score::score`] cuts a validated
 //! [`shard::TokenShard`] into windows and sums the chunked cross-entropy of [`loss`];
-//! [`split`] decides which windows are public. Every refusal is an [`error::EvalError`].
+//! [`split`] decides which windows are public; [`evaluate`] runs all of it in order, as
+//! the CLI and the workers do. Every refusal is an [`error::EvalError`].
 
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod evaluate;
 pub mod json;
 pub mod loss;
 pub mod mapped;

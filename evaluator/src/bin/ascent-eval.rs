@@ -10,17 +10,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use ascent_domain::limits::ModelLimits;
-use ascent_evaluator::checkpoint::{self, CONFIG_FILE};
-use ascent_evaluator::model::Llama;
-use ascent_evaluator::score::{plan_windows, score, ScoreRequest, SplitSpec};
-use ascent_evaluator::shard::TokenShard;
+use ascent_evaluator::evaluate::{evaluate, Evaluation};
+use ascent_evaluator::score::{ScoreRequest, SplitSpec};
 use ascent_evaluator::{EvalError, Result};
 use candle_core::{DType, Device};
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::json;
 
 /// mimalloc keeps freed pages for reuse: with the system allocator every large
 /// activation was a fresh mmap, and page faults plus zeroing took ~15% of CPU scoring.
@@ -114,13 +110,6 @@ impl DtypeArg {
             DtypeArg::F16 => DType::F16,
         }
     }
-    fn name(self) -> &'static str {
-        match self {
-            DtypeArg::F32 => "f32",
-            DtypeArg::Bf16 => "bf16",
-            DtypeArg::F16 => "f16",
-        }
-    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -186,7 +175,6 @@ fn device(arg: DeviceArg) -> Result<Device> {
 }
 
 fn run_score(args: ScoreArgs) -> Result<()> {
-    let started = Instant::now();
     let device = device(args.device)?;
     let limits = args.limits.as_deref().map(read_limits).transpose()?;
     if !(0.0..=1.0).contains(&args.public_share) {
@@ -195,108 +183,59 @@ fn run_score(args: ScoreArgs) -> Result<()> {
             args.public_share
         )));
     }
-
-    // Cheap checks first: the config and the data header, before any weight is read.
-    let config_path = args.model.join(CONFIG_FILE);
-    let config = checkpoint::validate_only(&args.model, limits.as_ref())?;
-    let shard = TokenShard::open(&args.data)?;
-    let request = ScoreRequest {
-        seq_len: args.seq_len,
-        windows: args.windows,
-        batch: args.batch,
-        split: args.split_secret.map(|s| SplitSpec {
-            secret: s.into_bytes(),
-            public_share: args.public_share,
-        }),
+    let evaluation = Evaluation {
+        model_dir: &args.model,
+        data: &args.data,
+        request: ScoreRequest {
+            seq_len: args.seq_len,
+            windows: args.windows,
+            batch: args.batch,
+            split: args.split_secret.map(|s| SplitSpec {
+                secret: s.into_bytes(),
+                public_share: args.public_share,
+            }),
+        },
+        limits: limits.as_ref(),
+        dtype: args.dtype.dtype(),
+        device: &device,
     };
-    let windows = plan_windows(
-        &request,
-        config.max_position_embeddings,
-        &config_path,
-        &args.data,
-        shard.len(),
-    )?;
-    shard.check_vocab(config.vocab_size)?;
-    let data_sha256 = shard.sha256();
 
-    tracing::info!(
-        data = %args.data.display(),
-        tokens = shard.len(),
-        windows,
-        "data validated"
-    );
-
-    let loading = Instant::now();
-    let ck = checkpoint::load(&args.model, limits.as_ref(), args.dtype.dtype(), &device)?;
-    let parameters = ck.parameters;
-    let weights_sha256 = ck.weights_sha256.clone();
-    tracing::info!(
-        model = %args.model.display(),
-        parameters,
-        stored_bytes = ck.stored_bytes,
-        seconds = loading.elapsed().as_secs_f64(),
-        "checkpoint validated and loaded"
-    );
-    let model = Llama::from_checkpoint(ck)?;
-
-    let bar = progress_bar(windows as u64);
-    let scoring_started = Instant::now();
-    let result = score(&model, &shard, &request, windows, &mut |done| {
-        if let Some(bar) = &bar {
-            bar.set_position(done as u64);
-        }
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let report = evaluate(&evaluation, &mut |done, total| {
+        let bar = bar.get_or_insert_with(|| progress_bar(total as u64));
+        bar.set_position(done as u64);
     })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let scoring_seconds = scoring_started.elapsed().as_secs_f64();
-    tracing::info!(loss = result.loss, scoring_seconds, "scored");
-    let seconds = started.elapsed().as_secs_f64();
-    let tokens_per_second = (windows * args.seq_len) as f64 / scoring_seconds.max(1e-9);
-    let device_name = match args.device {
-        DeviceArg::Cpu => "cpu",
-        DeviceArg::Cuda => "cuda",
-    };
 
     if args.json {
-        let out = json!({
-            "loss": result.loss,
-            "perplexity": result.perplexity,
-            "bits_per_token": result.bits_per_token,
-            "tokens_scored": result.tokens_scored,
-            "windows": result.windows,
-            "seq_len": result.seq_len,
-            "public": result.public,
-            "private": result.private,
-            "parameters": parameters,
-            "dtype": args.dtype.name(),
-            "device": device_name,
-            "seconds": seconds,
-            "scoring_seconds": scoring_seconds,
-            "tokens_per_second": tokens_per_second,
-            "weights_sha256": weights_sha256,
-            "data_sha256": data_sha256,
-        });
+        let out = serde_json::to_string(&report)
+            .map_err(|e| EvalError::Internal(format!("serialising the report: {e}")))?;
         println!("{out}");
     } else {
-        println!("loss            {:.6} nats/token", result.loss);
-        println!("perplexity      {:.4}", result.perplexity);
-        println!("bits per token  {:.6}", result.bits_per_token);
-        if let Some(p) = result.public {
+        let s = &report.score;
+        println!("loss            {:.6} nats/token", s.loss);
+        println!("perplexity      {:.4}", s.perplexity);
+        println!("bits per token  {:.6}", s.bits_per_token);
+        if let Some(p) = s.public {
             println!("public          {:.6} ({} windows)", p.loss, p.windows);
         }
-        if let Some(p) = result.private {
+        if let Some(p) = s.private {
             println!("private         {:.6} ({} windows)", p.loss, p.windows);
         }
         println!(
             "scored          {} tokens in {} windows of {}",
-            result.tokens_scored, result.windows, result.seq_len
+            s.tokens_scored, s.windows, s.seq_len
         );
-        println!("parameters      {parameters}");
-        println!("dtype, device   {}, {device_name}", args.dtype.name());
-        println!("time            {seconds:.2} s ({tokens_per_second:.0} tokens/s scoring)");
-        println!("weights sha256  {weights_sha256}");
-        println!("data sha256     {data_sha256}");
+        println!("parameters      {}", report.parameters);
+        println!("dtype, device   {}, {}", report.dtype, report.device);
+        println!(
+            "time            {:.2} s ({:.0} tokens/s scoring)",
+            report.seconds, report.tokens_per_second
+        );
+        println!("weights sha256  {}", report.weights_sha256);
+        println!("data sha256     {}", report.data_sha256);
     }
     Ok(())
 }
@@ -313,10 +252,10 @@ fn read_limits(path: &std::path::Path) -> Result<ModelLimits> {
     })
 }
 
-/// A progress bar on stderr, only when a person is watching it.
-fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
+/// A progress bar on stderr, drawn only when a person is watching it.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
-        return None;
+        return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -324,5 +263,5 @@ fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
-    Some(bar)
+    bar
 }
