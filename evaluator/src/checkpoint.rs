@@ -232,6 +232,26 @@ pub fn validate_only(dir: &Path, limits: Option<&ModelLimits>) -> Result<LlamaCo
     validate(dir, limits).map(|(config, _)| config)
 }
 
+/// What a full scan of a checkpoint establishes without keeping any weight in memory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Inspection {
+    /// Exact parameter count (a tied embedding counted once).
+    pub parameters: u64,
+    /// Bytes of weights as stored in the files.
+    pub stored_bytes: u64,
+    /// Canonical hash of the tensors; see the module documentation.
+    pub weights_sha256: String,
+}
+
+/// Runs every check, NaN/Inf included, and computes the parameter count and the weights
+/// hash, reading each tensor once through the mapping and keeping none: what an upload
+/// needs before it is queued for scoring.
+pub fn inspect(dir: &Path, limits: Option<&ModelLimits>) -> Result<(LlamaConfig, Inspection)> {
+    let (config, files) = validate(dir, limits)?;
+    let inspection = scan(&config, &files, |_, _| Ok(()))?;
+    Ok((config, inspection))
+}
+
 /// Validates and loads the checkpoint in `dir`, converting weights to `dtype` on `device`.
 pub fn load(
     dir: &Path,
@@ -241,7 +261,36 @@ pub fn load(
 ) -> Result<Checkpoint> {
     let (config, files) = validate(dir, limits)?;
     let mut weights = HashMap::new();
-    let mut digests: BTreeMap<String, (Dtype, Vec<usize>, [u8; 32])> = BTreeMap::new();
+    let inspection = scan(&config, &files, |t, bytes| {
+        let stored = match t.dtype {
+            Dtype::F32 => DType::F32,
+            Dtype::BF16 => DType::BF16,
+            _ => DType::F16,
+        };
+        let tensor = Tensor::from_raw_buffer(bytes, stored, &t.shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?;
+        weights.insert(t.name.clone(), tensor);
+        Ok(())
+    })?;
+    Ok(Checkpoint {
+        dir: dir.to_owned(),
+        config,
+        weights,
+        parameters: inspection.parameters,
+        weights_sha256: inspection.weights_sha256,
+        stored_bytes: inspection.stored_bytes,
+    })
+}
+
+/// Visits every tensor of validated `files` once: refuses NaN/Inf, hashes it, hands its
+/// bytes to `each`, then releases its mapped pages. Returns the count and the hash.
+fn scan(
+    config: &LlamaConfig,
+    files: &[WeightFile],
+    mut each: impl FnMut(&TensorInfo, &[u8]) -> Result<()>,
+) -> Result<Inspection> {
+    let mut digests: BTreeMap<&str, (Dtype, &[usize], [u8; 32])> = BTreeMap::new();
     let mut parameters = 0u64;
     let mut stored_bytes = 0u64;
     for file in files {
@@ -255,28 +304,17 @@ pub fn load(
                     index,
                 });
             }
-            digests.insert(
-                t.name.clone(),
-                (t.dtype, t.shape.clone(), Sha256::digest(bytes).into()),
-            );
-            let stored = match t.dtype {
-                Dtype::F32 => DType::F32,
-                Dtype::BF16 => DType::BF16,
-                _ => DType::F16,
-            };
-            let tensor = Tensor::from_raw_buffer(bytes, stored, &t.shape, &Device::Cpu)?
-                .to_dtype(dtype)?
-                .to_device(device)?;
+            digests.insert(&t.name, (t.dtype, &t.shape, Sha256::digest(bytes).into()));
+            each(t, bytes)?;
             release_pages(&file.map, range.start, range.len());
-            parameters += tensor.elem_count() as u64;
+            parameters += t.shape.iter().product::<usize>() as u64;
             stored_bytes += bytes.len() as u64;
-            weights.insert(t.name.clone(), tensor);
         }
     }
     if parameters != config.parameter_count() {
-        // Shapes were matched above, so this would be a bug in our own bookkeeping.
+        // Shapes were matched against the config, so this would be our own bug.
         return Err(EvalError::Internal(format!(
-            "loaded {parameters} parameters, config implies {}",
+            "counted {parameters} parameters, config implies {}",
             config.parameter_count()
         )));
     }
@@ -286,17 +324,14 @@ pub fn load(
         hasher.update(name.as_bytes());
         hasher.update(dtype.name().as_bytes());
         hasher.update((shape.len() as u64).to_le_bytes());
-        for d in shape {
+        for d in shape.iter() {
             hasher.update((*d as u64).to_le_bytes());
         }
         hasher.update(digest);
     }
-    Ok(Checkpoint {
-        dir: dir.to_owned(),
-        config,
-        weights,
+    Ok(Inspection {
         parameters,
-        weights_sha256: hex::encode(hasher.finalize()),
         stored_bytes,
+        weights_sha256: hex::encode(hasher.finalize()),
     })
 }

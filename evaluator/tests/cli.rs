@@ -806,3 +806,25 @@ fn logs_go_to_stderr_and_json_stays_clean() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON object");
     assert_eq!(v["windows"], 1);
 }
+
+#[test]
+fn validate_reports_what_score_would_and_refuses_the_same() {
+    let model = fixtures().join("trained_sharded");
+    let m = model.to_str().expect("utf-8");
+    let v = run(&["validate", "--model", m, "--json"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let v: Value = serde_json::from_str(&v.stdout).expect("json");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["parameters"], 106_816);
+    let s = score(&model, &text_data(), 64, &["--windows", "1", "--json"]);
+    let s: Value = serde_json::from_str(&s.stdout).expect("json");
+    assert_eq!(v["weights_sha256"], s["weights_sha256"]);
+
+    let (_tmp, dir) = copy_fixture("mha");
+    let path = dir.join("model.safetensors");
+    let mut tensors = read_tensors(&path);
+    tensors[3].3[0..4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    write_tensors(&path, &tensors);
+    let r = run(&["validate", "--model", dir.to_str().expect("utf-8")]);
+    assert_invalid(&r, "model.safetensors", "NaN or infinite");
+}

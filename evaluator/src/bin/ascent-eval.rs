@@ -3,6 +3,9 @@
 //! `ascent-eval score --model DIR --data FILE --seq-len N [--windows K] [--batch B]
 //! [--dtype f32|bf16|f16] [--device cpu|cuda] [--json]`
 //!
+//! `ascent-eval validate --model DIR [--limits FILE] [--json]` runs every check without
+//! scoring (for an upload, before it is queued).
+//!
 //! Exit status 0 on success, 2 when the input is invalid (the message on stderr names
 //! the file and what is wrong), 1 on an internal error. A panic is caught at the top and
 //! reported as an internal error rather than aborting with a backtrace.
@@ -12,6 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ascent_domain::limits::ModelLimits;
+use ascent_evaluator::checkpoint;
 use ascent_evaluator::evaluate::{evaluate, Evaluation};
 use ascent_evaluator::score::{ScoreRequest, SplitSpec};
 use ascent_evaluator::{EvalError, Result};
@@ -55,6 +59,22 @@ struct Cli {
 enum Command {
     /// Score a checkpoint on a token shard: mean next-token cross-entropy in nats.
     Score(ScoreArgs),
+    /// Run every check on a checkpoint (NaN/Inf included) without scoring it; report
+    /// the parameter count and the weights hash.
+    Validate(ValidateArgs),
+}
+
+#[derive(clap::Args)]
+struct ValidateArgs {
+    /// Checkpoint directory: config.json plus model.safetensors or an index with shards.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Phase model limits as JSON, as for `score`.
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of a human summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -144,6 +164,7 @@ fn main() -> ExitCode {
     }));
     let outcome = std::panic::catch_unwind(|| match cli.command {
         Command::Score(args) => run_score(args),
+        Command::Validate(args) => run_validate(args),
     });
     match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -236,6 +257,37 @@ fn run_score(args: ScoreArgs) -> Result<()> {
         );
         println!("weights sha256  {}", report.weights_sha256);
         println!("data sha256     {}", report.data_sha256);
+    }
+    Ok(())
+}
+
+fn run_validate(args: ValidateArgs) -> Result<()> {
+    let limits = args.limits.as_deref().map(read_limits).transpose()?;
+    let (config, inspection) = checkpoint::inspect(&args.model, limits.as_ref())?;
+    if args.json {
+        let out = serde_json::json!({
+            "valid": true,
+            "parameters": inspection.parameters,
+            "stored_bytes": inspection.stored_bytes,
+            "weights_sha256": inspection.weights_sha256,
+            "vocab_size": config.vocab_size,
+            "hidden_size": config.hidden_size,
+            "num_hidden_layers": config.num_hidden_layers,
+            "max_position_embeddings": config.max_position_embeddings,
+            "tie_word_embeddings": config.tie_word_embeddings,
+        });
+        println!("{out}");
+    } else {
+        println!("valid           {}", args.model.display());
+        println!("parameters      {}", inspection.parameters);
+        println!(
+            "architecture    llama, {} layers, hidden {}, vocab {}, context {}",
+            config.num_hidden_layers,
+            config.hidden_size,
+            config.vocab_size,
+            config.max_position_embeddings
+        );
+        println!("weights sha256  {}", inspection.weights_sha256);
     }
     Ok(())
 }
