@@ -47,6 +47,10 @@ pub struct Report {
     pub scoring_seconds: f64,
     /// Tokens through the model (windows × N) per second of scoring.
     pub tokens_per_second: f64,
+    /// CPU time (all threads, user + system) spent scoring, where the OS reports it
+    /// (Linux); with `scoring_seconds` it tells how well the threads were used, and it
+    /// is a fairer speed measure than wall time on a shared machine.
+    pub scoring_cpu_seconds: Option<f64>,
     /// Canonical hash of the tensors (see [`crate::checkpoint`]).
     pub weights_sha256: String,
     /// SHA-256 of the token shard file.
@@ -88,10 +92,15 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
     let model = Llama::from_checkpoint(ck)?;
 
     let scoring = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let result = score(&model, &shard, &e.request, windows, &mut |done| {
         progress(done, windows)
     })?;
     let scoring_seconds = scoring.elapsed().as_secs_f64();
+    let scoring_cpu_seconds = match (cpu_before, process_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     tracing::info!(loss = result.loss, scoring_seconds, "scored");
     Ok(Report {
         parameters,
@@ -100,8 +109,43 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
         seconds: started.elapsed().as_secs_f64(),
         scoring_seconds,
         tokens_per_second: (windows * e.request.seq_len) as f64 / scoring_seconds.max(1e-9),
+        scoring_cpu_seconds,
         weights_sha256,
         data_sha256,
         score: result,
     })
+}
+
+/// CPU time of this process so far (user + system, all threads), from `/proc/self/stat`;
+/// `None` where that file does not exist or cannot be parsed.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_seconds(&stat)
+}
+
+/// utime and stime are fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of
+/// USER_HZ, which is 100 on Linux. Field 2 (the command name) may hold spaces and
+/// parentheses, so counting starts after its closing parenthesis (at field 3).
+fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_from_proc_stat() {
+        let line = "4242 (ascent eval (x)) R 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 3 0 100";
+        assert_eq!(parse_cpu_seconds(line), Some(3.0));
+        assert_eq!(parse_cpu_seconds("garbage"), None);
+        if cfg!(target_os = "linux") {
+            assert!(process_cpu_seconds().is_some());
+        }
+    }
 }
