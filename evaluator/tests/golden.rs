@@ -210,3 +210,52 @@ fn parameter_counts_are_exact() {
     let per_layer = 2 * 16 + 16 * 16 + 2 * 16 * 8 + 16 * 16 + 3 * 16 * 32;
     assert_eq!(tied.parameters, 70_000 * 16 + per_layer + 16);
 }
+
+/// The same weights with the config written the transformers-4 way (`rope_theta` at the
+/// top level, llama3 scaling under `rope_scaling` with the old `type` key) score the same.
+#[test]
+fn transformers_4_style_config_scores_the_same() {
+    let case = references()
+        .into_iter()
+        .find(|c| c.model == "gqa_llama3" && c.seq_len == 96)
+        .expect("case");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("gqa_llama3");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::copy(
+        fixtures().join("gqa_llama3/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .expect("copy");
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("gqa_llama3/config.json")).expect("config"),
+    )
+    .expect("json");
+    let mut rope = cfg["rope_parameters"].take();
+    let obj = cfg.as_object_mut().expect("object");
+    obj.remove("rope_parameters");
+    obj.insert("rope_theta".into(), rope["rope_theta"].take());
+    let rope = rope.as_object_mut().expect("rope object");
+    rope.remove("rope_theta");
+    let kind = rope.remove("rope_type").expect("rope_type");
+    rope.insert("type".into(), kind);
+    obj.insert(
+        "rope_scaling".into(),
+        serde_json::Value::Object(rope.clone()),
+    );
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write");
+
+    let ck = checkpoint::load(&dir, None, DType::F32, &Device::Cpu).expect("load");
+    assert!(ck.config.rope_scaling.is_some());
+    assert_eq!(ck.config.rope_theta, 500000.0);
+    let model = Llama::from_checkpoint(ck).expect("model");
+    let shard = TokenShard::open(&fixtures().join(&case.data)).expect("shard");
+    let request = ScoreRequest {
+        seq_len: case.seq_len,
+        windows: Some(case.windows),
+        batch: 6,
+        split: None,
+    };
+    let s = score(&model, &shard, &request, case.windows, &mut |_| {}).expect("score");
+    assert!(rel(s.loss, case.loss) < 1e-4, "{} vs {}", s.loss, case.loss);
+}
