@@ -1,1 +1,24 @@
-//! Checkpoint validation and scoring (see issue 4).
+//! Checkpoint validation and scoring for Ascent (issue 4).
+//!
+//! The path of a checkpoint through this crate: [`checkpoint::load`] refuses pickles,
+//! reads the [`config`], validates every [`safetensors`] header and the tensor set
+//! against the config and the phase limits, then maps and converts the weights;
+//! [`model::Llama`] runs the forward pass; [`score::score`] cuts a validated
+//! [`shard::TokenShard`] into windows and sums the chunked cross-entropy of [`loss`];
+//! [`split`] decides which windows are public; [`evaluate`] runs all of it in order, as
+//! the CLI and the workers do. Every refusal is an [`error::EvalError`].
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod evaluate;
+pub mod json;
+pub mod loss;
+pub mod mapped;
+pub mod model;
+pub mod safetensors;
+pub mod score;
+pub mod shard;
+pub mod split;
+
+pub use error::{EvalError, Result};

@@ -1,0 +1,337 @@
+//! Loading a Hugging Face Llama checkpoint directory, validating it completely first.
+//!
+//! Order matters: refuse pickle files, read and bound the config (and check it against
+//! the phase limits), parse and validate every safetensors header, and match the tensor
+//! set and shapes against what the config implies — all before a single weight is
+//! copied. Only then are the memory-mapped tensors scanned for NaN/Inf, hashed and
+//! converted to the scoring dtype, one at a time, releasing each mapped range once it
+//! has been copied so peak memory stays near the size of the converted weights.
+//!
+//! `weights_sha256` is a canonical hash of the tensors, independent of how they are
+//! sharded or how the header is formatted: SHA-256 over the tensors sorted by name, each
+//! contributing its name, dtype, shape and the SHA-256 of its bytes. Two uploads with the
+//! same tensor bytes have the same hash.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use ascent_domain::limits::ModelLimits;
+use candle_core::{DType, Device, Tensor};
+use sha2::{Digest, Sha256};
+
+use crate::config::LlamaConfig;
+use crate::error::{EvalError, Result};
+use crate::mapped::{map_file, release_pages};
+use crate::safetensors::{first_non_finite, is_pickle_name, parse_header, Dtype, TensorInfo};
+
+/// File names inside a checkpoint directory.
+pub const CONFIG_FILE: &str = "config.json";
+pub const SINGLE_FILE: &str = "model.safetensors";
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+/// Most entries a checkpoint directory may hold; real ones have a handful of files.
+const MAX_DIR_ENTRIES: usize = 10_000;
+
+/// A validated checkpoint whose weights are loaded in the scoring dtype.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub config: LlamaConfig,
+    /// Weights by Hugging Face name, in the scoring dtype, on the scoring device.
+    pub weights: HashMap<String, Tensor>,
+    /// Exact parameter count (a tied embedding counted once).
+    pub parameters: u64,
+    /// Canonical hash of the tensors; see the module documentation.
+    pub weights_sha256: String,
+    /// Bytes of weights as stored in the files.
+    pub stored_bytes: u64,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("dir", &self.dir)
+            .field("parameters", &self.parameters)
+            .field("weights_sha256", &self.weights_sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One safetensors file of a checkpoint with its validated header.
+struct WeightFile {
+    path: PathBuf,
+    map: crate::mapped::Mmap,
+    tensors: Vec<TensorInfo>,
+    data_start: usize,
+}
+
+/// Validates the checkpoint in `dir` without loading weights: config, limits, headers,
+/// tensor names and shapes. Returns the config and the opened files.
+fn validate(dir: &Path, limits: Option<&ModelLimits>) -> Result<(LlamaConfig, Vec<WeightFile>)> {
+    let meta = std::fs::metadata(dir).map_err(|e| EvalError::io(dir, e))?;
+    if !meta.is_dir() {
+        return Err(EvalError::MissingWeights {
+            dir: dir.to_owned(),
+        });
+    }
+    refuse_pickles(dir)?;
+
+    let config_path = dir.join(CONFIG_FILE);
+    let config = LlamaConfig::from_file(&config_path)?;
+    if let Some(limits) = limits {
+        config.check_limits(&config_path, limits)?;
+    }
+
+    let single = dir.join(SINGLE_FILE);
+    let index = dir.join(INDEX_FILE);
+    let files = match (single.is_file(), index.is_file()) {
+        (true, true) => {
+            return Err(EvalError::Config {
+                path: dir.to_owned(),
+                message: format!(
+                    "both {SINGLE_FILE} and {INDEX_FILE} are present; keep one so it is clear which weights are scored"
+                ),
+            })
+        }
+        (true, false) => vec![open_weight_file(&single)?],
+        (false, true) => open_sharded(&index, dir)?,
+        (false, false) => {
+            return Err(EvalError::MissingWeights {
+                dir: dir.to_owned(),
+            })
+        }
+    };
+
+    // Tensor set and shapes against the config, before anything is copied.
+    let expected: BTreeMap<String, Vec<usize>> = config.expected_tensors().into_iter().collect();
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for file in &files {
+        for t in &file.tensors {
+            if let Some(first) = seen.insert(&t.name, &file.path) {
+                return Err(EvalError::TensorEntry {
+                    path: file.path.clone(),
+                    tensor: t.name.clone(),
+                    message: format!("also stored in {}", first.display()),
+                });
+            }
+            let Some(shape) = expected.get(&t.name) else {
+                return Err(EvalError::UnexpectedTensor {
+                    path: file.path.clone(),
+                    tensor: t.name.clone(),
+                });
+            };
+            if *shape != t.shape {
+                return Err(EvalError::ShapeMismatch {
+                    path: file.path.clone(),
+                    tensor: t.name.clone(),
+                    expected: shape.clone(),
+                    found: t.shape.clone(),
+                });
+            }
+            if !matches!(t.dtype, Dtype::F32 | Dtype::BF16 | Dtype::F16) {
+                return Err(EvalError::UnsupportedDtype {
+                    path: file.path.clone(),
+                    tensor: t.name.clone(),
+                    dtype: t.dtype.name().to_owned(),
+                });
+            }
+        }
+    }
+    if let Some(missing) = expected
+        .keys()
+        .find(|name| !seen.contains_key(name.as_str()))
+    {
+        // Name the file that should have held it: the index lists a sharded checkpoint.
+        let path = if index.is_file() { index } else { single };
+        return Err(EvalError::MissingTensor {
+            path,
+            tensor: missing.clone(),
+        });
+    }
+    Ok((config, files))
+}
+
+/// Refuses the directory if it holds any pickle-format file, whatever it is called for:
+/// such files must not reach the evaluator's storage, let alone a loader.
+fn refuse_pickles(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| EvalError::io(dir, e))?;
+    for (count, entry) in entries.enumerate() {
+        if count >= MAX_DIR_ENTRIES {
+            return Err(EvalError::Config {
+                path: dir.to_owned(),
+                message: format!("more than {MAX_DIR_ENTRIES} files in the checkpoint directory"),
+            });
+        }
+        let entry = entry.map_err(|e| EvalError::io(dir, e))?;
+        if is_pickle_name(&entry.file_name().to_string_lossy()) {
+            return Err(EvalError::PickleRefused { path: entry.path() });
+        }
+    }
+    Ok(())
+}
+
+fn open_weight_file(path: &Path) -> Result<WeightFile> {
+    let meta = std::fs::metadata(path).map_err(|e| EvalError::io(path, e))?;
+    if meta.len() < 8 {
+        return Err(EvalError::Truncated {
+            path: path.to_owned(),
+            message: format!(
+                "{} bytes is shorter than the 8-byte safetensors header length",
+                meta.len()
+            ),
+        });
+    }
+    let map = map_file(path)?;
+    let header = parse_header(path, &map)?;
+    Ok(WeightFile {
+        path: path.to_owned(),
+        map,
+        tensors: header.tensors,
+        data_start: header.data_start,
+    })
+}
+
+/// Opens every shard an index names and checks that each shard holds exactly the
+/// tensors the index assigns to it.
+fn open_sharded(index: &Path, dir: &Path) -> Result<Vec<WeightFile>> {
+    let weight_map = crate::safetensors::read_index(index, dir)?;
+    let mut by_shard: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+    for (tensor, shard) in &weight_map {
+        by_shard.entry(shard.as_path()).or_default().push(tensor);
+    }
+    let mut files = Vec::with_capacity(by_shard.len());
+    for (shard, names) in by_shard {
+        let file = open_weight_file(shard)?;
+        for t in &file.tensors {
+            if weight_map.get(&t.name).map(PathBuf::as_path) != Some(shard) {
+                return Err(EvalError::TensorEntry {
+                    path: shard.to_owned(),
+                    tensor: t.name.clone(),
+                    message: format!(
+                        "stored in this shard but {} does not assign it here",
+                        index.display()
+                    ),
+                });
+            }
+        }
+        if let Some(absent) = names
+            .iter()
+            .find(|n| !file.tensors.iter().any(|t| t.name == **n))
+        {
+            return Err(EvalError::MissingTensor {
+                path: shard.to_owned(),
+                tensor: (*absent).to_owned(),
+            });
+        }
+        files.push(file);
+    }
+    Ok(files)
+}
+
+/// Validates the checkpoint in `dir` without loading its weights; returns the config.
+pub fn validate_only(dir: &Path, limits: Option<&ModelLimits>) -> Result<LlamaConfig> {
+    validate(dir, limits).map(|(config, _)| config)
+}
+
+/// What a full scan of a checkpoint establishes without keeping any weight in memory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Inspection {
+    /// Exact parameter count (a tied embedding counted once).
+    pub parameters: u64,
+    /// Bytes of weights as stored in the files.
+    pub stored_bytes: u64,
+    /// Canonical hash of the tensors; see the module documentation.
+    pub weights_sha256: String,
+}
+
+/// Runs every check, NaN/Inf included, and computes the parameter count and the weights
+/// hash, reading each tensor once through the mapping and keeping none: what an upload
+/// needs before it is queued for scoring.
+pub fn inspect(dir: &Path, limits: Option<&ModelLimits>) -> Result<(LlamaConfig, Inspection)> {
+    let (config, files) = validate(dir, limits)?;
+    let inspection = scan(&config, &files, |_, _| Ok(()))?;
+    Ok((config, inspection))
+}
+
+/// Validates and loads the checkpoint in `dir`, converting weights to `dtype` on `device`.
+pub fn load(
+    dir: &Path,
+    limits: Option<&ModelLimits>,
+    dtype: DType,
+    device: &Device,
+) -> Result<Checkpoint> {
+    let (config, files) = validate(dir, limits)?;
+    let mut weights = HashMap::new();
+    let inspection = scan(&config, &files, |t, bytes| {
+        let stored = match t.dtype {
+            Dtype::F32 => DType::F32,
+            Dtype::BF16 => DType::BF16,
+            _ => DType::F16,
+        };
+        let tensor = Tensor::from_raw_buffer(bytes, stored, &t.shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?;
+        weights.insert(t.name.clone(), tensor);
+        Ok(())
+    })?;
+    Ok(Checkpoint {
+        dir: dir.to_owned(),
+        config,
+        weights,
+        parameters: inspection.parameters,
+        weights_sha256: inspection.weights_sha256,
+        stored_bytes: inspection.stored_bytes,
+    })
+}
+
+/// Visits every tensor of validated `files` once: refuses NaN/Inf, hashes it, hands its
+/// bytes to `each`, then releases its mapped pages. Returns the count and the hash.
+fn scan(
+    config: &LlamaConfig,
+    files: &[WeightFile],
+    mut each: impl FnMut(&TensorInfo, &[u8]) -> Result<()>,
+) -> Result<Inspection> {
+    let mut digests: BTreeMap<&str, (Dtype, &[usize], [u8; 32])> = BTreeMap::new();
+    let mut parameters = 0u64;
+    let mut stored_bytes = 0u64;
+    for file in files {
+        for t in &file.tensors {
+            let range = file.data_start + t.start..file.data_start + t.end;
+            let bytes = &file.map[range.clone()];
+            if let Some(index) = first_non_finite(t.dtype, bytes) {
+                return Err(EvalError::NonFinite {
+                    path: file.path.clone(),
+                    tensor: t.name.clone(),
+                    index,
+                });
+            }
+            digests.insert(&t.name, (t.dtype, &t.shape, Sha256::digest(bytes).into()));
+            each(t, bytes)?;
+            release_pages(&file.map, range.start, range.len());
+            parameters += t.shape.iter().product::<usize>() as u64;
+            stored_bytes += bytes.len() as u64;
+        }
+    }
+    if parameters != config.parameter_count() {
+        // Shapes were matched against the config, so this would be our own bug.
+        return Err(EvalError::Internal(format!(
+            "counted {parameters} parameters, config implies {}",
+            config.parameter_count()
+        )));
+    }
+    let mut hasher = Sha256::new();
+    for (name, (dtype, shape, digest)) in &digests {
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(dtype.name().as_bytes());
+        hasher.update((shape.len() as u64).to_le_bytes());
+        for d in shape.iter() {
+            hasher.update((*d as u64).to_le_bytes());
+        }
+        hasher.update(digest);
+    }
+    Ok(Inspection {
+        parameters,
+        stored_bytes,
+        weights_sha256: hex::encode(hasher.finalize()),
+    })
+}

@@ -1,0 +1,185 @@
+//! Chunked next-token cross-entropy.
+//!
+//! For a large vocabulary the full logits of a batch (`batch × seq × vocab` floats, 8 ×
+//! 2048 × 128k × 4 bytes = 8 GiB) would dwarf the model. Instead the final hidden states
+//! are cut into chunks of positions; each chunk goes through the LM head, is widened to
+//! f32, and reduced to one loss per position (log-sum-exp minus the target logit) before
+//! the next chunk is computed. Per-window sums are accumulated in f64 so that the order
+//! of summation, and thus the batch size, does not move the result.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use crate::error::{EvalError, Result};
+use crate::model::Llama;
+
+/// Positions per LM-head chunk for a vocabulary of `vocab` on `device`.
+///
+/// Aim for 4 Mi logits (16 MiB of f32) per chunk on CPU and 64 Mi on a GPU, which wants
+/// bigger matmuls: the loss makes a few temporaries of that size, and on CPU fresh
+/// memory is expensive to touch. But never fewer than 256 positions: every chunk reads
+/// the whole LM head, so tiny chunks would make a large vocabulary memory-bound (at
+/// 128k tokens, 256 rows are 128 MiB of f32 logits, still far below the weights).
+pub fn chunk_rows(device: &candle_core::Device, vocab: usize) -> usize {
+    let elements: usize = if device.is_cpu() { 1 << 22 } else { 1 << 26 };
+    (elements / vocab.max(1)).max(256)
+}
+
+/// Sum of next-token cross-entropy in nats for each of `batch` windows of `seq_len`
+/// tokens laid out consecutively in `tokens`; position `i` predicts token `i + 1`.
+pub fn window_nll(
+    model: &Llama,
+    tokens: &[u32],
+    batch: usize,
+    seq_len: usize,
+    chunk_rows: usize,
+) -> Result<Vec<f64>> {
+    if seq_len < 2 || batch == 0 || tokens.len() != batch * seq_len {
+        return Err(EvalError::Internal(format!(
+            "window_nll: {} tokens for {batch} windows of {seq_len}",
+            tokens.len()
+        )));
+    }
+    let device = model.device();
+    let ids = Tensor::from_slice(tokens, (batch, seq_len), device)?;
+    let hidden = model.hidden_states(&ids)?; // [b, t, h]
+    let h = hidden.dim(D::Minus1)?;
+    let predicted = seq_len - 1;
+    // Positions 0..t-1 of every window, flattened: row r is window r / (t-1).
+    let rows = hidden
+        .narrow(1, 0, predicted)?
+        .reshape((batch * predicted, h))?;
+    let targets: Vec<u32> = tokens
+        .chunks_exact(seq_len)
+        .flat_map(|w| w[1..].iter().copied())
+        .collect();
+
+    let chunk_rows = chunk_rows.max(1);
+    let head_t = model.lm_head().t()?;
+    let mut sums = vec![0f64; batch];
+    let total = batch * predicted;
+    let mut start = 0;
+    while start < total {
+        let n = chunk_rows.min(total - start);
+        let logits = rows
+            .narrow(0, start, n)?
+            .matmul(&head_t)?
+            .to_dtype(DType::F32)?; // [n, vocab]
+        let target = Tensor::from_slice(&targets[start..start + n], n, device)?;
+        let nll = token_nll(&logits, &target)?;
+        for (i, v) in nll.into_iter().enumerate() {
+            sums[(start + i) / predicted] += v;
+        }
+        start += n;
+    }
+    Ok(sums)
+}
+
+/// Cross-entropy of each row of `logits [n, vocab]` (f32) against `targets [n]` (u32), in
+/// nats, as f64: `logsumexp(row) - row[target]`.
+///
+/// On CPU this is one fused, parallel pass per row (max, then a sum of exponentials
+/// accumulated in f64) instead of the five full-size temporaries the generic ops make;
+/// on the bench model that was ~10% of scoring time. Other devices use the generic ops.
+pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+    if logits.device().is_cpu() {
+        let nll = logits.apply_op2_no_bwd(targets, &TokenNll)?;
+        return Ok(nll.to_vec1::<f64>()?);
+    }
+    generic_token_nll(logits, targets)
+}
+
+/// [`token_nll`] from candle's generic ops; runs on every device.
+pub fn generic_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+    let picked = logits.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let nll = (logits.log_sum_exp(1)? - picked)?;
+    Ok(nll.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}
+
+struct TokenNll;
+
+impl CustomOp2 for TokenNll {
+    fn name(&self) -> &'static str {
+        "token-nll"
+    }
+
+    fn cpu_fwd(
+        &self,
+        logits: &CpuStorage,
+        logits_layout: &Layout,
+        targets: &CpuStorage,
+        targets_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(logits), CpuStorage::U32(targets)) = (logits, targets) else {
+            candle_core::bail!("token-nll takes f32 logits and u32 targets");
+        };
+        let (rows, vocab) = logits_layout.shape().dims2()?;
+        let (Some((l0, l1)), Some((t0, t1))) = (
+            logits_layout.contiguous_offsets(),
+            targets_layout.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("token-nll needs contiguous inputs");
+        };
+        let logits = &logits[l0..l1];
+        let targets = &targets[t0..t1];
+        if targets.len() != rows || vocab == 0 {
+            candle_core::bail!(
+                "token-nll: {} targets for {rows} rows of {vocab}",
+                targets.len()
+            );
+        }
+        let nll: Vec<f64> = logits
+            .par_chunks_exact(vocab)
+            .zip(targets.par_iter())
+            .map(|(row, &target)| {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let sum: f64 = row.iter().map(|&v| f64::from((v - max).exp())).sum();
+                // A target outside the row cannot happen for validated data; NaN makes
+                // the caller refuse the score rather than panic here.
+                let picked = row.get(target as usize).map_or(f64::NAN, |&v| f64::from(v));
+                f64::from(max) + sum.ln() - picked
+            })
+            .collect();
+        Ok((CpuStorage::F64(nll), Shape::from(rows)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn fused_nll_matches_generic_ops_and_a_direct_computation() {
+        let (rows, vocab) = (37, 1001);
+        let values: Vec<f32> = (0..rows * vocab)
+            .map(|i| ((i * 7919) % 1000) as f32 / 50.0 - 10.0)
+            .collect();
+        let targets: Vec<u32> = (0..rows).map(|r| ((r * 131) % vocab) as u32).collect();
+        let logits = Tensor::from_vec(values.clone(), (rows, vocab), &Device::Cpu).expect("logits");
+        let t = Tensor::from_vec(targets.clone(), rows, &Device::Cpu).expect("targets");
+        let fused = token_nll(&logits, &t).expect("fused");
+        let generic = generic_token_nll(&logits, &t).expect("generic");
+        for r in 0..rows {
+            let row = &values[r * vocab..(r + 1) * vocab];
+            let direct = row.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln()
+                - row[targets[r] as usize] as f64;
+            assert!((fused[r] - direct).abs() < 1e-5, "{} vs {direct}", fused[r]);
+            assert!(
+                (generic[r] - direct).abs() < 1e-4,
+                "{} vs {direct}",
+                generic[r]
+            );
+        }
+    }
+
+    #[test]
+    fn fused_nll_refuses_mismatched_inputs() {
+        let logits = Tensor::zeros((3, 4), DType::F32, &Device::Cpu).expect("logits");
+        let short = Tensor::from_vec(vec![0u32, 1], 2, &Device::Cpu).expect("targets");
+        assert!(token_nll(&logits, &short).is_err());
+        let out_of_range = Tensor::from_vec(vec![0u32, 1, 9], 3, &Device::Cpu).expect("targets");
+        let nll = token_nll(&logits, &out_of_range).expect("runs");
+        assert!(nll[2].is_nan() && (nll[0] - 4f64.ln()).abs() < 1e-12);
+    }
+}
