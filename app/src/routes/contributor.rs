@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::functions::people::load_profile;
-use crate::routes::not_found::NotFound;
+use crate::routes::not_found::found_or_not_found;
 
 #[component]
 pub fn ContributorPage() -> impl IntoView {
@@ -19,11 +19,7 @@ pub fn ContributorPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading profile…"</p> }>
             {move || Suspend::new(async move {
-                match profile.await {
-                    Ok(Some(profile)) => view! { <Profile profile /> }.into_any(),
-                    Ok(None) => view! { <NotFound /> }.into_any(),
-                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
-                }
+                found_or_not_found(profile.await, |profile| view! { <Profile profile /> }.into_any())
             })}
         </Suspense>
     }

@@ -10,7 +10,7 @@ use crate::components::leaderboard::LeaderboardTable;
 use crate::components::phase_bits::StateBadge;
 use crate::components::score_chart::ScoreChart;
 use crate::functions::phases::{phase_page, PhasePageData};
-use crate::routes::not_found::NotFound;
+use crate::routes::not_found::found_or_not_found;
 
 #[component]
 pub fn PhasePage() -> impl IntoView {
@@ -38,11 +38,7 @@ pub fn PhasePage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading phase…"</p> }>
             {move || Suspend::new(async move {
-                match data.await {
-                    Ok(Some(page)) => view! { <PhaseView page /> }.into_any(),
-                    Ok(None) => view! { <NotFound /> }.into_any(),
-                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
-                }
+                found_or_not_found(data.await, |page| view! { <PhaseView page /> }.into_any())
             })}
         </Suspense>
     }

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::functions::people::submission_detail;
-use crate::routes::not_found::NotFound;
+use crate::routes::not_found::found_or_not_found;
 
 #[component]
 pub fn SubmissionPage() -> impl IntoView {
@@ -29,11 +29,7 @@ pub fn SubmissionPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading submission…"</p> }>
             {move || Suspend::new(async move {
-                match submission.await {
-                    Ok(Some(s)) => view! { <Detail s /> }.into_any(),
-                    Ok(None) => view! { <NotFound /> }.into_any(),
-                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
-                }
+                found_or_not_found(submission.await, |s| view! { <Detail s /> }.into_any())
             })}
         </Suspense>
     }
