@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const root = path.resolve(import.meta.dirname, '..');
@@ -111,4 +112,18 @@ export async function logIn(context, url, who, next) {
   await page.fill('input[name=password]', who.password);
   await page.click('button[type=submit]');
   return page;
+}
+
+// One server and one browser for a test file: started before its tests, stopped after.
+export function useServerAndBrowser() {
+  const env = {};
+  before(async () => {
+    env.server = await startServer();
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
 }

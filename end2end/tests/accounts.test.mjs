@@ -1,26 +1,16 @@
 // Accounts: registering, logging in and out, roles, and the CSRF wall.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startServer, launchBrowser, openHydrated, register, logIn, screenshots, ORGANIZER } from '../support.mjs';
+import { useServerAndBrowser, openHydrated, register, logIn, screenshots, ORGANIZER } from '../support.mjs';
 
-let server;
-let browser;
 const ada = { email: 'ada@e2e.test', handle: 'ada', password: 'analytical-engine' };
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 test('register, log out, log in again and land on the profile', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await register(context, server.url, ada);
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await register(context, env.server.url, ada);
   assert.equal(await page.locator('h1').innerText(), 'ada');
   // The header follows the session without a reload.
   await page.waitForSelector('.session a.me:has-text("ada")');
@@ -35,15 +25,15 @@ test('register, log out, log in again and land on the profile', async () => {
   await page.click('.session button');
   await page.waitForSelector('.session a[href="/login"]');
 
-  const again = await logIn(context, server.url, ada);
+  const again = await logIn(context, env.server.url, ada);
   await again.waitForURL('**/contributors/ada');
   await again.waitForSelector('.session a.me:has-text("ada")');
   await context.close();
 });
 
 test('a wrong password is refused with a message', async () => {
-  const context = await browser.newContext();
-  const page = await logIn(context, server.url, { email: 'ghost@e2e.test', password: 'not-the-password' });
+  const context = await env.browser.newContext();
+  const page = await logIn(context, env.server.url, { email: 'ghost@e2e.test', password: 'not-the-password' });
   await page.waitForSelector('.form-error');
   assert.match(await page.locator('.form-error').innerText(), /do not match an account/);
   await page.screenshot({ path: path.join(screenshots, 'login-error.png') });
@@ -51,17 +41,17 @@ test('a wrong password is refused with a message', async () => {
 });
 
 test('a contributor gets 403 on the organizer console; a visitor is sent to log in', async () => {
-  const visitor = await browser.newContext();
+  const visitor = await env.browser.newContext();
   const anonymous = await visitor.newPage();
-  await anonymous.goto(`${server.url}/organizer`);
+  await anonymous.goto(`${env.server.url}/organizer`);
   assert.match(anonymous.url(), /\/login\?next=\/organizer$/);
   await visitor.close();
 
-  const context = await browser.newContext();
-  const login = await logIn(context, server.url, ada);
+  const context = await env.browser.newContext();
+  const login = await logIn(context, env.server.url, ada);
   await login.waitForURL('**/contributors/ada');
   const page = await context.newPage();
-  const response = await page.goto(`${server.url}/organizer`);
+  const response = await page.goto(`${env.server.url}/organizer`);
   assert.equal(response.status(), 403);
   assert.match(await page.locator('h1').innerText(), /Organizers only/);
   await page.screenshot({ path: path.join(screenshots, 'forbidden.png') });
@@ -69,8 +59,8 @@ test('a contributor gets 403 on the organizer console; a visitor is sent to log 
 });
 
 test('an organizer logs in and sees the console', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await logIn(context, server.url, ORGANIZER, '/organizer');
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await logIn(context, env.server.url, ORGANIZER, '/organizer');
   await page.waitForURL('**/organizer');
   await page.waitForSelector('h1:has-text("Organizer console")');
   assert.equal(await page.locator('.panel table').first().locator('tbody tr').count(), 7);
@@ -79,8 +69,8 @@ test('an organizer logs in and sees the console', async () => {
 });
 
 test('a state-changing request without the CSRF token is refused', async () => {
-  const context = await browser.newContext();
-  const page = await openHydrated(context, `${server.url}/login`);
+  const context = await env.browser.newContext();
+  const page = await openHydrated(context, `${env.server.url}/login`);
   const action = await page.locator('form').last().getAttribute('action');
   // From our own page, but without the token: refused.
   const status = await page.evaluate(async (action) => {
@@ -90,7 +80,7 @@ test('a state-changing request without the CSRF token is refused', async () => {
   }, action);
   assert.equal(status, 403);
   // From outside the browser, with no cookie at all: refused.
-  const response = await fetch(`${server.url}${action}`, {
+  const response = await fetch(`${env.server.url}${action}`, {
     method: 'POST',
     body: new URLSearchParams({ email: 'ada@e2e.test', password: 'analytical-engine' }),
   });

@@ -1,25 +1,14 @@
 // What a visitor without an account sees.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startServer, launchBrowser, openHydrated, screenshots } from '../support.mjs';
+import { useServerAndBrowser, openHydrated, screenshots } from '../support.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 test('home lists the seven phases with the open one highlighted', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await openHydrated(context, server.url);
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await openHydrated(context, env.server.url);
   const cards = page.locator('.timeline .phase-card');
   assert.equal(await cards.count(), 7);
   const titles = await page.locator('.phase-card h3').allTextContents();
@@ -33,8 +22,8 @@ test('home lists the seven phases with the open one highlighted', async () => {
 });
 
 test('a phase page shows its rules and says plainly that its leaderboard is empty', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await openHydrated(context, `${server.url}/phases/1`);
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await openHydrated(context, `${env.server.url}/phases/1`);
   assert.match(await page.locator('h1').innerText(), /Phase 1: Prototype/);
   const rules = await page.locator('.rules').innerText();
   assert.match(rules, /Parameter cap\s+100K/);
@@ -48,10 +37,10 @@ test('a phase page shows its rules and says plainly that its leaderboard is empt
 });
 
 test('unknown pages answer 404 with a way back', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   for (const missing of ['/no-such-page', '/phases/9', '/contributors/nobody', '/submissions/12345']) {
-    const response = await page.goto(`${server.url}${missing}`);
+    const response = await page.goto(`${env.server.url}${missing}`);
     assert.equal(response.status(), 404, missing);
     assert.match(await page.locator('h1').innerText(), /does not exist/);
   }
@@ -60,14 +49,14 @@ test('unknown pages answer 404 with a way back', async () => {
 });
 
 test('phases and leaderboards are served as JSON and CSV', async () => {
-  const phases = await (await fetch(`${server.url}/api/phases`)).json();
+  const phases = await (await fetch(`${env.server.url}/api/phases`)).json();
   assert.equal(phases.length, 7);
   for (const key of ['number', 'title', 'state', 'opens_at', 'closes_at', 'max_parameters', 'vocab_size', 'seq_len', 'contributors', 'best_loss']) {
     assert.ok(key in phases[0], key);
   }
-  const board = await (await fetch(`${server.url}/api/phases/1/leaderboard`)).json();
+  const board = await (await fetch(`${env.server.url}/api/phases/1/leaderboard`)).json();
   assert.deepEqual(board.rows, []);
-  const csv = await fetch(`${server.url}/api/phases/1/leaderboard.csv`);
+  const csv = await fetch(`${env.server.url}/api/phases/1/leaderboard.csv`);
   assert.match(csv.headers.get('content-type'), /text\/csv/);
   assert.match(await csv.text(), /^rank,contributor,best_loss/);
 });
