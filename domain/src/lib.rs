@@ -8,6 +8,7 @@ pub mod format;
 pub mod limits;
 pub mod phase;
 pub mod preset;
+pub mod protocol;
 pub mod throttle;
 pub mod views;
 

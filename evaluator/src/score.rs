@@ -62,6 +62,11 @@ pub struct Score {
     pub public: Option<PartScore>,
     /// Loss over the private windows (absent without a split, or when none is private).
     pub private: Option<PartScore>,
+    /// Sum of the cross-entropy over each window's predicted tokens, in window order:
+    /// what a worker reports, so the server can split the windows with a secret the
+    /// worker never sees.
+    #[serde(skip)]
+    pub window_nll: Vec<f64>,
 }
 
 /// Checks a request against the model's context and the data; returns the number of
@@ -192,6 +197,7 @@ pub fn summarize(window_nll: &[f64], seq_len: usize, split: Option<&SplitSpec>) 
         seq_len,
         public,
         private,
+        window_nll: window_nll.to_vec(),
     }
 }
 

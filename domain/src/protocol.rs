@@ -1,0 +1,345 @@
+//! The wire protocol between Ascent's server and its clients: the resumable upload API
+//! (browser and `ascent-eval submit`), the worker API (`ascent-eval worker` and the
+//! server's own in-process worker), and the submission status both follow.
+//!
+//! One definition, serialized with serde, shared by the server and the evaluator so the
+//! two cannot drift apart.
+//!
+//! ## Uploads (contributor: session cookie + CSRF header, or `Authorization: Bearer` API token)
+//! - `POST /api/uploads` with [`NewUpload`] → `201` [`UploadStatus`]. The phase's rules
+//!   (open, eligible, daily quota, size) are checked here, before any byte is sent. An
+//!   unfinished upload of the same phase with the same `fingerprint` is returned instead
+//!   of a new one, so a client that lost its state resumes.
+//! - `GET /api/uploads/{id}` → [`UploadStatus`] (how much of each file the server holds).
+//! - `PATCH /api/uploads/{id}/files/{name}` with header `Upload-Offset: N` and the bytes
+//!   from N on as the body → `204` with `Upload-Offset` set to the new length. A wrong
+//!   offset answers `409` with the right one in `Upload-Offset`. Any number of PATCHes
+//!   may send one file; a broken request keeps what arrived.
+//! - `POST /api/uploads/{id}/finish` → `201` [`SubmissionCreated`] once every file is
+//!   complete: the submission is queued in the same transaction.
+//! - `DELETE /api/uploads/{id}` abandons it.
+//!
+//! ## Workers (`Authorization: Bearer` worker token)
+//! - `POST /api/worker/claim` with [`ClaimRequest`] → `200` [`JobAssignment`], or `204`
+//!   when nothing is queued.
+//! - `POST /api/worker/jobs/{job}/heartbeat` with [`Heartbeat`] → `200` [`LeaseRenewal`];
+//!   `409` when the lease was lost (the worker must stop that job).
+//! - `GET /api/worker/jobs/{job}/files/{name}` with header `X-Ascent-Lease` → the file;
+//!   `Range: bytes=N-` resumes.
+//! - `GET /api/worker/data/{sha256}` with header `X-Ascent-Lease` → the held-out shard of
+//!   the leased job; `Range` resumes.
+//! - `POST /api/worker/jobs/{job}/result` with [`JobResult`] → `200`; `409` when the
+//!   lease expired or the job already has an outcome (the result is not recorded).
+//!
+//! Errors are JSON `{"error": "…"}` with a status saying whose fault it is.
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::ModelLimits;
+
+/// Header carrying a byte offset in the upload API (as in the tus protocol).
+pub const UPLOAD_OFFSET_HEADER: &str = "upload-offset";
+/// Header carrying a worker's lease on a job when it downloads the job's files.
+pub const LEASE_HEADER: &str = "x-ascent-lease";
+/// Prefix of contributors' API tokens (`ascent-eval submit`).
+pub const API_TOKEN_PREFIX: &str = "asc_";
+/// Prefix of worker tokens.
+pub const WORKER_TOKEN_PREFIX: &str = "ascw_";
+/// Most files one checkpoint may have (config, index and shards).
+pub const MAX_CHECKPOINT_FILES: usize = 64;
+
+/// A file the client is about to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadFile {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// `POST /api/uploads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUpload {
+    pub phase: u8,
+    pub files: Vec<UploadFile>,
+    /// Client-chosen identity of this set of files (e.g. names, sizes and modification
+    /// times), so an upload can be found again after a reload or a crash.
+    pub fingerprint: String,
+}
+
+/// A file of an upload and how much of it the server holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadFileStatus {
+    pub name: String,
+    pub bytes: u64,
+    pub received: u64,
+}
+
+/// The state of an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadStatus {
+    pub id: String,
+    pub phase: u8,
+    pub files: Vec<UploadFileStatus>,
+    /// Unix seconds after which an unfinished upload is deleted.
+    pub expires_at: i64,
+}
+
+impl UploadStatus {
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+    pub fn received_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.received).sum()
+    }
+}
+
+/// `POST /api/uploads/{id}/finish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionCreated {
+    pub id: i64,
+    /// Path of the submission's page, e.g. `/submissions/42`.
+    pub url: String,
+}
+
+/// Where a submission is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmissionState {
+    Queued,
+    Validating,
+    Scoring,
+    Scored,
+    Failed,
+}
+
+impl SubmissionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionState::Queued => "queued",
+            SubmissionState::Validating => "validating",
+            SubmissionState::Scoring => "scoring",
+            SubmissionState::Scored => "scored",
+            SubmissionState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SubmissionState> {
+        Some(match text {
+            "queued" => SubmissionState::Queued,
+            "validating" => SubmissionState::Validating,
+            "scoring" => SubmissionState::Scoring,
+            "scored" => SubmissionState::Scored,
+            "failed" => SubmissionState::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Scored or failed: nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, SubmissionState::Scored | SubmissionState::Failed)
+    }
+}
+
+/// `POST /api/worker/claim`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// The worker's `ascent-eval` version.
+    pub evaluator_version: String,
+    /// `cpu` or `cuda`.
+    pub device: String,
+}
+
+/// A checkpoint file of a job, as the worker must download and verify it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The held-out data of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobData {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// A job handed to a worker, under a lease it must renew by heartbeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobAssignment {
+    pub job_id: i64,
+    pub submission_id: i64,
+    pub phase: u8,
+    /// Secret proving this worker holds the job; sent with every call about it.
+    pub lease: String,
+    /// The lease lapses this many seconds after the last heartbeat.
+    pub lease_seconds: u64,
+    /// The phase's time limit for the whole job.
+    pub time_limit_seconds: u64,
+    pub files: Vec<JobFile>,
+    pub data: JobData,
+    /// Window length N.
+    pub seq_len: u32,
+    /// Windows to score from token 0.
+    pub windows: u32,
+    pub limits: ModelLimits,
+}
+
+/// What a worker is doing with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStage {
+    /// Downloading, checking the files and loading the weights.
+    Validating,
+    /// Running the model over the windows.
+    Scoring,
+}
+
+/// `POST /api/worker/jobs/{job}/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub lease: String,
+    pub stage: JobStage,
+    /// Units done of `total` in this stage (bytes while downloading, windows while scoring).
+    pub done: u64,
+    pub total: u64,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRenewal {
+    /// Seconds until the lease lapses without another heartbeat.
+    pub lease_seconds: u64,
+}
+
+/// `POST /api/worker/jobs/{job}/result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub lease: String,
+    pub outcome: JobOutcome,
+}
+
+/// How a job ended on the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobOutcome {
+    /// The checkpoint was scored.
+    Scored(ScoredCheckpoint),
+    /// The checkpoint (or its files) is invalid: the contributor's to fix; final.
+    Invalid { message: String },
+    /// Something on the worker's side went wrong (disk, download, bug): the job is
+    /// retried elsewhere and does not count against the contributor.
+    Error { message: String },
+}
+
+/// A worker's measurements of a checkpoint. The server splits the windows into the
+/// public and private parts itself (workers never see the phase secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredCheckpoint {
+    /// Sum of the cross-entropy (nats) over the N−1 predicted tokens of each window,
+    /// in window order.
+    pub window_nll: Vec<f64>,
+    pub seq_len: u32,
+    pub parameters: u64,
+    /// Canonical hash of the tensor bytes (duplicate detection).
+    pub weights_sha256: String,
+    pub data_sha256: String,
+    pub evaluator_version: String,
+    pub device: String,
+    pub dtype: String,
+    /// Wall time of validation, loading and scoring on the worker.
+    pub seconds: f64,
+}
+
+/// Why a checkpoint file name is refused at the door.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileNameError {
+    #[error("{0:?} is a pickle file; pickles run code when loaded, so only safetensors weights are accepted (convert with `safetensors.torch.save_file`)")]
+    Pickle(String),
+    #[error("{0:?} is not a checkpoint file: send config.json, model.safetensors or model.safetensors.index.json with its *.safetensors shards")]
+    NotCheckpoint(String),
+}
+
+/// Checks one checkpoint file name: a plain name (no directory), ASCII letters,
+/// digits, `.`, `-` and `_`, ending in `.json` or `.safetensors`.
+pub fn check_file_name(name: &str) -> Result<(), FileNameError> {
+    let lower = name.to_ascii_lowercase();
+    if [".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+    {
+        return Err(FileNameError::Pickle(name.to_owned()));
+    }
+    let plain = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    let known = name == "config.json"
+        || name == "model.safetensors.index.json"
+        || name.ends_with(".safetensors");
+    if plain && known {
+        Ok(())
+    } else {
+        Err(FileNameError::NotCheckpoint(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_file_names() {
+        for ok in [
+            "config.json",
+            "model.safetensors",
+            "model.safetensors.index.json",
+            "model-00001-of-00002.safetensors",
+        ] {
+            assert_eq!(check_file_name(ok), Ok(()), "{ok}");
+        }
+        assert!(matches!(
+            check_file_name("pytorch_model.bin"),
+            Err(FileNameError::Pickle(_))
+        ));
+        assert!(matches!(
+            check_file_name("model.PT"),
+            Err(FileNameError::Pickle(_))
+        ));
+        for bad in [
+            "",
+            "../config.json",
+            "a/model.safetensors",
+            ".safetensors",
+            "tokenizer.json",
+            "model safetensors.safetensors",
+        ] {
+            assert!(
+                matches!(check_file_name(bad), Err(FileNameError::NotCheckpoint(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn outcomes_are_tagged_json() {
+        let result = JobResult {
+            lease: "l".into(),
+            outcome: JobOutcome::Invalid {
+                message: "bad".into(),
+            },
+        };
+        let text = serde_json::to_string(&result).expect("serializes");
+        assert_eq!(
+            text,
+            r#"{"lease":"l","outcome":{"kind":"invalid","message":"bad"}}"#
+        );
+        let back: JobResult = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, result);
+        assert_eq!(
+            SubmissionState::parse(SubmissionState::Scoring.as_str()),
+            Some(SubmissionState::Scoring)
+        );
+    }
+}
