@@ -31,6 +31,10 @@
 //! - `POST /api/worker/jobs/{job}/result` with [`JobResult`] → `200`; `409` when the
 //!   lease expired or the job already has an outcome (the result is not recorded).
 //!
+//! ## Submissions (anyone; some fields only for the owner and organizers)
+//! - `GET /api/submissions/{id}` → [`SubmissionReport`]; `GET /api/submissions/{id}/events`
+//!   streams it (server-sent events) on every change until it is final.
+//!
 //! Errors are JSON `{"error": "…"}` with a status saying whose fault it is.
 
 use serde::{Deserialize, Serialize};
@@ -137,6 +141,45 @@ impl SubmissionState {
     pub fn is_final(self) -> bool {
         matches!(self, SubmissionState::Scored | SubmissionState::Failed)
     }
+}
+
+/// What a submission's worker is doing now, while it is validated or scored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    pub stage: JobStage,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// `GET /api/submissions/{id}`, and each event of `GET /api/submissions/{id}/events`
+/// (server-sent events, `data:` one of these as JSON, sent on every change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionReport {
+    pub id: i64,
+    pub phase: u8,
+    pub contributor: String,
+    pub state: SubmissionState,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub scored_at: Option<i64>,
+    /// SHA-256 of the uploaded weights file(s), as received.
+    pub sha256: Option<String>,
+    pub bytes: Option<u64>,
+    pub parameters: Option<u64>,
+    /// Mean cross-entropy in nats over all windows (shown once the phase is closed, or
+    /// to organizers).
+    pub loss: Option<f64>,
+    /// The public part: what the open phase's leaderboard ranks by.
+    pub public_loss: Option<f64>,
+    /// The private part: decides the final ranking; hidden while the phase is open.
+    pub private_loss: Option<f64>,
+    /// Why it failed, in words the contributor can act on (owner and organizers only).
+    pub error: Option<String>,
+    pub progress: Option<JobProgress>,
+    /// Attempts so far (a worker lost on our side is retried).
+    pub attempts: u32,
+    /// Path of its page.
+    pub url: String,
 }
 
 /// `POST /api/worker/claim`.
