@@ -82,6 +82,13 @@ pub struct EvalSpec {
     pub windows: u32,
     /// Share of windows on the public leaderboard; the rest decide the final ranking.
     pub public_share: f64,
+    /// Most minutes one evaluation may take, from a worker's claim to its result.
+    #[serde(default = "default_time_limit_minutes")]
+    pub time_limit_minutes: u32,
+}
+
+fn default_time_limit_minutes() -> u32 {
+    10
 }
 
 /// Per-contributor limits on submitting to a phase.

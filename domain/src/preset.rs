@@ -184,6 +184,12 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
             "must be strictly between 0 and 1 so both the public and the private part have windows",
         ));
     }
+    if !(1..=7 * 24 * 60).contains(&evaluation.time_limit_minutes) {
+        return Err(field_error(
+            at("evaluation.time_limit_minutes"),
+            "must be between 1 minute and a week",
+        ));
+    }
     let submissions = raw.submissions;
     if submissions.per_day == 0 {
         return Err(field_error(at("submissions.per_day"), "must be at least 1"));

@@ -182,6 +182,22 @@ pub struct SubmissionReport {
     pub url: String,
 }
 
+impl SubmissionReport {
+    /// What `viewer` may see of this report. While a phase is open only organizers see
+    /// the private part and the whole loss (the final ranking must stay hidden), and
+    /// only the owner and organizers see why a submission failed.
+    pub fn redacted(mut self, owner: bool, organizer: bool, phase_open: bool) -> SubmissionReport {
+        if phase_open && !organizer {
+            self.loss = None;
+            self.private_loss = None;
+        }
+        if !owner && !organizer {
+            self.error = self.error.map(|_| "failed".to_owned());
+        }
+        self
+    }
+}
+
 /// `POST /api/worker/claim`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimRequest {
@@ -363,6 +379,38 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn reports_hide_the_private_part_while_open() {
+        let report = SubmissionReport {
+            id: 1,
+            phase: 1,
+            contributor: "ada".into(),
+            state: SubmissionState::Failed,
+            created_at: 0,
+            scored_at: None,
+            sha256: None,
+            bytes: None,
+            parameters: None,
+            loss: Some(2.0),
+            public_loss: Some(2.1),
+            private_loss: Some(1.9),
+            error: Some("model.safetensors: NaN in layers.0".into()),
+            progress: None,
+            attempts: 1,
+            url: "/submissions/1".into(),
+        };
+        let public = report.clone().redacted(false, false, true);
+        assert_eq!((public.loss, public.private_loss), (None, None));
+        assert_eq!(public.public_loss, Some(2.1));
+        assert_eq!(public.error.as_deref(), Some("failed"));
+        let owner = report.clone().redacted(true, false, true);
+        assert_eq!(owner.private_loss, None);
+        assert_eq!(owner.error, report.error);
+        assert_eq!(report.clone().redacted(false, true, true), report);
+        let closed = report.clone().redacted(false, false, false);
+        assert_eq!(closed.private_loss, Some(1.9));
     }
 
     #[test]

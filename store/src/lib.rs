@@ -3,12 +3,17 @@
 //! within the SQL that PostgreSQL also speaks.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod console;
+pub mod datasets;
+pub mod jobs;
 pub mod phases;
 pub mod profiles;
 pub mod sessions;
 pub mod standings;
 pub mod submissions;
+pub mod uploads;
+pub mod workers;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,6 +34,9 @@ pub enum StoreError {
     /// The request conflicts with what exists (an email already registered, say).
     #[error("{0}")]
     Conflict(String),
+    /// The rules refuse it (a closed phase, a spent quota, a copy): the message says why.
+    #[error("{0}")]
+    Refused(String),
     /// Something the caller asked for does not exist.
     #[error("{0}")]
     NotFound(String),

@@ -59,8 +59,9 @@ pub async fn load_preset(
         sqlx::query(
             "INSERT INTO phases (number, title, summary, state, opens_at, closes_at, architecture,
                  vocab_size, max_parameters, min_context, dataset, seq_len, windows, public_share,
-                 per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at,
+                 time_limit_seconds, split_secret)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
              ON CONFLICT (number) DO UPDATE SET
                  title = excluded.title, summary = excluded.summary, state = excluded.state,
                  opens_at = excluded.opens_at, closes_at = excluded.closes_at,
@@ -71,6 +72,7 @@ pub async fn load_preset(
                  max_bytes = excluded.max_bytes, advancement_rule = excluded.advancement_rule,
                  advancement_value = excluded.advancement_value, epsilon = excluded.epsilon,
                  preset = excluded.preset, updated_at = excluded.updated_at,
+                 time_limit_seconds = excluded.time_limit_seconds,
                  standings_version = phases.standings_version + 1",
         )
         .bind(i64::from(spec.number))
@@ -94,6 +96,7 @@ pub async fn load_preset(
         .bind(spec.epsilon)
         .bind(&preset.name)
         .bind(now)
+        .bind(i64::from(spec.evaluation.time_limit_minutes) * 60)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -175,6 +178,7 @@ struct SpecRow {
     dataset: String,
     windows: i64,
     public_share: f64,
+    time_limit_seconds: i64,
     per_day: i64,
     max_bytes: i64,
     advancement_rule: String,
@@ -212,7 +216,7 @@ struct DetailRow {
 /// One phase with its full rules; `None` for a number that is not a phase.
 pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>> {
     let found: Option<DetailRow> = sqlx::query_as(&format!(
-        "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share,
+        "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share, p.time_limit_seconds,
                 p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon
          FROM phases p WHERE p.number = ?"
     ))
@@ -248,6 +252,7 @@ pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>
             seq_len: summary.seq_len,
             windows: unsigned(row.windows, "windows")?,
             public_share: row.public_share,
+            time_limit_minutes: u32::try_from(row.time_limit_seconds / 60).unwrap_or(u32::MAX),
         },
         submissions: SubmissionLimits {
             per_day: unsigned(row.per_day, "per_day")?,

@@ -1,6 +1,9 @@
 //! Submissions: their creation and the recording of their outcome.
 
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use ascent_domain::protocol::{JobProgress, JobStage, SubmissionReport, SubmissionState};
+use ascent_domain::PhaseState;
 
 use crate::standings::{self, LandedScore};
 use crate::{unsigned, Result, StoreError};
@@ -54,6 +57,17 @@ pub struct ScoreRecord {
 /// Scoring an already scored or failed submission is refused.
 pub async fn record_score(pool: &SqlitePool, submission_id: i64, score: ScoreRecord) -> Result<()> {
     let mut tx = pool.begin().await?;
+    record_score_in(&mut tx, submission_id, score).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`record_score`] inside the caller's transaction.
+pub(crate) async fn record_score_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    submission_id: i64,
+    score: ScoreRecord,
+) -> Result<()> {
     let row: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE submissions
          SET state = 'scored', scored_at = ?, loss = ?, public_loss = ?, private_loss = ?, parameters = ?
@@ -66,7 +80,7 @@ pub async fn record_score(pool: &SqlitePool, submission_id: i64, score: ScoreRec
     .bind(score.private_loss)
     .bind(i64::try_from(score.parameters).unwrap_or(i64::MAX))
     .bind(submission_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some((phase, user_id)) = row else {
         return Err(StoreError::Conflict(format!(
@@ -75,7 +89,7 @@ pub async fn record_score(pool: &SqlitePool, submission_id: i64, score: ScoreRec
     };
     // While a phase is open its leaderboard shows the public part of the score.
     standings::apply(
-        &mut tx,
+        tx,
         LandedScore {
             submission_id,
             phase: unsigned(phase, "phase")?,
@@ -85,9 +99,115 @@ pub async fn record_score(pool: &SqlitePool, submission_id: i64, score: ScoreRec
             at: score.at,
         },
     )
+    .await
+}
+
+/// A submission as its report needs it, before redaction for the viewer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmissionRecord {
+    pub report: SubmissionReport,
+    pub user_id: i64,
+    pub phase_state: PhaseState,
+}
+
+#[derive(sqlx::FromRow)]
+struct ReportRow {
+    phase: i64,
+    user_id: i64,
+    handle: String,
+    state: String,
+    created_at: i64,
+    scored_at: Option<i64>,
+    files_sha256: Option<String>,
+    bytes: Option<i64>,
+    parameters: Option<i64>,
+    loss: Option<f64>,
+    public_loss: Option<f64>,
+    private_loss: Option<f64>,
+    error: Option<String>,
+    phase_state: String,
+    attempts: Option<i64>,
+    stage: Option<String>,
+    progress_done: Option<i64>,
+    progress_total: Option<i64>,
+    lease_expires_at: Option<i64>,
+}
+
+/// A submission with its job's live progress; `None` if there is no such submission.
+pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<SubmissionRecord>> {
+    let row: Option<ReportRow> = sqlx::query_as(
+        "SELECT s.phase, s.user_id, u.handle, s.state, s.created_at, s.scored_at, s.files_sha256,
+                s.bytes, s.parameters, s.loss, s.public_loss, s.private_loss, s.error,
+                p.state AS phase_state, j.attempts, j.stage, j.progress_done, j.progress_total,
+                j.lease_expires_at
+         FROM submissions s JOIN users u ON u.id = s.user_id JOIN phases p ON p.number = s.phase
+         LEFT JOIN jobs j ON j.submission_id = s.id
+         WHERE s.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
     .await?;
-    tx.commit().await?;
-    Ok(())
+    let Some(ReportRow {
+        phase,
+        user_id,
+        handle,
+        state,
+        created_at,
+        scored_at,
+        files_sha256: sha256,
+        bytes,
+        parameters,
+        loss,
+        public_loss,
+        private_loss,
+        error,
+        phase_state,
+        attempts,
+        stage,
+        progress_done: done,
+        progress_total: total,
+        lease_expires_at: lease_until,
+    }) = row
+    else {
+        return Ok(None);
+    };
+    let state = SubmissionState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("submission state {state:?}")))?;
+    let phase_state = PhaseState::ALL
+        .into_iter()
+        .find(|s| s.as_str() == phase_state)
+        .ok_or_else(|| StoreError::Corrupt(format!("phase state {phase_state:?}")))?;
+    let live = lease_until.is_some_and(|t| t >= now) && !state.is_final();
+    let progress = match (live, stage.as_deref(), done, total) {
+        (true, Some(stage), Some(done), Some(total)) => Some(JobProgress {
+            stage: if stage == "scoring" { JobStage::Scoring } else { JobStage::Validating },
+            done: unsigned(done, "progress")?,
+            total: unsigned(total, "progress")?,
+        }),
+        _ => None,
+    };
+    Ok(Some(SubmissionRecord {
+        user_id,
+        phase_state,
+        report: SubmissionReport {
+            id,
+            phase: unsigned(phase, "phase")?,
+            contributor: handle,
+            state,
+            created_at,
+            scored_at,
+            sha256,
+            bytes: bytes.map(|b| unsigned(b, "bytes")).transpose()?,
+            parameters: parameters.map(|p| unsigned(p, "parameters")).transpose()?,
+            loss,
+            public_loss,
+            private_loss,
+            error,
+            progress,
+            attempts: attempts.map(|a| unsigned(a, "attempts")).transpose()?.unwrap_or(0),
+            url: format!("/submissions/{id}"),
+        },
+    }))
 }
 
 #[cfg(test)]

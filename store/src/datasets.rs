@@ -1,0 +1,57 @@
+//! Held-out data: token shards stored by content hash and attached to phases. Their
+//! files live in the server's data directory and are served only to workers.
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use crate::{Result, StoreError};
+
+/// A registered shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Dataset {
+    pub sha256: String,
+    pub name: String,
+    pub bytes: i64,
+    pub tokens: i64,
+    pub added_at: i64,
+}
+
+/// Registers a shard (once per hash) and makes it phase `phase`'s held-out data.
+pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64>) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO datasets (sha256, name, bytes, tokens, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&data.sha256)
+    .bind(&data.name)
+    .bind(data.bytes)
+    .bind(data.tokens)
+    .bind(data.added_at)
+    .bind(by)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query("UPDATE phases SET data_sha256 = ?, updated_at = ? WHERE number = ?")
+        .bind(&data.sha256)
+        .bind(data.added_at)
+        .bind(i64::from(phase))
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("there is no phase {phase}")));
+    }
+    tx.commit().await?;
+    tracing::info!(phase, sha256 = %data.sha256, "held-out data attached");
+    Ok(())
+}
+
+/// The held-out data of a phase, if it has any.
+pub async fn of_phase(pool: &SqlitePool, phase: u8) -> Result<Option<Dataset>> {
+    Ok(sqlx::query_as(
+        "SELECT d.sha256, d.name, d.bytes, d.tokens, d.added_at
+         FROM phases p JOIN datasets d ON d.sha256 = p.data_sha256 WHERE p.number = ?",
+    )
+    .bind(i64::from(phase))
+    .fetch_optional(pool)
+    .await?)
+}

@@ -1,0 +1,138 @@
+//! Workers: the machines that score, each with a token an organizer created (only its
+//! SHA-256 is stored). The server's in-process worker is the `built-in` one, whose
+//! token is replaced at every start.
+
+use ascent_domain::protocol::WORKER_TOKEN_PREFIX;
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use crate::{random_token, sha256_hex, Result, StoreError};
+
+/// Name of the server's own worker.
+pub const BUILT_IN: &str = "built-in";
+
+/// A worker as the organizer console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct WorkerInfo {
+    pub id: i64,
+    pub name: String,
+    pub built_in: bool,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    pub device: Option<String>,
+    pub evaluator_version: Option<String>,
+    /// The submission it holds a live lease on, if any.
+    pub current_submission: Option<i64>,
+}
+
+fn check_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok && name != BUILT_IN {
+        Ok(name)
+    } else {
+        Err(StoreError::Conflict(
+            "a worker name is 1 to 40 letters, digits, '-', '_' or '.' (and not \"built-in\")"
+                .into(),
+        ))
+    }
+}
+
+/// Registers a worker; returns its token, to be shown once.
+pub async fn create(pool: &SqlitePool, name: &str, created_by: Option<i64>, now: i64) -> Result<String> {
+    let name = check_name(name)?;
+    let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
+    sqlx::query(
+        "INSERT INTO workers (name, token_hash, created_at, created_by) VALUES (?, ?, ?, ?)",
+    )
+    .bind(name)
+    .bind(sha256_hex(&token))
+    .bind(now)
+    .bind(created_by)
+    .execute(pool)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("a worker named {name:?} exists already"))
+        }
+        other => other.into(),
+    })?;
+    tracing::info!(name, "worker registered");
+    Ok(token)
+}
+
+/// Gives the built-in worker a fresh token (the old one dies with the old process);
+/// returns its id and the token.
+pub async fn renew_built_in(pool: &SqlitePool, now: i64) -> Result<(i64, String)> {
+    let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
+    let id = sqlx::query_scalar(
+        "INSERT INTO workers (name, token_hash, built_in, created_at) VALUES (?, ?, 1, ?)
+         ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash, revoked_at = NULL
+         RETURNING id",
+    )
+    .bind(BUILT_IN)
+    .bind(sha256_hex(&token))
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok((id, token))
+}
+
+/// Revokes a worker by id. Its leases lapse; its late results are refused.
+pub async fn revoke(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<()> {
+    let done = sqlx::query("UPDATE workers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("no such active worker".into()));
+    }
+    tracing::info!(worker_id, "worker revoked");
+    Ok(())
+}
+
+/// The worker a live token belongs to, noting that it was seen.
+pub async fn authenticate(pool: &SqlitePool, token: &str, now: i64) -> Result<Option<i64>> {
+    if !token.starts_with(WORKER_TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE workers SET last_seen_at = ? WHERE token_hash = ? AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(now)
+    .bind(sha256_hex(token))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Notes what a worker runs on (from its claim requests).
+pub async fn describe(pool: &SqlitePool, worker_id: i64, device: &str, version: &str) -> Result<()> {
+    sqlx::query("UPDATE workers SET device = ?, evaluator_version = ? WHERE id = ?")
+        .bind(device.chars().take(40).collect::<String>())
+        .bind(version.chars().take(40).collect::<String>())
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Every worker, active first, with the job it holds.
+pub async fn list(pool: &SqlitePool, now: i64) -> Result<Vec<WorkerInfo>> {
+    Ok(sqlx::query_as(
+        "SELECT w.id, w.name, w.built_in, w.created_at, w.revoked_at, w.last_seen_at, w.device,
+                w.evaluator_version,
+                (SELECT j.submission_id FROM jobs j
+                 WHERE j.worker_id = w.id AND j.finished_at IS NULL AND j.lease_expires_at >= ?
+                 LIMIT 1) AS current_submission
+         FROM workers w ORDER BY w.revoked_at IS NOT NULL, w.name",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?)
+}
