@@ -17,12 +17,17 @@ pub struct Config {
     /// `ASCENT_TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For`
     /// (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// `ASCENT_WORKERS`, default 1: in-process CPU workers the server runs (0: none;
+    /// remote workers then do all the scoring).
+    pub workers: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} must be an address like 127.0.0.1:3000, got {value:?}")]
     Address { name: &'static str, value: String },
+    #[error("ASCENT_WORKERS must be a number of workers from 0 to 64, got {0:?}")]
+    Workers(String),
 }
 
 impl Config {
@@ -38,8 +43,17 @@ impl Config {
         let data_dir = PathBuf::from(var("ASCENT_DATA_DIR").unwrap_or_else(|| "data".to_owned()));
         let database_url = var("ASCENT_DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("ascent.db").display()));
+        let workers = match var("ASCENT_WORKERS") {
+            None => 1,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n| *n <= 64)
+                .ok_or(ConfigError::Workers(text))?,
+        };
         Ok(Config {
             addr,
+            workers,
             data_dir,
             database_url,
             site_root: var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".to_owned()),

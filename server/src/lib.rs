@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod state;
+pub mod storage;
 pub mod telemetry;

@@ -7,12 +7,18 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::config::Config;
+use crate::events::Changes;
+use crate::storage::Storage;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: SqlitePool,
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
+    /// Checkpoint files and held-out data.
+    pub storage: Storage,
+    /// Change notices for live event streams.
+    pub changes: Changes,
 }
 
 impl AppState {
@@ -26,6 +32,8 @@ impl AppState {
         AppState {
             pool,
             leptos_options,
+            storage: Storage::new(&config.data_dir),
+            changes: Changes::default(),
             config: Arc::new(config),
         }
     }

@@ -264,6 +264,38 @@ pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>
     Ok(Some(PhaseDetail { summary, spec }))
 }
 
+/// What scoring a phase's submissions needs, the split secret included (server only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoringSpec {
+    pub seq_len: u32,
+    pub windows: u32,
+    pub public_share: f64,
+    pub split_secret: String,
+    pub data_sha256: Option<String>,
+    pub max_parameters: u64,
+}
+
+pub async fn scoring_spec(pool: &SqlitePool, number: u8) -> Result<ScoringSpec> {
+    let row: Option<(i64, i64, f64, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT seq_len, windows, public_share, split_secret, data_sha256, max_parameters
+         FROM phases WHERE number = ?",
+    )
+    .bind(i64::from(number))
+    .fetch_optional(pool)
+    .await?;
+    let Some((seq_len, windows, public_share, split_secret, data_sha256, max_parameters)) = row else {
+        return Err(StoreError::NotFound(format!("there is no phase {number}")));
+    };
+    Ok(ScoringSpec {
+        seq_len: unsigned(seq_len, "seq_len")?,
+        windows: unsigned(windows, "windows")?,
+        public_share,
+        split_secret,
+        data_sha256,
+        max_parameters: unsigned(max_parameters, "max_parameters")?,
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

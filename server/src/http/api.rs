@@ -19,8 +19,29 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("internal error")]
-    Store(#[from] StoreError),
+    Internal(String),
+    #[error("internal error")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Refused(m) => ApiError::Forbidden(m),
+            other => ApiError::Store(other),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -28,6 +49,14 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "API request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ApiError::Store(error) => {
                 tracing::error!(%error, "API request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -2,11 +2,15 @@
 //! static files, and the layers around them (security, tracing, compression).
 
 pub mod api;
+pub mod auth;
 pub mod security;
+pub mod submissions;
+pub mod uploads;
+pub mod worker_api;
 
 use ascent_app::ssr::PhasePageCache;
 use ascent_app::{shell, App};
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use axum::{middleware, Router};
 use leptos::prelude::provide_context;
 use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
@@ -33,6 +37,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/phases", get(api::phases))
         .route("/api/phases/{number}/leaderboard", get(api::leaderboard))
         .route("/api/phases/{number}/leaderboard.csv", get(api::leaderboard_csv))
+        .route("/api/phases/{number}/events", get(submissions::phase_events))
+        .route("/api/submissions/{id}", get(submissions::show))
+        .route("/api/submissions/{id}/events", get(submissions::events))
+        .route("/api/uploads", post(uploads::start))
+        .route("/api/uploads/{id}", get(uploads::status).delete(uploads::abandon))
+        .route("/api/uploads/{id}/files/{name}", patch(uploads::append))
+        .route("/api/uploads/{id}/finish", post(uploads::finish))
+        .route("/api/worker/claim", post(worker_api::claim))
+        .route("/api/worker/jobs/{job}/heartbeat", post(worker_api::heartbeat))
+        .route("/api/worker/jobs/{job}/files/{name}", get(worker_api::file))
+        .route("/api/worker/jobs/{job}/result", post(worker_api::result))
+        .route("/api/worker/data/{sha256}", get(worker_api::data))
         .leptos_routes_with_context(&state, routes, context.clone(), move || shell(options.clone()))
         .fallback(file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard))

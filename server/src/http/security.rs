@@ -12,7 +12,7 @@ use ascent_app::ssr::{
     cookie_value, csrf_cookie, ClientAddress, CsrfToken, RequestViewer, CSRF_COOKIE, CSRF_FIELD,
     CSRF_HEADER, SESSION_COOKIE,
 };
-use ascent_store::sessions;
+use ascent_store::{api_tokens, sessions};
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -70,7 +70,21 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
                     .into_response();
             }
         },
-        None => None,
+        None => match bearer_token(&parts.headers) {
+            // Programs sign in with an API token instead of a session.
+            Some(token) => match api_tokens::viewer(&state.pool, token, ascent_store::now()).await {
+                Ok(viewer) => viewer,
+                Err(error) => {
+                    tracing::error!(%error, "API token lookup failed");
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The database is unavailable; try again shortly.",
+                    )
+                        .into_response();
+                }
+            },
+            None => None,
+        },
     };
     let (csrf, issued) = match csrf_from_cookie {
         Some(token) => (token, false),
@@ -94,6 +108,15 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     response
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 fn is_state_changing(method: &Method) -> bool {
