@@ -7,7 +7,11 @@ use anyhow::{bail, Context};
 use ascent_domain::account::{Email, Handle, Password};
 use ascent_domain::preset::{parse_preset, Preset};
 use ascent_store::phases::LoadOutcome;
-use ascent_store::{accounts, phases, SqlitePool};
+use ascent_evaluator::shard::TokenShard;
+use ascent_store::datasets::{self, Dataset};
+use ascent_store::{accounts, phases, workers, SqlitePool};
+
+use crate::storage::{hash_file, Storage};
 
 fn read_preset(path: &Path) -> anyhow::Result<Preset> {
     let text =
@@ -86,4 +90,76 @@ pub async fn create_organizer(
             email.as_str()
         )
     })
+}
+
+/// Validates a token shard, stores it by hash and makes it phase `phase`'s held-out
+/// data. Refuses tokens outside the phase's vocabulary.
+pub async fn add_data(
+    pool: &SqlitePool,
+    storage: &Storage,
+    phase: u8,
+    file: &Path,
+) -> anyhow::Result<String> {
+    let summary = phases::summaries(pool)
+        .await?
+        .into_iter()
+        .find(|p| p.number == phase)
+        .with_context(|| format!("there is no phase {phase}; load a preset first"))?;
+    let shard = TokenShard::open(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    shard
+        .check_vocab(summary.vocab_size as usize)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tokens = shard.len();
+    drop(shard);
+    let (sha256, bytes) = hash_file(file)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let target = storage.dataset_file(&sha256);
+    if !target.exists() {
+        let dir = target.parent().context("dataset path has a parent")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let partial = target.with_extension("partial");
+        std::fs::copy(file, &partial).with_context(|| format!("cannot copy {}", file.display()))?;
+        std::fs::rename(&partial, &target)?;
+    }
+    let name = file
+        .file_name()
+        .map_or_else(|| "held-out".to_owned(), |n| n.to_string_lossy().into_owned());
+    datasets::attach(
+        pool,
+        phase,
+        &Dataset {
+            sha256: sha256.clone(),
+            name,
+            bytes: i64::try_from(bytes)?,
+            tokens: i64::try_from(tokens)?,
+            added_at: ascent_store::now(),
+        },
+        None,
+    )
+    .await?;
+    Ok(format!(
+        "phase {phase} now scores on {} ({tokens} tokens, sha256 {sha256})",
+        file.display()
+    ))
+}
+
+/// Registers a remote worker; prints its token once.
+pub async fn create_worker(pool: &SqlitePool, name: &str) -> anyhow::Result<String> {
+    let token = workers::create(pool, name, None, ascent_store::now()).await?;
+    Ok(format!(
+        "worker {name:?} registered. Its token (shown only now):\n{token}\nRun: ascent-eval worker --server URL --token {token}"
+    ))
+}
+
+/// Revokes a worker by name.
+pub async fn revoke_worker(pool: &SqlitePool, name: &str) -> anyhow::Result<String> {
+    let now = ascent_store::now();
+    let worker = workers::list(pool, now)
+        .await?
+        .into_iter()
+        .find(|w| w.name == name && w.revoked_at.is_none())
+        .with_context(|| format!("there is no active worker named {name:?}"))?;
+    workers::revoke(pool, worker.id, now).await?;
+    Ok(format!("worker {name:?} revoked"))
 }

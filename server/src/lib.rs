@@ -5,7 +5,9 @@
 pub mod admin;
 pub mod config;
 pub mod events;
+pub mod pipeline;
 pub mod http;
+pub mod serve;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

@@ -1,13 +1,11 @@
 //! `ascent`: serve the site, or run an organizer command.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use ascent_server::admin::{self, PasswordSource};
 use ascent_server::config::Config;
-use ascent_server::state::AppState;
-use ascent_server::{http, telemetry};
+use ascent_server::telemetry;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -49,6 +47,34 @@ enum AdminCommand {
         #[arg(long)]
         handle: Option<String>,
     },
+    /// Held-out data.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Remote workers.
+    Worker {
+        #[command(subcommand)]
+        command: WorkerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Validate a token shard and make it a phase's held-out data.
+    Add {
+        #[arg(long)]
+        phase: u8,
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkerCommand {
+    /// Register a worker and print its token (shown once).
+    Create { name: String },
+    /// Revoke a worker's token: its leases lapse and its results are refused.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +119,18 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<Str
         AdminCommand::Phases {
             command: PhasesCommand::Load { preset, replace },
         } => admin::load_phases(&open_database(config).await?, &preset, replace).await,
+        AdminCommand::Data {
+            command: DataCommand::Add { phase, file },
+        } => {
+            let storage = ascent_server::storage::Storage::new(&config.data_dir);
+            admin::add_data(&open_database(config).await?, &storage, phase, &file).await
+        }
+        AdminCommand::Worker {
+            command: WorkerCommand::Create { name },
+        } => admin::create_worker(&open_database(config).await?, &name).await,
+        AdminCommand::Worker {
+            command: WorkerCommand::Revoke { name },
+        } => admin::revoke_worker(&open_database(config).await?, &name).await,
         AdminCommand::CreateOrganizer { email, handle } => {
             let source = match std::env::var("ASCENT_ORGANIZER_PASSWORD") {
                 Ok(password) if !password.is_empty() => PasswordSource::Env(password),
@@ -125,34 +163,9 @@ async fn open_database(config: &Config) -> anyhow::Result<ascent_store::SqlitePo
 }
 
 async fn serve(pool: ascent_store::SqlitePool, config: Config) -> anyhow::Result<()> {
-    let addr = config.addr;
-    let state = AppState::new(pool.clone(), config);
-    tokio::spawn(purge_sessions(pool));
-    let app = http::router(state);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!("serving on http://{addr}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    Ok(())
-}
-
-/// Deletes expired sessions every hour.
-async fn purge_sessions(pool: ascent_store::SqlitePool) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        match ascent_store::sessions::purge_expired(&pool).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, "expired sessions purged"),
-            Err(error) => tracing::warn!(%error, "purging sessions failed"),
-        }
-    }
+    let server = ascent_server::serve::start(pool, config).await?;
+    shutdown_signal().await;
+    server.stop().await
 }
 
 async fn shutdown_signal() {

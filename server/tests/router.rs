@@ -27,6 +27,7 @@ async fn app(pool: &SqlitePool) -> Result<Router, Box<dyn std::error::Error>> {
         database_url: String::new(),
         site_root: "target/site".into(),
         trust_forwarded_for: false,
+        workers: 0,
     };
     Ok(router(AppState::new(pool.clone(), config)))
 }
