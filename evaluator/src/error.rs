@@ -5,7 +5,7 @@
 //! [`EvalError::is_invalid_input`] separates those (exit status 2) from failures of the
 //! evaluator itself (exit status 1).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias for the evaluator.
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
@@ -150,6 +150,11 @@ pub enum EvalError {
     /// Any other failure of the evaluator itself.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// The run was stopped from outside (a lost lease, a time limit, a shutdown) before
+    /// it finished; nothing is wrong with the input.
+    #[error("cancelled before the evaluation finished")]
+    Cancelled,
 }
 
 impl EvalError {
@@ -166,7 +171,7 @@ impl EvalError {
                     | std::io::ErrorKind::InvalidData
                     | std::io::ErrorKind::InvalidInput
             ),
-            EvalError::Candle(_) | EvalError::Internal(_) => false,
+            EvalError::Candle(_) | EvalError::Internal(_) | EvalError::Cancelled => false,
             _ => true,
         }
     }
@@ -177,6 +182,37 @@ impl EvalError {
             2
         } else {
             1
+        }
+    }
+
+    /// The file or directory the error is about, where it names one.
+    pub fn path(&self) -> Option<&Path> {
+        use EvalError::*;
+        match self {
+            Io { path, .. }
+            | PickleRefused { path }
+            | Config { path, .. }
+            | Limits { path, .. }
+            | Truncated { path, .. }
+            | HeaderTooLarge { path, .. }
+            | Json { path, .. }
+            | DuplicateKey { path, .. }
+            | TensorEntry { path, .. }
+            | OverlappingTensors { path, .. }
+            | NonContiguous { path, .. }
+            | ShardEscape { path, .. }
+            | MissingTensor { path, .. }
+            | UnexpectedTensor { path, .. }
+            | ShapeMismatch { path, .. }
+            | UnsupportedDtype { path, .. }
+            | NonFinite { path, .. }
+            | BadMagic { path, .. }
+            | BadVersion { path, .. }
+            | ShardLength { path, .. }
+            | TokenOutOfRange { path, .. }
+            | Protocol { path, .. } => Some(path),
+            MissingWeights { dir } => Some(dir),
+            NonFiniteLoss { .. } | Unavailable(_) | Candle(_) | Internal(_) | Cancelled => None,
         }
     }
 

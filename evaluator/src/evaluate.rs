@@ -7,6 +7,7 @@
 //! scored. The [`Report`] is what the CLI prints with `--json`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ascent_domain::limits::ModelLimits;
@@ -14,7 +15,7 @@ use candle_core::{DType, Device};
 use serde::Serialize;
 
 use crate::checkpoint::{self, CONFIG_FILE};
-use crate::error::Result;
+use crate::error::{EvalError, Result};
 use crate::model::Llama;
 use crate::score::{plan_windows, score, Score, ScoreRequest};
 use crate::shard::TokenShard;
@@ -28,6 +29,9 @@ pub struct Evaluation<'a> {
     pub limits: Option<&'a ModelLimits>,
     pub dtype: DType,
     pub device: &'a Device,
+    /// Set from another thread to stop the run between steps and batches
+    /// ([`EvalError::Cancelled`]): a worker's lost lease, time limit or shutdown.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// The outcome of an evaluation.
@@ -78,6 +82,7 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
         "data validated"
     );
 
+    check_cancel(e.cancel)?;
     let loading = Instant::now();
     let ck = checkpoint::load(e.model_dir, e.limits, e.dtype, e.device)?;
     let parameters = ck.parameters;
@@ -90,10 +95,11 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
         "checkpoint validated and loaded"
     );
     let model = Llama::from_checkpoint(ck)?;
+    check_cancel(e.cancel)?;
 
     let scoring = Instant::now();
     let cpu_before = process_cpu_seconds();
-    let result = score(&model, &shard, &e.request, windows, &mut |done| {
+    let result = score(&model, &shard, &e.request, windows, e.cancel, &mut |done| {
         progress(done, windows)
     })?;
     let scoring_seconds = scoring.elapsed().as_secs_f64();
@@ -114,6 +120,13 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
         data_sha256,
         score: result,
     })
+}
+
+fn check_cancel(cancel: Option<&AtomicBool>) -> Result<()> {
+    match cancel {
+        Some(flag) if flag.load(Ordering::Relaxed) => Err(EvalError::Cancelled),
+        _ => Ok(()),
+    }
 }
 
 /// CPU time of this process so far (user + system, all threads), from `/proc/self/stat`;

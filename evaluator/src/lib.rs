@@ -9,6 +9,7 @@
 //! the CLI and the workers do. Every refusal is an [`error::EvalError`].
 
 pub mod checkpoint;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod evaluate;
@@ -20,5 +21,6 @@ pub mod safetensors;
 pub mod score;
 pub mod shard;
 pub mod split;
+pub mod worker;
 
 pub use error::{EvalError, Result};

@@ -8,6 +8,7 @@
 //! private part by [`crate::split`], and each part's loss is reported beside the whole.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -123,12 +124,14 @@ pub fn plan_windows(
 }
 
 /// Scores `windows` windows of `shard` with `model`, calling `progress` with the number
-/// of windows done after each batch.
+/// of windows done after each batch. When `cancel` is set (checked before every batch)
+/// the run stops with [`EvalError::Cancelled`].
 pub fn score(
     model: &Llama,
     shard: &TokenShard,
     request: &ScoreRequest,
     windows: usize,
+    cancel: Option<&AtomicBool>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Score> {
     let n = request.seq_len;
@@ -137,6 +140,9 @@ pub fn score(
     let mut tokens = Vec::with_capacity(request.batch.min(windows) * n);
     let mut first = 0;
     while first < windows {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(EvalError::Cancelled);
+        }
         let count = request.batch.min(windows - first);
         tokens.clear();
         shard.extend_window(first * n, count * n, &mut tokens);

@@ -64,7 +64,7 @@ fn our_loss(case: &Case, dtype: DType, batch: usize) -> f64 {
         shard.len(),
     )
     .expect("plan");
-    let s = score(&model, &shard, &request, windows, &mut |_| {}).expect("score");
+    let s = score(&model, &shard, &request, windows, None, &mut |_| {}).expect("score");
     assert_eq!(s.tokens_scored, (case.windows * (case.seq_len - 1)) as u64);
     s.loss
 }
@@ -256,6 +256,6 @@ fn transformers_4_style_config_scores_the_same() {
         batch: 6,
         split: None,
     };
-    let s = score(&model, &shard, &request, case.windows, &mut |_| {}).expect("score");
+    let s = score(&model, &shard, &request, case.windows, None, &mut |_| {}).expect("score");
     assert!(rel(s.loss, case.loss) < 1e-4, "{} vs {}", s.loss, case.loss);
 }

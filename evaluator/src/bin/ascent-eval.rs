@@ -219,6 +219,7 @@ fn run_score(args: ScoreArgs) -> Result<()> {
         limits: limits.as_ref(),
         dtype: args.dtype.dtype(),
         device: &device,
+        cancel: None,
     };
 
     let mut bar: Option<indicatif::ProgressBar> = None;
