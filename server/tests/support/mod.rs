@@ -11,7 +11,13 @@ use ascent_domain::views::Role;
 use ascent_server::config::Config;
 use ascent_server::state::AppState;
 use ascent_server::storage::Storage;
+use ascent_domain::protocol::{NewUpload, UploadFile, UploadStatus};
 use ascent_store::{accounts, api_tokens, phases, SqlitePool};
+use axum::body::Body;
+use axum::Router;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -70,3 +76,99 @@ pub async fn contributor(pool: &SqlitePool, handle: &str) -> TestResult<(i64, St
     let token = api_tokens::create(pool, viewer.id, "tests", ascent_store::now()).await?;
     Ok((viewer.id, token))
 }
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub offset: Option<u64>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> TestResult<T> {
+        serde_json::from_str(&self.body).map_err(|e| format!("{e}: {}", self.body).into())
+    }
+}
+
+pub async fn call(app: &Router, method: Method, path: &str, token: &str, body: Body, offset: Option<u64>) -> TestResult<Reply> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::CONTENT_TYPE, "application/json");
+    if !token.is_empty() {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(offset) = offset {
+        request = request
+            .header("upload-offset", offset)
+            .header(header::CONTENT_TYPE, "application/offset+octet-stream");
+    }
+    let response = app.clone().oneshot(request.body(body)?).await?;
+    let status = response.status();
+    let offset = response
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        offset,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// The files of a fixture checkpoint, as (name, bytes).
+pub fn checkpoint(name: &str) -> TestResult<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(fixture(name))? {
+        let entry = entry?;
+        files.push((entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path())?));
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn new_upload(phase: u8, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<Body> {
+    let new = NewUpload {
+        phase,
+        files: files
+            .iter()
+            .map(|(name, bytes)| UploadFile {
+                name: name.clone(),
+                bytes: bytes.len() as u64,
+            })
+            .collect(),
+        fingerprint: fingerprint.to_owned(),
+    };
+    Ok(Body::from(serde_json::to_vec(&new)?))
+}
+
+pub async fn start(app: &Router, token: &str, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<Reply> {
+    call(app, Method::POST, "/api/uploads", token, new_upload(1, files, fingerprint)?, None).await
+}
+
+pub async fn send_all(app: &Router, token: &str, id: &str, files: &[(String, Vec<u8>)]) -> TestResult {
+    for (name, bytes) in files {
+        let reply = call(
+            app,
+            Method::PATCH,
+            &format!("/api/uploads/{id}/files/{name}"),
+            token,
+            Body::from(bytes.clone()),
+            Some(0),
+        )
+        .await?;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    }
+    Ok(())
+}
+
+pub async fn submit(app: &Router, token: &str, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<Reply> {
+    let started = start(app, token, files, fingerprint).await?;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
+    let status: UploadStatus = started.json()?;
+    send_all(app, token, &status.id, files).await?;
+    call(app, Method::POST, &format!("/api/uploads/{}/finish", status.id), token, Body::empty(), None).await
+}
+

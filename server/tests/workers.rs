@@ -1,0 +1,255 @@
+//! Workers against a real server on a real port: the same `ascent-eval` worker loop a
+//! GPU box runs, scoring real checkpoints; lapsed leases, late results, revoked tokens
+//! and failures on our side.
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use ascent_domain::protocol::{ClaimRequest, JobAssignment, JobOutcome, JobResult, SubmissionCreated};
+use ascent_evaluator::client::Client;
+use ascent_evaluator::worker::{self, WorkerOptions, WorkerSummary};
+use ascent_server::http::router;
+use ascent_server::serve::{self, RunningServer};
+use ascent_store::{jobs, workers, SqlitePool};
+use http::StatusCode;
+use support::{checkpoint, config, contributor, phases_with_data, state, submit, TestResult};
+
+async fn server(pool: &SqlitePool, dir: &Path) -> TestResult<RunningServer> {
+    phases_with_data(pool, dir).await?;
+    Ok(serve::start(pool.clone(), config(dir, 0)?).await.map_err(|e| e.to_string())?)
+}
+
+/// Uploads a fixture checkpoint as `token`'s owner through the API; returns its id.
+async fn submitted(pool: &SqlitePool, dir: &Path, token: &str, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<i64> {
+    let app = router(state(pool, dir)?);
+    let reply = submit(&app, token, files, fingerprint).await?;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    Ok(reply.json::<SubmissionCreated>()?.id)
+}
+
+/// Runs the worker loop until the queue is empty (each `once` run does one job).
+async fn work(url: &str, token: &str, cache: &Path) -> TestResult<WorkerSummary> {
+    let mut options = WorkerOptions::new(url, token, cache.to_owned());
+    options.once = true;
+    let mut total = WorkerSummary::default();
+    loop {
+        let options = options.clone();
+        let summary = tokio::task::spawn_blocking(move || worker::run(&options, &AtomicBool::new(false))).await??;
+        if summary == WorkerSummary::default() {
+            return Ok(total);
+        }
+        total.scored += summary.scored;
+        total.invalid += summary.invalid;
+        total.errors += summary.errors;
+        total.refused += summary.refused;
+        total.abandoned += summary.abandoned;
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Outcome {
+    state: String,
+    loss: Option<f64>,
+    public_loss: Option<f64>,
+    private_loss: Option<f64>,
+    error: Option<String>,
+    counts_toward_quota: bool,
+    attempts: i64,
+}
+
+async fn outcome(pool: &SqlitePool, id: i64) -> TestResult<Outcome> {
+    Ok(sqlx::query_as(
+        "SELECT s.state, s.loss, s.public_loss, s.private_loss, s.error, s.counts_toward_quota, j.attempts
+         FROM submissions s JOIN jobs j ON j.submission_id = s.id WHERE s.id = ?",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The loss transformers computes for a fixture (evaluator/tests/fixtures/references.json).
+fn reference(model: &str, seq_len: u64, windows: u64) -> TestResult<f64> {
+    let text = std::fs::read_to_string(support::fixture("references.json"))?;
+    let refs: serde_json::Value = serde_json::from_str(&text)?;
+    refs["cases"]
+        .as_array()
+        .ok_or("no cases")?
+        .iter()
+        .find(|c| c["model"] == model && c["seq_len"] == seq_len && c["windows"] == windows)
+        .and_then(|c| c["loss"].as_f64())
+        .ok_or_else(|| "no such reference".into())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_remote_worker_scores_good_checkpoints_and_fails_hostile_ones(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let (_, bob) = contributor(&pool, "bob").await?;
+    let good = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+    // A hostile file: a safetensors header claiming 2^60 bytes.
+    let mut hostile = checkpoint("tied")?;
+    for (name, bytes) in &mut hostile {
+        if name == "model.safetensors" {
+            bytes[..8].copy_from_slice(&(1u64 << 60).to_le_bytes());
+        }
+    }
+    let bad = submitted(&pool, dir.path(), &bob, &hostile, "hostile").await?;
+
+    let token = workers::create(&pool, "gpu-1", None, ascent_store::now()).await?;
+    let summary = work(&server.url(), &token, &dir.path().join("cache")).await?;
+    assert_eq!((summary.scored, summary.invalid, summary.errors), (1, 1, 0), "{summary:?}");
+
+    let scored = outcome(&pool, good).await?;
+    assert_eq!(scored.state, "scored");
+    // Eight windows of 64 tokens, as transformers scores them.
+    let expected = reference("tied", 64, 8)?;
+    let loss = scored.loss.ok_or("no loss")?;
+    assert!(((loss - expected) / expected).abs() < 1e-4, "{loss} vs {expected}");
+    let (public, private) = (scored.public_loss.ok_or("public")?, scored.private_loss.ok_or("private")?);
+    assert!(public != private && public.min(private) <= loss && loss <= public.max(private));
+
+    let failed = outcome(&pool, bad).await?;
+    assert_eq!(failed.state, "failed");
+    let message = failed.error.ok_or("no error")?;
+    assert!(message.contains("model.safetensors"), "{message}");
+    assert!(!message.contains(&dir.path().display().to_string()), "no worker paths: {message}");
+    assert!(failed.counts_toward_quota, "an invalid checkpoint uses up a submission");
+
+    // The leaderboard shows the public part while the phase is open.
+    let board: serde_json::Value = Client::new(&server.url(), None)?.get_json("/api/phases/1/leaderboard")?;
+    assert_eq!(board["rows"][0]["contributor"], "ada");
+    assert_eq!(board["rows"][0]["best_loss"].as_f64(), Some(public));
+    assert_eq!(board["total"], 1);
+    // Anyone reads the report; the private part stays hidden while the phase is open.
+    let report: serde_json::Value = Client::new(&server.url(), None)?.get_json(&format!("/api/submissions/{good}"))?;
+    assert_eq!(report["state"], "scored");
+    assert_eq!(report["public_loss"].as_f64(), Some(public));
+    assert!(report["private_loss"].is_null() && report["loss"].is_null());
+    let theirs: serde_json::Value = Client::new(&server.url(), None)?.get_json(&format!("/api/submissions/{bad}"))?;
+    assert_eq!(theirs["error"], "failed", "strangers do not read the error");
+    let own: serde_json::Value = Client::new(&server.url(), Some(&bob))?.get_json(&format!("/api/submissions/{bad}"))?;
+    assert_eq!(own["error"].as_str(), Some(message.as_str()));
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn claim(client: &Client) -> TestResult<JobAssignment> {
+    let request = ClaimRequest {
+        evaluator_version: "test".into(),
+        device: "cpu".into(),
+    };
+    Ok(client
+        .post_json::<_, JobAssignment>("/api/worker/claim", &request)?
+        .ok_or("nothing to claim")?)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+    let now = ascent_store::now();
+    let lost = workers::create(&pool, "lost", None, now).await?;
+    let healthy = workers::create(&pool, "healthy", None, now).await?;
+
+    // The first worker claims the job, then goes silent.
+    let url = server.url();
+    let job = tokio::task::spawn_blocking(move || -> TestResult<JobAssignment> {
+        claim(&Client::new(&url, Some(&lost))?)
+    })
+    .await??;
+    assert_eq!(job.submission_id, id);
+    assert_eq!(outcome(&pool, id).await?.state, "validating");
+
+    // Its lease lapses: the job goes back in the queue, and once its backoff has passed
+    // the healthy worker completes it.
+    assert_eq!(jobs::reap(&pool, now + jobs::LEASE_SECONDS + 1).await?, 1);
+    assert_eq!(outcome(&pool, id).await?.state, "queued");
+    sqlx::query("UPDATE jobs SET available_at = 0").execute(&pool).await?;
+    let summary = work(&server.url(), &healthy, &dir.path().join("cache")).await?;
+    assert_eq!(summary.scored, 1);
+    let done = outcome(&pool, id).await?;
+    assert_eq!((done.state.as_str(), done.attempts), ("scored", 2));
+
+    // The first worker comes back with a result: refused, and nothing changes.
+    let url = server.url();
+    let lost = workers::create(&pool, "lost-again", None, now).await?;
+    let late = tokio::task::spawn_blocking(move || -> TestResult<Option<u16>> {
+        let client = Client::new(&url, Some(&lost))?;
+        let result = JobResult {
+            lease: job.lease,
+            outcome: JobOutcome::Invalid { message: "late".into() },
+        };
+        Ok(client
+            .post_json::<_, serde_json::Value>(&format!("/api/worker/jobs/{}/result", job.job_id), &result)
+            .err()
+            .and_then(|e| e.status()))
+    })
+    .await??;
+    assert_eq!(late, Some(409));
+    assert_eq!(outcome(&pool, id).await?.state, "scored");
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn failures_on_our_side_are_retried_then_do_not_count(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+    let token = workers::create(&pool, "flaky", None, ascent_store::now()).await?;
+    for attempt in 1..=3 {
+        let url = server.url();
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || -> TestResult {
+            let client = Client::new(&url, Some(&token))?;
+            let job = claim(&client)?;
+            let result = JobResult {
+                lease: job.lease,
+                outcome: JobOutcome::Error { message: "disk full".into() },
+            };
+            client.post_json::<_, serde_json::Value>(&format!("/api/worker/jobs/{}/result", job.job_id), &result)?;
+            Ok(())
+        })
+        .await??;
+        let now = outcome(&pool, id).await?;
+        assert_eq!(now.attempts, attempt);
+        if attempt < 3 {
+            assert_eq!(now.state, "queued");
+            sqlx::query("UPDATE jobs SET available_at = 0").execute(&pool).await?;
+        }
+    }
+    let failed = outcome(&pool, id).await?;
+    assert_eq!(failed.state, "failed");
+    assert!(!failed.counts_toward_quota);
+    let message = failed.error.ok_or("no message")?;
+    assert!(message.contains("on our side") && message.contains("disk full"), "{message}");
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_revoked_worker_is_refused(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+    let now = ascent_store::now();
+    let token = workers::create(&pool, "retired", None, now).await?;
+    let id = workers::list(&pool, now).await?.into_iter().find(|w| w.name == "retired").ok_or("listed")?.id;
+    workers::revoke(&pool, id, now).await?;
+    let result = work(&server.url(), &token, &dir.path().join("cache")).await;
+    let error = result.expect_err("a revoked worker cannot work").to_string();
+    assert!(error.contains("revoked") || error.contains("401"), "{error}");
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND lease_hash IS NULL")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(queued, 1, "the job waits for a worker that may run it");
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
