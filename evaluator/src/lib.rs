@@ -21,6 +21,7 @@ pub mod safetensors;
 pub mod score;
 pub mod shard;
 pub mod split;
+pub mod submit;
 pub mod worker;
 
 pub use error::{EvalError, Result};
