@@ -51,6 +51,8 @@ impl Answer {
 }
 
 type Route = dyn Fn(&Request) -> Answer + Send + Sync;
+/// Checkpoint files by name.
+type Files = Vec<(String, Vec<u8>)>;
 
 /// Serves every connection on its own thread with `route`; returns the base URL and the
 /// requests seen.
@@ -131,11 +133,8 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// A job for the `mha` fixture on `text_u16.bin`, under `limits`.
-fn job(
-    limits: ModelLimits,
-    lease_seconds: u64,
-) -> (JobAssignment, Vec<(String, Vec<u8>)>, Vec<u8>) {
-    let files: Vec<(String, Vec<u8>)> = ["config.json", "model.safetensors"]
+fn job(limits: ModelLimits, lease_seconds: u64) -> (JobAssignment, Files, Vec<u8>) {
+    let files: Files = ["config.json", "model.safetensors"]
         .iter()
         .map(|n| {
             (
@@ -184,7 +183,7 @@ fn limits(vocab_size: u32) -> ModelLimits {
 /// weights download.
 fn worker_api(
     assignment: JobAssignment,
-    files: Vec<(String, Vec<u8>)>,
+    files: Files,
     data: Vec<u8>,
     heartbeat: u16,
     pace: Option<Duration>,
