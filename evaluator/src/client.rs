@@ -62,7 +62,7 @@ impl Client {
             return Err(invalid("no host"));
         }
         let authorization = match token.map(str::trim) {
-            Some(t) if t.is_empty() => return Err(invalid("empty token")),
+            Some("") => return Err(invalid("empty token")),
             Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => {
                 return Err(invalid("the token holds characters a token never has"))
             }

@@ -7,6 +7,9 @@
 //! [`shard::TokenShard`] into windows and sums the chunked cross-entropy of [`loss`];
 //! [`split`] decides which windows are public; [`evaluate`] runs all of it in order, as
 //! the CLI and the workers do. Every refusal is an [`error::EvalError`].
+//!
+//! Talking to a server: [`client`] (blocking HTTP, retries, verified resumable
+//! downloads), [`worker`] (claim, score, report), [`submit`] (resumable upload).
 
 pub mod checkpoint;
 pub mod client;
@@ -21,6 +24,7 @@ pub mod safetensors;
 pub mod score;
 pub mod shard;
 pub mod split;
+pub mod submit;
 pub mod worker;
 
 pub use error::{EvalError, Result};

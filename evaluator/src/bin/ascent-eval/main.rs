@@ -6,6 +6,10 @@
 //! `ascent-eval validate --model DIR [--limits FILE] [--json]` runs every check without
 //! scoring (for an upload, before it is queued).
 //!
+//! `ascent-eval worker --server URL [--token T] [--cache DIR] [--device D] [--dtype T]
+//! [--once]` scores submissions for a server; `ascent-eval submit --server URL --phase N
+//! [--token T] [--wait] DIR` uploads a checkpoint.
+//!
 //! Exit status 0 on success, 2 when the input is invalid (the message on stderr names
 //! the file and what is wrong), 1 on an internal error. A panic is caught at the top and
 //! reported as an internal error rather than aborting with a backtrace.
@@ -21,6 +25,9 @@ use ascent_evaluator::score::{ScoreRequest, SplitSpec};
 use ascent_evaluator::{EvalError, Result};
 use candle_core::{DType, Device};
 use clap::{Parser, Subcommand, ValueEnum};
+
+mod submit;
+mod worker;
 
 /// mimalloc keeps freed pages for reuse: with the system allocator every large
 /// activation was a fresh mmap, and page faults plus zeroing took ~15% of CPU scoring.
@@ -62,6 +69,10 @@ enum Command {
     /// Run every check on a checkpoint (NaN/Inf included) without scoring it; report
     /// the parameter count and the weights hash.
     Validate(ValidateArgs),
+    /// Score submissions for an Ascent server until stopped (Ctrl-C).
+    Worker(worker::WorkerArgs),
+    /// Upload a checkpoint directory to a phase (resumable) and print its URL.
+    Submit(submit::SubmitArgs),
 }
 
 #[derive(clap::Args)]
@@ -116,14 +127,14 @@ struct ScoreArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum DtypeArg {
+pub(crate) enum DtypeArg {
     F32,
     Bf16,
     F16,
 }
 
 impl DtypeArg {
-    fn dtype(self) -> DType {
+    pub(crate) fn dtype(self) -> DType {
         match self {
             DtypeArg::F32 => DType::F32,
             DtypeArg::Bf16 => DType::BF16,
@@ -133,7 +144,7 @@ impl DtypeArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum DeviceArg {
+pub(crate) enum DeviceArg {
     Cpu,
     Cuda,
 }
@@ -149,11 +160,16 @@ fn main() -> ExitCode {
             return ExitCode::from(if invalid { 2 } else { 0 });
         }
     };
+    // A worker runs unattended: its log is its only output.
+    let default_level = match cli.command {
+        Command::Worker(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ASCENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -163,15 +179,13 @@ fn main() -> ExitCode {
         tracing::error!("panic: {info}");
     }));
     let outcome = std::panic::catch_unwind(|| match cli.command {
-        Command::Score(args) => run_score(args),
-        Command::Validate(args) => run_validate(args),
+        Command::Score(args) => exit_status(run_score(args)),
+        Command::Validate(args) => exit_status(run_validate(args)),
+        Command::Worker(args) => worker::run(args),
+        Command::Submit(args) => submit::run(args),
     });
     match outcome {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("ascent-eval: {e:#}");
-            ExitCode::from(e.exit_code() as u8)
-        }
+        Ok(code) => ExitCode::from(code),
         Err(_) => {
             eprintln!(
                 "ascent-eval: internal error: the evaluator panicked (a bug; please report it)"
@@ -181,7 +195,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn device(arg: DeviceArg) -> Result<Device> {
+/// Prints an evaluation's error; its exit status.
+fn exit_status(result: Result<()>) -> u8 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ascent-eval: {e:#}");
+            e.exit_code() as u8
+        }
+    }
+}
+
+pub(crate) fn device(arg: DeviceArg) -> Result<Device> {
     match arg {
         DeviceArg::Cpu => Ok(Device::Cpu),
         DeviceArg::Cuda => {

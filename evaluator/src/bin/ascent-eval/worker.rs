@@ -1,0 +1,90 @@
+//! `ascent-eval worker`: score submissions for a server until stopped (Ctrl-C).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ascent_evaluator::worker::{self, WorkerOptions};
+
+use crate::{device, DeviceArg, DtypeArg};
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The Ascent server, e.g. https://ascent.example.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// Worker token (ascw_…); prefer the environment variable, command lines are visible
+    /// to other users.
+    #[arg(long, env = "ASCENT_WORKER_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Download cache (default: $XDG_CACHE_HOME/ascent or ~/.cache/ascent); one worker
+    /// per directory.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+    /// Compute dtype.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    dtype: DtypeArg,
+    /// Seconds between claims while the queue is empty.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    poll: u64,
+    /// Exit after one job, or at once if the queue is empty.
+    #[arg(long)]
+    once: bool,
+}
+
+/// Set by Ctrl-C; a second Ctrl-C exits at once.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+pub fn run(args: WorkerArgs) -> u8 {
+    let Some(cache_dir) = args.cache.or_else(default_cache) else {
+        eprintln!("ascent-eval: no cache directory: set --cache, XDG_CACHE_HOME or HOME");
+        return 2;
+    };
+    let device = match device(args.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ascent-eval: {e}");
+            return e.exit_code() as u8;
+        }
+    };
+    if let Err(e) = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+        eprintln!("ascent-eval: stopping (the current job is cancelled; Ctrl-C again to quit now)");
+    }) {
+        tracing::warn!(error = %e, "cannot handle Ctrl-C");
+    }
+    let options = WorkerOptions {
+        server: args.server,
+        token: args.token,
+        cache_dir,
+        device,
+        dtype: args.dtype.dtype(),
+        poll_interval: Duration::from_secs(args.poll.max(1)),
+        once: args.once,
+    };
+    match worker::run(&options, &STOP) {
+        Ok(summary) => {
+            eprintln!(
+                "ascent-eval: worker done: {} scored, {} invalid, {} failed, {} abandoned",
+                summary.scored, summary.invalid, summary.errors, summary.abandoned
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("ascent-eval: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn default_cache() -> Option<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    non_empty("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map(|base| base.join("ascent"))
+}
