@@ -29,7 +29,9 @@ pub struct EntryFacts {
 /// Why a submission is refused at the door. The message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("phase {phase} is {state}, not open: submissions are accepted only while a phase is open")]
+    #[error(
+        "phase {phase} is {state}, not open: submissions are accepted only while a phase is open"
+    )]
     NotOpen { phase: u8, state: &'static str },
     #[error("phase {phase} is open to contributors promoted from phase {previous} or invited by the organizers")]
     NotEligible { phase: u8, previous: u8 },
@@ -187,7 +189,10 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            check_entry(&EntryFacts { bytes: 0, ..facts() }),
+            check_entry(&EntryFacts {
+                bytes: 0,
+                ..facts()
+            }),
             Err(Refusal::Empty)
         );
     }

@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use ascent_domain::account::{Email, Handle, Password};
 use ascent_domain::preset::{parse_preset, Preset};
-use ascent_store::phases::LoadOutcome;
 use ascent_evaluator::shard::TokenShard;
 use ascent_store::datasets::{self, Dataset};
+use ascent_store::phases::LoadOutcome;
 use ascent_store::{accounts, phases, workers, SqlitePool};
 
 use crate::storage::{hash_file, Storage};
@@ -122,9 +122,10 @@ pub async fn add_data(
         std::fs::copy(file, &partial).with_context(|| format!("cannot copy {}", file.display()))?;
         std::fs::rename(&partial, &target)?;
     }
-    let name = file
-        .file_name()
-        .map_or_else(|| "held-out".to_owned(), |n| n.to_string_lossy().into_owned());
+    let name = file.file_name().map_or_else(
+        || "held-out".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     datasets::attach(
         pool,
         phase,

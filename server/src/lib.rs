@@ -5,8 +5,8 @@
 pub mod admin;
 pub mod config;
 pub mod events;
-pub mod pipeline;
 pub mod http;
+pub mod pipeline;
 pub mod serve;
 pub mod state;
 pub mod storage;

@@ -29,7 +29,9 @@ pub async fn maintain_once(state: &AppState) -> bool {
             for id in ids {
                 match state.storage.remove_upload(&id).await {
                     Ok(()) => tracing::info!(upload = %id, "abandoned upload deleted"),
-                    Err(error) => tracing::warn!(upload = %id, %error, "deleting an abandoned upload's files failed"),
+                    Err(error) => {
+                        tracing::warn!(upload = %id, %error, "deleting an abandoned upload's files failed")
+                    }
                 }
             }
         }
@@ -60,15 +62,25 @@ pub struct BuiltInWorkers {
 impl BuiltInWorkers {
     /// Gives the built-in worker a fresh token, puts back the jobs its previous process
     /// held, and starts `count` worker threads against `server_url`.
-    pub async fn start(state: &AppState, server_url: String, count: usize) -> anyhow::Result<BuiltInWorkers> {
+    pub async fn start(
+        state: &AppState,
+        server_url: String,
+        count: usize,
+    ) -> anyhow::Result<BuiltInWorkers> {
         let stop = Arc::new(AtomicBool::new(false));
         if count == 0 {
-            return Ok(BuiltInWorkers { stop, threads: Vec::new() });
+            return Ok(BuiltInWorkers {
+                stop,
+                threads: Vec::new(),
+            });
         }
         let (id, token) = workers::renew_built_in(&state.pool, now()).await?;
         let released = jobs::release_worker(&state.pool, id, now()).await?;
         if released > 0 {
-            tracing::info!(jobs = released, "jobs of the previous process put back in the queue");
+            tracing::info!(
+                jobs = released,
+                "jobs of the previous process put back in the queue"
+            );
         }
         let cache_dir = state.config.data_dir.join("worker-cache");
         let mut threads = Vec::with_capacity(count);

@@ -36,11 +36,14 @@ pub async fn start(pool: SqlitePool, config: Config) -> anyhow::Result<RunningSe
     let app = router(state.clone());
     let (shutdown, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     tracing::info!("serving on http://{addr}");
     let background = vec![

@@ -56,7 +56,11 @@ impl Storage {
 
     /// The running hash of a file, locked for the caller: one request at a time writes
     /// a given file.
-    pub fn running_hash(&self, upload_id: &str, name: &str) -> Arc<tokio::sync::Mutex<RunningHash>> {
+    pub fn running_hash(
+        &self,
+        upload_id: &str,
+        name: &str,
+    ) -> Arc<tokio::sync::Mutex<RunningHash>> {
         let mut map = self.running.lock().unwrap_or_else(|p| p.into_inner());
         map.entry((upload_id.to_owned(), name.to_owned()))
             .or_default()

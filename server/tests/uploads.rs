@@ -9,7 +9,9 @@ use ascent_store::SqlitePool;
 use axum::body::Body;
 use http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
-use support::{call, checkpoint, contributor, new_upload, phases_with_data, start, state, submit, TestResult};
+use support::{
+    call, checkpoint, contributor, new_upload, phases_with_data, start, state, submit, TestResult,
+};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_upload_resumes_from_the_servers_offset(pool: SqlitePool) -> TestResult {
@@ -32,12 +34,34 @@ async fn an_upload_resumes_from_the_servers_offset(pool: SqlitePool) -> TestResu
 
     // Half the weights arrive, then the connection drops.
     let half = weights.len() / 2;
-    let first = call(&app, Method::PATCH, &path, &token, Body::from(weights[..half].to_vec()), Some(0)).await?;
-    assert_eq!((first.status, first.offset), (StatusCode::NO_CONTENT, Some(half as u64)));
+    let first = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &token,
+        Body::from(weights[..half].to_vec()),
+        Some(0),
+    )
+    .await?;
+    assert_eq!(
+        (first.status, first.offset),
+        (StatusCode::NO_CONTENT, Some(half as u64))
+    );
 
     // A client that lost its place is told where to continue.
-    let wrong = call(&app, Method::PATCH, &path, &token, Body::from(weights.clone()), Some(0)).await?;
-    assert_eq!((wrong.status, wrong.offset), (StatusCode::CONFLICT, Some(half as u64)));
+    let wrong = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &token,
+        Body::from(weights.clone()),
+        Some(0),
+    )
+    .await?;
+    assert_eq!(
+        (wrong.status, wrong.offset),
+        (StatusCode::CONFLICT, Some(half as u64))
+    );
 
     // After a reload, the same fingerprint finds the same upload and its progress.
     let again: UploadStatus = start(&app, &token, &files, "tied-v1").await?.json()?;
@@ -45,13 +69,35 @@ async fn an_upload_resumes_from_the_servers_offset(pool: SqlitePool) -> TestResu
     assert_eq!(again.received_bytes(), half as u64);
 
     // Finishing early is refused and loses nothing.
-    let early = call(&app, Method::POST, &format!("/api/uploads/{}/finish", upload.id), &token, Body::empty(), None).await?;
+    let early = call(
+        &app,
+        Method::POST,
+        &format!("/api/uploads/{}/finish", upload.id),
+        &token,
+        Body::empty(),
+        None,
+    )
+    .await?;
     assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
     assert!(early.body.contains("not complete"), "{}", early.body);
 
-    let rest = call(&app, Method::PATCH, &path, &token, Body::from(weights[half..].to_vec()), Some(half as u64)).await?;
-    assert_eq!((rest.status, rest.offset), (StatusCode::NO_CONTENT, Some(weights.len() as u64)));
-    let config = files.iter().find(|(n, _)| n == "config.json").ok_or("no config")?;
+    let rest = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &token,
+        Body::from(weights[half..].to_vec()),
+        Some(half as u64),
+    )
+    .await?;
+    assert_eq!(
+        (rest.status, rest.offset),
+        (StatusCode::NO_CONTENT, Some(weights.len() as u64))
+    );
+    let config = files
+        .iter()
+        .find(|(n, _)| n == "config.json")
+        .ok_or("no config")?;
     let sent = call(
         &app,
         Method::PATCH,
@@ -63,25 +109,51 @@ async fn an_upload_resumes_from_the_servers_offset(pool: SqlitePool) -> TestResu
     .await?;
     assert_eq!(sent.status, StatusCode::NO_CONTENT);
 
-    let finished = call(&app, Method::POST, &format!("/api/uploads/{}/finish", upload.id), &token, Body::empty(), None).await?;
+    let finished = call(
+        &app,
+        Method::POST,
+        &format!("/api/uploads/{}/finish", upload.id),
+        &token,
+        Body::empty(),
+        None,
+    )
+    .await?;
     assert_eq!(finished.status, StatusCode::CREATED, "{}", finished.body);
     let created: SubmissionCreated = finished.json()?;
     // Finishing twice (a retry after a lost reply) gives the same submission.
-    let twice: SubmissionCreated = call(&app, Method::POST, &format!("/api/uploads/{}/finish", upload.id), &token, Body::empty(), None)
-        .await?
-        .json()?;
+    let twice: SubmissionCreated = call(
+        &app,
+        Method::POST,
+        &format!("/api/uploads/{}/finish", upload.id),
+        &token,
+        Body::empty(),
+        None,
+    )
+    .await?
+    .json()?;
     assert_eq!(twice, created);
 
-    let report: SubmissionReport = call(&app, Method::GET, &created.url.replace("/submissions", "/api/submissions"), "", Body::empty(), None)
-        .await?
-        .json()?;
+    let report: SubmissionReport = call(
+        &app,
+        Method::GET,
+        &created.url.replace("/submissions", "/api/submissions"),
+        "",
+        Body::empty(),
+        None,
+    )
+    .await?
+    .json()?;
     assert_eq!(report.contributor, "ada");
     assert_eq!(report.state.as_str(), "queued");
-    assert_eq!(report.bytes, Some(files.iter().map(|(_, b)| b.len() as u64).sum()));
+    assert_eq!(
+        report.bytes,
+        Some(files.iter().map(|(_, b)| b.len() as u64).sum())
+    );
     // The server hashed the weights on the way in, across the two requests.
-    let stored: Option<String> = sqlx::query_scalar("SELECT sha256 FROM upload_files WHERE name = 'model.safetensors'")
-        .fetch_one(&pool)
-        .await?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT sha256 FROM upload_files WHERE name = 'model.safetensors'")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(stored, Some(hex::encode(Sha256::digest(&weights))));
     let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE submission_id = ?")
         .bind(created.id)
@@ -100,21 +172,44 @@ async fn the_door_refuses_with_reasons(pool: SqlitePool) -> TestResult {
     let files = checkpoint("tied")?;
 
     let anonymous = start(&app, "", &files, "x").await?;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", anonymous.body);
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.body
+    );
     let forged = start(&app, "asc_0000", &files, "x").await?;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 
-    let pickle = vec![("config.json".to_owned(), b"{}".to_vec()), ("pytorch_model.bin".to_owned(), vec![0; 10])];
+    let pickle = vec![
+        ("config.json".to_owned(), b"{}".to_vec()),
+        ("pytorch_model.bin".to_owned(), vec![0; 10]),
+    ];
     let refused = start(&app, &token, &pickle, "p").await?;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(refused.body.contains("pickle"), "{}", refused.body);
 
-    let huge = vec![("config.json".to_owned(), b"{}".to_vec()), ("model.safetensors".to_owned(), vec![0; 900_000])];
+    let huge = vec![
+        ("config.json".to_owned(), b"{}".to_vec()),
+        ("model.safetensors".to_owned(), vec![0; 900_000]),
+    ];
     let too_large = start(&app, &token, &huge, "h").await?;
     assert_eq!(too_large.status, StatusCode::FORBIDDEN);
-    assert!(too_large.body.contains("at most 800000"), "{}", too_large.body);
+    assert!(
+        too_large.body.contains("at most 800000"),
+        "{}",
+        too_large.body
+    );
 
-    let phase_two = call(&app, Method::POST, "/api/uploads", &token, new_upload(2, &files, "two")?, None).await?;
+    let phase_two = call(
+        &app,
+        Method::POST,
+        "/api/uploads",
+        &token,
+        new_upload(2, &files, "two")?,
+        None,
+    )
+    .await?;
     assert_eq!(phase_two.status, StatusCode::FORBIDDEN);
     assert!(phase_two.body.contains("not open"), "{}", phase_two.body);
 
@@ -128,7 +223,11 @@ async fn the_door_refuses_with_reasons(pool: SqlitePool) -> TestResult {
     }
     let third = start(&app, &token, &files, "c").await?;
     assert_eq!(third.status, StatusCode::FORBIDDEN);
-    assert!(third.body.contains("today's 2 submissions"), "{}", third.body);
+    assert!(
+        third.body.contains("today's 2 submissions"),
+        "{}",
+        third.body
+    );
     Ok(())
 }
 
@@ -144,11 +243,16 @@ async fn another_contributors_files_are_refused(pool: SqlitePool) -> TestResult 
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     let copy = submit(&app, &bob, &files, "copied").await?;
     assert_eq!(copy.status, StatusCode::FORBIDDEN, "{}", copy.body);
-    assert!(copy.body.contains("identical to submission") && copy.body.contains("ada"), "{}", copy.body);
+    assert!(
+        copy.body.contains("identical to submission") && copy.body.contains("ada"),
+        "{}",
+        copy.body
+    );
     // Bob's upload is kept, not lost: he can abandon it.
-    let uploads: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE submission_id IS NULL")
-        .fetch_one(&pool)
-        .await?;
+    let uploads: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE submission_id IS NULL")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(uploads, 1);
     Ok(())
 }

@@ -7,7 +7,9 @@ mod support;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use ascent_domain::protocol::{ClaimRequest, JobAssignment, JobOutcome, JobResult, SubmissionCreated};
+use ascent_domain::protocol::{
+    ClaimRequest, JobAssignment, JobOutcome, JobResult, SubmissionCreated,
+};
 use ascent_evaluator::client::Client;
 use ascent_evaluator::worker::{self, WorkerOptions, WorkerSummary};
 use ascent_server::http::router;
@@ -18,11 +20,19 @@ use support::{checkpoint, config, contributor, phases_with_data, state, submit, 
 
 async fn server(pool: &SqlitePool, dir: &Path) -> TestResult<RunningServer> {
     phases_with_data(pool, dir).await?;
-    Ok(serve::start(pool.clone(), config(dir, 0)?).await.map_err(|e| e.to_string())?)
+    Ok(serve::start(pool.clone(), config(dir, 0)?)
+        .await
+        .map_err(|e| e.to_string())?)
 }
 
 /// Uploads a fixture checkpoint as `token`'s owner through the API; returns its id.
-async fn submitted(pool: &SqlitePool, dir: &Path, token: &str, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<i64> {
+async fn submitted(
+    pool: &SqlitePool,
+    dir: &Path,
+    token: &str,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+) -> TestResult<i64> {
     let app = router(state(pool, dir)?);
     let reply = submit(&app, token, files, fingerprint).await?;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -36,7 +46,9 @@ async fn work(url: &str, token: &str, cache: &Path) -> TestResult<WorkerSummary>
     let mut total = WorkerSummary::default();
     loop {
         let options = options.clone();
-        let summary = tokio::task::spawn_blocking(move || worker::run(&options, &AtomicBool::new(false))).await??;
+        let summary =
+            tokio::task::spawn_blocking(move || worker::run(&options, &AtomicBool::new(false)))
+                .await??;
         if summary == WorkerSummary::default() {
             return Ok(total);
         }
@@ -46,6 +58,19 @@ async fn work(url: &str, token: &str, cache: &Path) -> TestResult<WorkerSummary>
         total.refused += summary.refused;
         total.abandoned += summary.abandoned;
     }
+}
+
+/// `GET path` with the blocking client, off the runtime the server runs on.
+async fn get_json(
+    server: &RunningServer,
+    token: Option<&str>,
+    path: &str,
+) -> TestResult<serde_json::Value> {
+    let (url, token, path) = (server.url(), token.map(str::to_owned), path.to_owned());
+    Ok(
+        tokio::task::spawn_blocking(move || Client::new(&url, token.as_deref())?.get_json(&path))
+            .await??,
+    )
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -83,7 +108,9 @@ fn reference(model: &str, seq_len: u64, windows: u64) -> TestResult<f64> {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn a_remote_worker_scores_good_checkpoints_and_fails_hostile_ones(pool: SqlitePool) -> TestResult {
+async fn a_remote_worker_scores_good_checkpoints_and_fails_hostile_ones(
+    pool: SqlitePool,
+) -> TestResult {
     let dir = tempfile::tempdir()?;
     let server = server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
@@ -100,37 +127,53 @@ async fn a_remote_worker_scores_good_checkpoints_and_fails_hostile_ones(pool: Sq
 
     let token = workers::create(&pool, "gpu-1", None, ascent_store::now()).await?;
     let summary = work(&server.url(), &token, &dir.path().join("cache")).await?;
-    assert_eq!((summary.scored, summary.invalid, summary.errors), (1, 1, 0), "{summary:?}");
+    assert_eq!(
+        (summary.scored, summary.invalid, summary.errors),
+        (1, 1, 0),
+        "{summary:?}"
+    );
 
     let scored = outcome(&pool, good).await?;
     assert_eq!(scored.state, "scored");
     // Eight windows of 64 tokens, as transformers scores them.
     let expected = reference("tied", 64, 8)?;
     let loss = scored.loss.ok_or("no loss")?;
-    assert!(((loss - expected) / expected).abs() < 1e-4, "{loss} vs {expected}");
-    let (public, private) = (scored.public_loss.ok_or("public")?, scored.private_loss.ok_or("private")?);
+    assert!(
+        ((loss - expected) / expected).abs() < 1e-4,
+        "{loss} vs {expected}"
+    );
+    let (public, private) = (
+        scored.public_loss.ok_or("public")?,
+        scored.private_loss.ok_or("private")?,
+    );
     assert!(public != private && public.min(private) <= loss && loss <= public.max(private));
 
     let failed = outcome(&pool, bad).await?;
     assert_eq!(failed.state, "failed");
     let message = failed.error.ok_or("no error")?;
     assert!(message.contains("model.safetensors"), "{message}");
-    assert!(!message.contains(&dir.path().display().to_string()), "no worker paths: {message}");
-    assert!(failed.counts_toward_quota, "an invalid checkpoint uses up a submission");
+    assert!(
+        !message.contains(&dir.path().display().to_string()),
+        "no worker paths: {message}"
+    );
+    assert!(
+        failed.counts_toward_quota,
+        "an invalid checkpoint uses up a submission"
+    );
 
     // The leaderboard shows the public part while the phase is open.
-    let board: serde_json::Value = Client::new(&server.url(), None)?.get_json("/api/phases/1/leaderboard")?;
+    let board = get_json(&server, None, "/api/phases/1/leaderboard").await?;
     assert_eq!(board["rows"][0]["contributor"], "ada");
     assert_eq!(board["rows"][0]["best_loss"].as_f64(), Some(public));
     assert_eq!(board["total"], 1);
     // Anyone reads the report; the private part stays hidden while the phase is open.
-    let report: serde_json::Value = Client::new(&server.url(), None)?.get_json(&format!("/api/submissions/{good}"))?;
+    let report = get_json(&server, None, &format!("/api/submissions/{good}")).await?;
     assert_eq!(report["state"], "scored");
     assert_eq!(report["public_loss"].as_f64(), Some(public));
     assert!(report["private_loss"].is_null() && report["loss"].is_null());
-    let theirs: serde_json::Value = Client::new(&server.url(), None)?.get_json(&format!("/api/submissions/{bad}"))?;
+    let theirs = get_json(&server, None, &format!("/api/submissions/{bad}")).await?;
     assert_eq!(theirs["error"], "failed", "strangers do not read the error");
-    let own: serde_json::Value = Client::new(&server.url(), Some(&bob))?.get_json(&format!("/api/submissions/{bad}"))?;
+    let own = get_json(&server, Some(&bob), &format!("/api/submissions/{bad}")).await?;
     assert_eq!(own["error"].as_str(), Some(message.as_str()));
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
@@ -147,7 +190,9 @@ fn claim(client: &Client) -> TestResult<JobAssignment> {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(pool: SqlitePool) -> TestResult {
+async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(
+    pool: SqlitePool,
+) -> TestResult {
     let dir = tempfile::tempdir()?;
     let server = server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
@@ -169,7 +214,9 @@ async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(po
     // the healthy worker completes it.
     assert_eq!(jobs::reap(&pool, now + jobs::LEASE_SECONDS + 1).await?, 1);
     assert_eq!(outcome(&pool, id).await?.state, "queued");
-    sqlx::query("UPDATE jobs SET available_at = 0").execute(&pool).await?;
+    sqlx::query("UPDATE jobs SET available_at = 0")
+        .execute(&pool)
+        .await?;
     let summary = work(&server.url(), &healthy, &dir.path().join("cache")).await?;
     assert_eq!(summary.scored, 1);
     let done = outcome(&pool, id).await?;
@@ -182,10 +229,15 @@ async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(po
         let client = Client::new(&url, Some(&lost))?;
         let result = JobResult {
             lease: job.lease,
-            outcome: JobOutcome::Invalid { message: "late".into() },
+            outcome: JobOutcome::Invalid {
+                message: "late".into(),
+            },
         };
         Ok(client
-            .post_json::<_, serde_json::Value>(&format!("/api/worker/jobs/{}/result", job.job_id), &result)
+            .post_json::<_, serde_json::Value>(
+                &format!("/api/worker/jobs/{}/result", job.job_id),
+                &result,
+            )
             .err()
             .and_then(|e| e.status()))
     })
@@ -211,9 +263,14 @@ async fn failures_on_our_side_are_retried_then_do_not_count(pool: SqlitePool) ->
             let job = claim(&client)?;
             let result = JobResult {
                 lease: job.lease,
-                outcome: JobOutcome::Error { message: "disk full".into() },
+                outcome: JobOutcome::Error {
+                    message: "disk full".into(),
+                },
             };
-            client.post_json::<_, serde_json::Value>(&format!("/api/worker/jobs/{}/result", job.job_id), &result)?;
+            client.post_json::<_, serde_json::Value>(
+                &format!("/api/worker/jobs/{}/result", job.job_id),
+                &result,
+            )?;
             Ok(())
         })
         .await??;
@@ -221,14 +278,19 @@ async fn failures_on_our_side_are_retried_then_do_not_count(pool: SqlitePool) ->
         assert_eq!(now.attempts, attempt);
         if attempt < 3 {
             assert_eq!(now.state, "queued");
-            sqlx::query("UPDATE jobs SET available_at = 0").execute(&pool).await?;
+            sqlx::query("UPDATE jobs SET available_at = 0")
+                .execute(&pool)
+                .await?;
         }
     }
     let failed = outcome(&pool, id).await?;
     assert_eq!(failed.state, "failed");
     assert!(!failed.counts_toward_quota);
     let message = failed.error.ok_or("no message")?;
-    assert!(message.contains("on our side") && message.contains("disk full"), "{message}");
+    assert!(
+        message.contains("on our side") && message.contains("disk full"),
+        "{message}"
+    );
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -241,14 +303,26 @@ async fn a_revoked_worker_is_refused(pool: SqlitePool) -> TestResult {
     submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
     let now = ascent_store::now();
     let token = workers::create(&pool, "retired", None, now).await?;
-    let id = workers::list(&pool, now).await?.into_iter().find(|w| w.name == "retired").ok_or("listed")?.id;
+    let id = workers::list(&pool, now)
+        .await?
+        .into_iter()
+        .find(|w| w.name == "retired")
+        .ok_or("listed")?
+        .id;
     workers::revoke(&pool, id, now).await?;
     let result = work(&server.url(), &token, &dir.path().join("cache")).await;
-    let error = result.expect_err("a revoked worker cannot work").to_string();
-    assert!(error.contains("revoked") || error.contains("401"), "{error}");
-    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND lease_hash IS NULL")
-        .fetch_one(&pool)
-        .await?;
+    let error = result
+        .expect_err("a revoked worker cannot work")
+        .to_string();
+    assert!(
+        error.contains("revoked") || error.contains("401"),
+        "{error}"
+    );
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND lease_hash IS NULL",
+    )
+    .fetch_one(&pool)
+    .await?;
     assert_eq!(queued, 1, "the job waits for a worker that may run it");
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())

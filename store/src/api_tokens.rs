@@ -27,13 +27,15 @@ pub async fn create(pool: &SqlitePool, user_id: i64, name: &str, now: i64) -> Re
         ));
     }
     let token = format!("{API_TOKEN_PREFIX}{}", random_token()?);
-    sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)")
-        .bind(user_id)
-        .bind(name)
-        .bind(sha256_hex(&token))
-        .bind(now)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(name)
+    .bind(sha256_hex(&token))
+    .bind(now)
+    .execute(pool)
+    .await?;
     tracing::info!(user_id, name, "API token created");
     Ok(token)
 }

@@ -21,7 +21,9 @@ pub const LEASE_SECONDS: i64 = 30;
 /// Seconds before attempt `attempts + 1` may start, after `attempts` failed on our side:
 /// 10 s, 20 s, 40 s, … capped at 5 minutes.
 pub fn backoff_seconds(attempts: u32) -> i64 {
-    10i64.saturating_mul(1 << attempts.saturating_sub(1).min(5)).min(300)
+    10i64
+        .saturating_mul(1 << attempts.saturating_sub(1).min(5))
+        .min(300)
 }
 
 /// A job a worker just claimed, with everything it needs to run it.
@@ -73,23 +75,52 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
         .execute(&mut *tx)
         .await?;
     #[allow(clippy::type_complexity)]
-    let spec: (i64, String, i64, i64, i64, i64, String, i64, i64, Option<String>, Option<i64>) =
-        sqlx::query_as(
-            "SELECT s.phase, s.upload_id, p.seq_len, p.windows, p.time_limit_seconds, p.vocab_size,
+    let spec: (
+        i64,
+        String,
+        i64,
+        i64,
+        i64,
+        i64,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT s.phase, s.upload_id, p.seq_len, p.windows, p.time_limit_seconds, p.vocab_size,
                     p.architecture, p.max_parameters, p.min_context, d.sha256, d.bytes
              FROM submissions s JOIN phases p ON p.number = s.phase
              LEFT JOIN datasets d ON d.sha256 = p.data_sha256
              WHERE s.id = ?",
-        )
-        .bind(submission_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let (phase, upload_id, seq_len, windows, time_limit, vocab, architecture, max_parameters, min_context, data_sha, data_bytes) =
-        spec;
+    )
+    .bind(submission_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (
+        phase,
+        upload_id,
+        seq_len,
+        windows,
+        time_limit,
+        vocab,
+        architecture,
+        max_parameters,
+        min_context,
+        data_sha,
+        data_bytes,
+    ) = spec;
     let (Some(data_sha), Some(data_bytes)) = (data_sha, data_bytes) else {
         // The door refuses submissions to a phase without data; if the data was
         // removed since, fail on our side rather than hand out a job nobody can run.
-        fail_on_our_side(&mut tx, job_id, submission_id, "the phase has no held-out data", now).await?;
+        fail_on_our_side(
+            &mut tx,
+            job_id,
+            submission_id,
+            "the phase has no held-out data",
+            now,
+        )
+        .await?;
         tx.commit().await?;
         return Ok(None);
     };
@@ -299,7 +330,12 @@ pub async fn complete(
     Ok(())
 }
 
-async fn finish_job(tx: &mut Transaction<'_, Sqlite>, job_id: i64, error: Option<&str>, now: i64) -> Result<()> {
+async fn finish_job(
+    tx: &mut Transaction<'_, Sqlite>,
+    job_id: i64,
+    error: Option<&str>,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET finished_at = ?, lease_hash = NULL, lease_expires_at = NULL, stage = NULL,
                 last_error = COALESCE(?, last_error)
@@ -362,12 +398,25 @@ async fn retry_or_fail(
             .fetch_one(&mut **tx)
             .await?;
     if attempts >= max_attempts {
-        tracing::warn!(job_id, submission_id, attempts, cause, "job failed on our side; giving up");
+        tracing::warn!(
+            job_id,
+            submission_id,
+            attempts,
+            cause,
+            "job failed on our side; giving up"
+        );
         let cause = format!("{attempts} attempts; the last: {cause}");
         return fail_on_our_side(tx, job_id, submission_id, &cause, now).await;
     }
     let wait = backoff_seconds(unsigned(attempts, "attempts")?);
-    tracing::warn!(job_id, submission_id, attempts, wait, cause, "job goes back in the queue");
+    tracing::warn!(
+        job_id,
+        submission_id,
+        attempts,
+        wait,
+        cause,
+        "job goes back in the queue"
+    );
     sqlx::query(
         "UPDATE jobs SET lease_hash = NULL, lease_expires_at = NULL, worker_id = NULL, stage = NULL,
                 available_at = ?, last_error = ?
@@ -416,7 +465,10 @@ pub async fn reap(pool: &SqlitePool, now: i64) -> Result<u64> {
         .is_some();
         if still {
             let cause = if late {
-                format!("the evaluation took longer than the phase's limit of {} minutes", limit / 60)
+                format!(
+                    "the evaluation took longer than the phase's limit of {} minutes",
+                    limit / 60
+                )
             } else {
                 "the worker stopped responding".to_owned()
             };

@@ -283,7 +283,8 @@ pub async fn scoring_spec(pool: &SqlitePool, number: u8) -> Result<ScoringSpec> 
     .bind(i64::from(number))
     .fetch_optional(pool)
     .await?;
-    let Some((seq_len, windows, public_share, split_secret, data_sha256, max_parameters)) = row else {
+    let Some((seq_len, windows, public_share, split_secret, data_sha256, max_parameters)) = row
+    else {
         return Err(StoreError::NotFound(format!("there is no phase {number}")));
     };
     Ok(ScoringSpec {

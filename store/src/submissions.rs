@@ -180,7 +180,11 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
     let live = lease_until.is_some_and(|t| t >= now) && !state.is_final();
     let progress = match (live, stage.as_deref(), done, total) {
         (true, Some(stage), Some(done), Some(total)) => Some(JobProgress {
-            stage: if stage == "scoring" { JobStage::Scoring } else { JobStage::Validating },
+            stage: if stage == "scoring" {
+                JobStage::Scoring
+            } else {
+                JobStage::Validating
+            },
             done: unsigned(done, "progress")?,
             total: unsigned(total, "progress")?,
         }),
@@ -204,7 +208,10 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
             private_loss,
             error,
             progress,
-            attempts: attempts.map(|a| unsigned(a, "attempts")).transpose()?.unwrap_or(0),
+            attempts: attempts
+                .map(|a| unsigned(a, "attempts"))
+                .transpose()?
+                .unwrap_or(0),
             url: format!("/submissions/{id}"),
         },
     }))

@@ -74,7 +74,10 @@ fn check_files(new: &NewUpload) -> Result<u64> {
     for f in &new.files {
         check_file_name(&f.name).map_err(|e| StoreError::Conflict(e.to_string()))?;
         if names.contains(&f.name.as_str()) {
-            return Err(StoreError::Conflict(format!("{:?} is listed twice", f.name)));
+            return Err(StoreError::Conflict(format!(
+                "{:?} is listed twice",
+                f.name
+            )));
         }
         if f.bytes == 0 {
             return Err(StoreError::Conflict(format!("{:?} is empty", f.name)));
@@ -100,10 +103,17 @@ fn refused(refusal: Refusal) -> StoreError {
 }
 
 /// Starts an upload, or returns the unfinished one with the same fingerprint.
-pub async fn start(pool: &SqlitePool, user_id: i64, new: &NewUpload, now: i64) -> Result<UploadStatus> {
+pub async fn start(
+    pool: &SqlitePool,
+    user_id: i64,
+    new: &NewUpload,
+    now: i64,
+) -> Result<UploadStatus> {
     let total = check_files(new)?;
     if new.fingerprint.is_empty() || new.fingerprint.len() > 200 {
-        return Err(StoreError::Conflict("fingerprint must be 1 to 200 characters".into()));
+        return Err(StoreError::Conflict(
+            "fingerprint must be 1 to 200 characters".into(),
+        ));
     }
     let mut tx = pool.begin().await?;
     let facts = entry_facts(&mut tx, new.phase, user_id, total, now).await?;
@@ -222,13 +232,15 @@ pub async fn record_received(
     now: i64,
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE upload_files SET received = ?, sha256 = ? WHERE upload_id = ? AND name = ?")
-        .bind(i64::try_from(received).unwrap_or(i64::MAX))
-        .bind(sha256)
-        .bind(id)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE upload_files SET received = ?, sha256 = ? WHERE upload_id = ? AND name = ?",
+    )
+    .bind(i64::try_from(received).unwrap_or(i64::MAX))
+    .bind(sha256)
+    .bind(id)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("UPDATE uploads SET expires_at = ? WHERE id = ?")
         .bind(now + UPLOAD_TTL_SECONDS)
         .bind(id)
@@ -251,7 +263,12 @@ pub fn files_sha256(files: &[(String, String)]) -> String {
 
 /// Turns a complete upload into a queued submission and its job. Finishing an upload
 /// twice returns the same submission.
-pub async fn finish(pool: &SqlitePool, id: &str, user_id: i64, now: i64) -> Result<SubmissionCreated> {
+pub async fn finish(
+    pool: &SqlitePool,
+    id: &str,
+    user_id: i64,
+    now: i64,
+) -> Result<SubmissionCreated> {
     let mut tx = pool.begin().await?;
     // Write first, so this transaction holds SQLite's write lock from here on and two
     // finishes of one contributor cannot both pass the quota.
@@ -344,11 +361,12 @@ fn created(id: i64) -> SubmissionCreated {
 
 /// Abandons an unfinished upload of `user_id`; returns whether there was one.
 pub async fn abandon(pool: &SqlitePool, id: &str, user_id: i64) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM uploads WHERE id = ? AND user_id = ? AND submission_id IS NULL")
-        .bind(id)
-        .bind(user_id)
-        .execute(pool)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM uploads WHERE id = ? AND user_id = ? AND submission_id IS NULL")
+            .bind(id)
+            .bind(user_id)
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected() > 0)
 }
 

@@ -44,7 +44,12 @@ fn check_name(name: &str) -> Result<&str> {
 }
 
 /// Registers a worker; returns its token, to be shown once.
-pub async fn create(pool: &SqlitePool, name: &str, created_by: Option<i64>, now: i64) -> Result<String> {
+pub async fn create(
+    pool: &SqlitePool,
+    name: &str,
+    created_by: Option<i64>,
+    now: i64,
+) -> Result<String> {
     let name = check_name(name)?;
     let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
     sqlx::query(
@@ -112,7 +117,12 @@ pub async fn authenticate(pool: &SqlitePool, token: &str, now: i64) -> Result<Op
 }
 
 /// Notes what a worker runs on (from its claim requests).
-pub async fn describe(pool: &SqlitePool, worker_id: i64, device: &str, version: &str) -> Result<()> {
+pub async fn describe(
+    pool: &SqlitePool,
+    worker_id: i64,
+    device: &str,
+    version: &str,
+) -> Result<()> {
     sqlx::query("UPDATE workers SET device = ?, evaluator_version = ? WHERE id = ?")
         .bind(device.chars().take(40).collect::<String>())
         .bind(version.chars().take(40).collect::<String>())

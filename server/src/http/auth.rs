@@ -62,12 +62,15 @@ impl FromRequestParts<AppState> for Worker {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Worker, ApiError> {
         let token = bearer(parts).ok_or_else(|| {
-            ApiError::Unauthorized("workers send their token as `Authorization: Bearer ascw_…`".into())
+            ApiError::Unauthorized(
+                "workers send their token as `Authorization: Bearer ascw_…`".into(),
+            )
         })?;
         match workers::authenticate(&state.pool, token, ascent_store::now()).await? {
             Some(id) => Ok(Worker(id)),
             None => Err(ApiError::Unauthorized(
-                "this worker token is unknown or was revoked; ask an organizer for a new one".into(),
+                "this worker token is unknown or was revoked; ask an organizer for a new one"
+                    .into(),
             )),
         }
     }

@@ -42,7 +42,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     // The upload and worker APIs act only for a session or a bearer token; a request
     // with neither has no ambient authority to abuse, and gets the API's own 401.
     let token_api = session_token.is_none()
-        && (parts.uri.path().starts_with("/api/uploads") || parts.uri.path().starts_with("/api/worker/"));
+        && (parts.uri.path().starts_with("/api/uploads")
+            || parts.uri.path().starts_with("/api/worker/"));
     let body = if is_state_changing(&parts.method) && !token_api {
         match check_csrf(
             &parts.headers,
@@ -76,17 +77,19 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         },
         None => match bearer_token(&parts.headers) {
             // Programs sign in with an API token instead of a session.
-            Some(token) => match api_tokens::viewer(&state.pool, token, ascent_store::now()).await {
-                Ok(viewer) => viewer,
-                Err(error) => {
-                    tracing::error!(%error, "API token lookup failed");
-                    return (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The database is unavailable; try again shortly.",
-                    )
-                        .into_response();
+            Some(token) => {
+                match api_tokens::viewer(&state.pool, token, ascent_store::now()).await {
+                    Ok(viewer) => viewer,
+                    Err(error) => {
+                        tracing::error!(%error, "API token lookup failed");
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "The database is unavailable; try again shortly.",
+                        )
+                            .into_response();
+                    }
                 }
-            },
+            }
             None => None,
         },
     };

@@ -21,13 +21,20 @@ use crate::state::AppState;
 /// How often a stream looks for changes made by other processes.
 const POLL: Duration = Duration::from_secs(2);
 
-async fn load(state: &AppState, id: i64, viewer: Option<&Viewer>) -> Result<SubmissionReport, ApiError> {
+async fn load(
+    state: &AppState,
+    id: i64,
+    viewer: Option<&Viewer>,
+) -> Result<SubmissionReport, ApiError> {
     let record = submissions::report(&state.pool, id, now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("there is no submission {id}")))?;
     let owner = viewer.is_some_and(|v| v.id == record.user_id);
     let organizer = viewer.is_some_and(Viewer::is_organizer);
-    let open = !matches!(record.phase_state, PhaseState::Closed | PhaseState::Finalized);
+    let open = !matches!(
+        record.phase_state,
+        PhaseState::Closed | PhaseState::Finalized
+    );
     Ok(record.report.redacted(owner, organizer, open))
 }
 
@@ -81,7 +88,10 @@ pub async fn events(
             },
         };
         f.done = report.state.is_final();
-        let event = Event::default().event("submission").json_data(&report).ok()?;
+        let event = Event::default()
+            .event("submission")
+            .json_data(&report)
+            .ok()?;
         f.last = Some(report);
         Some((Ok(event), f))
     });
@@ -98,13 +108,20 @@ pub async fn phase_events(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("there is no phase {number}")))?;
     let changes = state.changes.subscribe();
-    let start = (state, changes, None::<ascent_store::phases::PageVersion>, Some(version));
+    let start = (
+        state,
+        changes,
+        None::<ascent_store::phases::PageVersion>,
+        Some(version),
+    );
     let stream = stream::unfold(start, move |(state, mut changes, last, next)| async move {
         let version = match next {
             Some(v) => v,
             None => loop {
                 let _ = tokio::time::timeout(POLL, changes.changed()).await;
-                let v = ascent_store::phases::page_version(&state.pool, number).await.ok()??;
+                let v = ascent_store::phases::page_version(&state.pool, number)
+                    .await
+                    .ok()??;
                 if last != Some(v) {
                     break v;
                 }

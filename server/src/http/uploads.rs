@@ -75,7 +75,11 @@ pub async fn append(
         .get(UPLOAD_OFFSET_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::BadRequest("send the byte offset of this chunk in the Upload-Offset header".into()))?;
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "send the byte offset of this chunk in the Upload-Offset header".into(),
+            )
+        })?;
     let status = uploads::status(&state.pool, id, viewer.id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no such unfinished upload".into()))?;
@@ -93,7 +97,12 @@ pub async fn append(
     let held = match tokio::fs::metadata(&path).await {
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(ApiError::Internal(format!("reading {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(ApiError::Internal(format!(
+                "reading {}: {e}",
+                path.display()
+            )))
+        }
     };
     if offset != held {
         return Ok(offset_response(StatusCode::CONFLICT, held));
@@ -101,7 +110,13 @@ pub async fn append(
     if running.offset != held {
         running.hasher = hash_prefix(&path, held)
             .await
-            .or_else(|e| if held == 0 { Ok(sha2::Sha256::new()) } else { Err(e) })
+            .or_else(|e| {
+                if held == 0 {
+                    Ok(sha2::Sha256::new())
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(|e| ApiError::Internal(format!("rehashing {}: {e}", path.display())))?;
         running.offset = held;
     }
@@ -127,7 +142,10 @@ pub async fn append(
         let room = declared.saturating_sub(written);
         let take = usize::try_from(room).unwrap_or(usize::MAX).min(chunk.len());
         if let Err(e) = file.write_all(&chunk[..take]).await {
-            return Err(ApiError::Internal(format!("writing {}: {e}", path.display())));
+            return Err(ApiError::Internal(format!(
+                "writing {}: {e}",
+                path.display()
+            )));
         }
         running.hasher.update(&chunk[..take]);
         written += take as u64;

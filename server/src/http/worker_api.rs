@@ -27,7 +27,13 @@ pub async fn claim(
     Worker(worker_id): Worker,
     Json(request): Json<ClaimRequest>,
 ) -> Result<Response, ApiError> {
-    workers::describe(&state.pool, worker_id, &request.device, &request.evaluator_version).await?;
+    workers::describe(
+        &state.pool,
+        worker_id,
+        &request.device,
+        &request.evaluator_version,
+    )
+    .await?;
     let Some(job) = jobs::claim(&state.pool, worker_id, now()).await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -84,7 +90,9 @@ fn lease_of(request: &Request) -> Result<String, ApiError> {
         .get(LEASE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::Unauthorized(format!("send the job's lease in the {LEASE_HEADER} header")))
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!("send the job's lease in the {LEASE_HEADER} header"))
+        })
 }
 
 async fn serve_file(path: std::path::PathBuf, request: Request) -> Result<Response, ApiError> {
@@ -106,7 +114,11 @@ pub async fn file(
     request: Request,
 ) -> Result<Response, ApiError> {
     let lease = lease_of(&request)?;
-    let mut conn = state.pool.acquire().await.map_err(ascent_store::StoreError::from)?;
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .map_err(ascent_store::StoreError::from)?;
     let (leased_job, _, upload_id, _) = jobs::leased(&mut conn, worker_id, &lease, now())
         .await?
         .ok_or_else(lease_lost)?;
@@ -118,7 +130,9 @@ pub async fn file(
         .map_err(|_| ApiError::NotFound(format!("{name} is not a file of this job")))?;
     let path = state.storage.checkpoint_file(&upload_id, &name);
     if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        return Err(ApiError::NotFound(format!("{name} is not a file of this job")));
+        return Err(ApiError::NotFound(format!(
+            "{name} is not a file of this job"
+        )));
     }
     serve_file(path, request).await
 }
@@ -131,14 +145,20 @@ pub async fn data(
     request: Request,
 ) -> Result<Response, ApiError> {
     let lease = lease_of(&request)?;
-    let mut conn = state.pool.acquire().await.map_err(ascent_store::StoreError::from)?;
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .map_err(ascent_store::StoreError::from)?;
     let (_, _, _, phase) = jobs::leased(&mut conn, worker_id, &lease, now())
         .await?
         .ok_or_else(lease_lost)?;
     drop(conn);
     let spec = phases::scoring_spec(&state.pool, phase).await?;
     if spec.data_sha256.as_deref() != Some(sha256.as_str()) {
-        return Err(ApiError::NotFound("this is not the held-out data of the leased job".into()));
+        return Err(ApiError::NotFound(
+            "this is not the held-out data of the leased job".into(),
+        ));
     }
     serve_file(state.storage.dataset_file(&sha256), request).await
 }
@@ -149,7 +169,11 @@ pub async fn result(
     Path(job_id): Path<i64>,
     Json(result): Json<JobResult>,
 ) -> Result<StatusCode, ApiError> {
-    let mut conn = state.pool.acquire().await.map_err(ascent_store::StoreError::from)?;
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .map_err(ascent_store::StoreError::from)?;
     let (leased_job, submission_id, _, phase) =
         jobs::leased(&mut conn, worker_id, &result.lease, now())
             .await?
@@ -171,7 +195,12 @@ pub async fn result(
                     device: scored.device,
                 }),
                 Err(problem) => {
-                    tracing::warn!(job_id, worker_id, problem, "worker result does not fit the job");
+                    tracing::warn!(
+                        job_id,
+                        worker_id,
+                        problem,
+                        "worker result does not fit the job"
+                    );
                     JobEnd::Error(format!("a worker reported an unusable result ({problem})"))
                 }
             }
@@ -182,12 +211,15 @@ pub async fn result(
     jobs::complete(&state.pool, job_id, worker_id, &result.lease, end, now()).await?;
     tracing::info!(job_id, submission_id, worker_id, "result accepted");
     state.changes.notify();
-    Ok(StatusCode::OK)
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Checks a worker's measurements against the job (right data, right windows, sane
 /// numbers) and splits them into the whole, public and private losses.
-fn checked_score(scored: &ScoredCheckpoint, spec: &phases::ScoringSpec) -> Result<ScoreRecord, String> {
+fn checked_score(
+    scored: &ScoredCheckpoint,
+    spec: &phases::ScoringSpec,
+) -> Result<ScoreRecord, String> {
     if spec.data_sha256.as_deref() != Some(scored.data_sha256.as_str()) {
         return Err("scored on other data".into());
     }

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use ascent_domain::account::{Email, Handle, Password};
 use ascent_domain::preset::parse_preset;
+use ascent_domain::protocol::{NewUpload, UploadFile, UploadStatus};
 use ascent_domain::views::Role;
 use ascent_server::config::Config;
 use ascent_server::state::AppState;
 use ascent_server::storage::Storage;
-use ascent_domain::protocol::{NewUpload, UploadFile, UploadStatus};
 use ascent_store::{accounts, api_tokens, phases, SqlitePool};
 use axum::body::Body;
 use axum::Router;
@@ -40,12 +40,23 @@ pub fn test_preset(now: i64) -> TestResult<ascent_domain::preset::Preset> {
 
 /// Loads the test preset and gives phase 1 the fixture shard as held-out data.
 pub async fn phases_with_data(pool: &SqlitePool, data_dir: &Path) -> TestResult {
+    logs();
     let now = ascent_store::now();
     phases::load_preset(pool, &test_preset(now)?, now, false).await?;
     ascent_server::admin::add_data(pool, &Storage::new(data_dir), 1, &fixture("text_u16.bin"))
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Logs to the test's output (shown when it fails), once per test binary.
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+        ))
+        .with_test_writer()
+        .try_init();
 }
 
 pub fn config(data_dir: &Path, workers: usize) -> TestResult<Config> {
@@ -89,7 +100,14 @@ impl Reply {
     }
 }
 
-pub async fn call(app: &Router, method: Method, path: &str, token: &str, body: Body, offset: Option<u64>) -> TestResult<Reply> {
+pub async fn call(
+    app: &Router,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Body,
+    offset: Option<u64>,
+) -> TestResult<Reply> {
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -123,7 +141,10 @@ pub fn checkpoint(name: &str) -> TestResult<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(fixture(name))? {
         let entry = entry?;
-        files.push((entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path())?));
+        files.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            std::fs::read(entry.path())?,
+        ));
     }
     files.sort();
     Ok(files)
@@ -144,11 +165,29 @@ pub fn new_upload(phase: u8, files: &[(String, Vec<u8>)], fingerprint: &str) -> 
     Ok(Body::from(serde_json::to_vec(&new)?))
 }
 
-pub async fn start(app: &Router, token: &str, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<Reply> {
-    call(app, Method::POST, "/api/uploads", token, new_upload(1, files, fingerprint)?, None).await
+pub async fn start(
+    app: &Router,
+    token: &str,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+) -> TestResult<Reply> {
+    call(
+        app,
+        Method::POST,
+        "/api/uploads",
+        token,
+        new_upload(1, files, fingerprint)?,
+        None,
+    )
+    .await
 }
 
-pub async fn send_all(app: &Router, token: &str, id: &str, files: &[(String, Vec<u8>)]) -> TestResult {
+pub async fn send_all(
+    app: &Router,
+    token: &str,
+    id: &str,
+    files: &[(String, Vec<u8>)],
+) -> TestResult {
     for (name, bytes) in files {
         let reply = call(
             app,
@@ -164,11 +203,23 @@ pub async fn send_all(app: &Router, token: &str, id: &str, files: &[(String, Vec
     Ok(())
 }
 
-pub async fn submit(app: &Router, token: &str, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<Reply> {
+pub async fn submit(
+    app: &Router,
+    token: &str,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+) -> TestResult<Reply> {
     let started = start(app, token, files, fingerprint).await?;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     let status: UploadStatus = started.json()?;
     send_all(app, token, &status.id, files).await?;
-    call(app, Method::POST, &format!("/api/uploads/{}/finish", status.id), token, Body::empty(), None).await
+    call(
+        app,
+        Method::POST,
+        &format!("/api/uploads/{}/finish", status.id),
+        token,
+        Body::empty(),
+        None,
+    )
+    .await
 }
-
