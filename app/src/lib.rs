@@ -23,6 +23,7 @@ use crate::functions::session::{provide_session, Login, Logout, Register};
 use crate::routes::{
     contributor::ContributorPage, home::HomePage, login::LoginPage, not_found::NotFound,
     organizer::OrganizerPage, phase::PhasePage, register::RegisterPage, submission::SubmissionPage,
+    submit::SubmitPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("/") view=HomePage ssr=mode.clone() />
                     <Route path=path!("/phases/:number") view=PhasePage ssr=mode.clone() />
+                    <Route path=path!("/phases/:number/submit") view=SubmitPage ssr=mode.clone() />
                     <Route path=path!("/contributors/:handle") view=ContributorPage ssr=mode.clone() />
                     <Route path=path!("/submissions/:id") view=SubmissionPage ssr=mode.clone() />
                     <Route path=path!("/login") view=LoginPage ssr=mode.clone() />

@@ -96,17 +96,75 @@ pub fn client_address() -> String {
 /// A plain HTML form post (no JavaScript) is left alone: server functions answer it
 /// with a redirect back to the form, carrying the error in the URL.
 pub fn set_error_status(status: StatusCode) {
-    let accepts_html = parts()
+    if !is_plain_form_post() {
+        set_status(status);
+    }
+}
+
+/// Whether this server function call is an HTML form posted without JavaScript (the
+/// browser then follows a redirect back to the page and never sees the return value).
+pub fn is_plain_form_post() -> bool {
+    parts()
         .and_then(|p| {
             p.headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.contains("text/html"))
         })
-        .unwrap_or(false);
-    if !accepts_html {
-        set_status(status);
+        .unwrap_or(false)
+}
+
+/// Cookie carrying a secret just created by a form posted without JavaScript (an API or
+/// worker token) to the page the browser is sent back to, which shows it once and
+/// clears it. `HttpOnly`, one minute; the secret itself is never stored by the server.
+pub const NEW_SECRET_COOKIE: &str = "__Host-ascent-new-secret";
+
+/// Hands a freshly created secret to the next page when the form was posted without
+/// JavaScript; a hydrated page gets it as the server function's return value instead.
+pub fn hand_over_secret(secret: &str) {
+    if is_plain_form_post() {
+        append_header(
+            header::SET_COOKIE,
+            &format!("{NEW_SECRET_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=60"),
+        );
     }
+}
+
+/// The secret handed over by [`hand_over_secret`] if it starts with `prefix`; the
+/// cookie is cleared so it is shown only once.
+pub fn take_handed_over_secret(prefix: &str) -> Option<String> {
+    let parts = parts()?;
+    let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
+    let secret = cookie_value(cookies, NEW_SECRET_COOKIE)?;
+    let plain = secret
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plain || !secret.starts_with(prefix) {
+        return None;
+    }
+    append_header(
+        header::SET_COOKIE,
+        &format!("{NEW_SECRET_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0"),
+    );
+    Some(secret.to_owned())
+}
+
+/// The address people reach this site at, for commands shown on pages
+/// (`ascent-eval submit --server …`): `http` on loopback, else `https`.
+pub fn site_origin() -> String {
+    let host = parts()
+        .and_then(|p| {
+            p.headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+    let loopback = ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .any(|h| host == *h || host.starts_with(&format!("{h}:")));
+    let scheme = if loopback { "http" } else { "https" };
+    format!("{scheme}://{host}")
 }
 
 /// Sets the status of the page being rendered.

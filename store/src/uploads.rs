@@ -61,6 +61,18 @@ pub async fn entry_facts(
     })
 }
 
+/// The facts of the door for `user_id` and `phase` now, before any file is chosen (the
+/// submit page shows the quota and whether the contributor may enter): `bytes` is 0.
+pub async fn entry_facts_now(
+    pool: &SqlitePool,
+    phase: u8,
+    user_id: i64,
+    now: i64,
+) -> Result<EntryFacts> {
+    let mut conn = pool.acquire().await?;
+    entry_facts(&mut conn, phase, user_id, 0, now).await
+}
+
 /// Checks the file list of a new upload: plain checkpoint names, no repeats, a config
 /// and weights.
 fn check_files(new: &NewUpload) -> Result<u64> {

@@ -3,5 +3,8 @@
 pub mod forms;
 pub mod layout;
 pub mod leaderboard;
+pub mod live;
 pub mod phase_bits;
 pub mod score_chart;
+pub mod tokens;
+pub mod workers;

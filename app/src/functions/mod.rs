@@ -5,6 +5,8 @@ pub mod organizer;
 pub mod people;
 pub mod phases;
 pub mod session;
+pub mod submit;
+pub mod tokens;
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
@@ -50,6 +52,7 @@ impl From<ascent_store::StoreError> for AppError {
         match error {
             StoreError::Conflict(message) => AppError::Conflict(message),
             StoreError::NotFound(message) => AppError::NotFound(message),
+            StoreError::Refused(message) => AppError::Forbidden(message),
             other => {
                 tracing::error!(error = %other, "store error");
                 AppError::Internal

@@ -4,6 +4,7 @@
 use ascent_domain::views::{ConsoleOverview, Viewer};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
+use serde::{Deserialize, Serialize};
 
 use super::AppError;
 
@@ -36,4 +37,93 @@ pub async fn load_console() -> Result<(Viewer, ConsoleOverview), AppError> {
     let viewer = require_organizer("/organizer")?;
     let pool = crate::ssr::pool()?;
     Ok((viewer, ascent_store::console::overview(&pool).await?))
+}
+
+/// A worker as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    pub id: i64,
+    pub name: String,
+    pub built_in: bool,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    pub device: Option<String>,
+    pub evaluator_version: Option<String>,
+    pub current_submission: Option<i64>,
+}
+
+/// The console's workers section: the workers and the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkersPanel {
+    pub workers: Vec<WorkerRow>,
+    /// Jobs waiting for a worker.
+    pub waiting: u64,
+    /// Jobs a worker holds a live lease on.
+    pub running: u64,
+    /// Server time, for "last seen … ago".
+    pub now: i64,
+    /// A worker token just created by a form posted without JavaScript, shown this once.
+    pub created: Option<String>,
+}
+
+#[server(input = GetUrl)]
+pub async fn load_workers() -> Result<WorkersPanel, AppError> {
+    use ascent_domain::protocol::WORKER_TOKEN_PREFIX;
+    use ascent_store::{jobs, workers};
+
+    require_organizer("/organizer")?;
+    let pool = crate::ssr::pool()?;
+    let now = ascent_store::now();
+    let (waiting, running) = jobs::queue_counts(&pool, now).await?;
+    let workers = workers::list(&pool, now)
+        .await?
+        .into_iter()
+        .map(|w| WorkerRow {
+            id: w.id,
+            name: w.name,
+            built_in: w.built_in,
+            created_at: w.created_at,
+            revoked_at: w.revoked_at,
+            last_seen_at: w.last_seen_at,
+            device: w.device,
+            evaluator_version: w.evaluator_version,
+            current_submission: w.current_submission,
+        })
+        .collect();
+    Ok(WorkersPanel {
+        workers,
+        waiting,
+        running,
+        now,
+        created: crate::ssr::take_handed_over_secret(WORKER_TOKEN_PREFIX),
+    })
+}
+
+/// Registers a remote worker and returns its token (shown once).
+#[server]
+pub async fn create_worker(csrf_token: String, name: String) -> Result<String, AppError> {
+    let _checked_by_the_security_layer = csrf_token;
+    let organizer = require_organizer("/organizer")?;
+    let pool = crate::ssr::pool()?;
+    let token = ascent_store::workers::create(&pool, &name, Some(organizer.id), ascent_store::now())
+        .await
+        .map_err(|e| match e {
+            ascent_store::StoreError::Conflict(message) => AppError::Invalid(message),
+            other => other.into(),
+        })?;
+    tracing::info!(by = organizer.id, name = %name.trim(), "worker created from the console");
+    crate::ssr::hand_over_secret(&token);
+    Ok(token)
+}
+
+/// Revokes a worker: its leases lapse and its late results are refused.
+#[server]
+pub async fn revoke_worker(csrf_token: String, id: i64) -> Result<(), AppError> {
+    let _checked_by_the_security_layer = csrf_token;
+    let organizer = require_organizer("/organizer")?;
+    let pool = crate::ssr::pool()?;
+    ascent_store::workers::revoke(&pool, id, ascent_store::now()).await?;
+    tracing::info!(by = organizer.id, worker = id, "worker revoked from the console");
+    Ok(())
 }

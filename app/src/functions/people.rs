@@ -1,6 +1,6 @@
-//! Reading contributors and their submissions.
+//! Reading contributors' profiles.
 
-use ascent_domain::views::{ContributorProfile, SubmissionView};
+use ascent_domain::views::ContributorProfile;
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
@@ -13,10 +13,4 @@ pub const PROFILE_HISTORY: u32 = 100;
 pub async fn load_profile(handle: String) -> Result<Option<ContributorProfile>, AppError> {
     let pool = crate::ssr::pool()?;
     Ok(ascent_store::profiles::contributor(&pool, &handle, PROFILE_HISTORY).await?)
-}
-
-#[server(input = GetUrl)]
-pub async fn submission_detail(id: i64) -> Result<Option<SubmissionView>, AppError> {
-    let pool = crate::ssr::pool()?;
-    Ok(ascent_store::profiles::submission(&pool, id).await?)
 }

@@ -6,7 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::components::tokens::ApiTokens;
 use crate::functions::people::load_profile;
+use crate::functions::session::use_session;
 use crate::routes::not_found::found_or_not_found;
 
 #[component]
@@ -70,6 +72,27 @@ fn Profile(profile: ContributorProfile) -> impl IntoView {
             <h2>"Submissions"</h2>
             <SubmissionList submissions=profile.submissions />
         </section>
+        <OwnerOnly handle=profile.handle />
+    }
+}
+
+/// What only the profile's owner sees: their API tokens.
+#[component]
+fn OwnerOnly(handle: String) -> impl IntoView {
+    let session = use_session();
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                let handle = handle.clone();
+                Suspend::new(async move {
+                    let own = matches!(
+                        session.info.await,
+                        Ok(info) if info.viewer.as_ref().is_some_and(|v| v.handle == handle)
+                    );
+                    own.then(|| view! { <ApiTokens /> })
+                })
+            }}
+        </Transition>
     }
 }
 

@@ -8,3 +8,4 @@ pub mod organizer;
 pub mod phase;
 pub mod register;
 pub mod submission;
+pub mod submit;

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::phase_bits::StateBadge;
+use crate::components::workers::Workers;
 use crate::functions::organizer::load_console;
 use crate::functions::AppError;
 
@@ -104,6 +105,7 @@ fn Console(viewer: Viewer, overview: ConsoleOverview) -> impl IntoView {
                 {pipeline}
             </dl>
         </section>
+        <Workers />
         <section class="panel">
             <h2>"Phases"</h2>
             <div class="table-wrap">

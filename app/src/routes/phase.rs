@@ -2,14 +2,17 @@
 
 use ascent_domain::format;
 use ascent_domain::phase::PhaseSpec;
+use ascent_domain::PhaseState;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::components::leaderboard::LeaderboardTable;
+use crate::components::live::follow_events;
 use crate::components::phase_bits::StateBadge;
 use crate::components::score_chart::ScoreChart;
 use crate::functions::phases::{phase_page, PhasePageData};
+use crate::functions::session::use_session;
 use crate::routes::not_found::found_or_not_found;
 
 #[component]
@@ -35,12 +38,35 @@ pub fn PhasePage() -> impl IntoView {
             None => Ok(None),
         }
     });
+    // The leaderboard follows the phase live: every change (a score landed, a
+    // submission arrived) refetches the page's data. The stream's first event is the
+    // state the page was rendered from.
+    let skip_first = StoredValue::new(true);
+    follow_events(
+        move || {
+            key().0.map(|number| {
+                skip_first.set_value(true);
+                format!("/api/phases/{number}/events")
+            })
+        },
+        "phase",
+        move |_| {
+            if skip_first.get_value() {
+                skip_first.set_value(false);
+            } else {
+                data.refetch();
+            }
+            true
+        },
+    );
+    // A transition, not a suspense: a live refresh keeps showing the old board until
+    // the new one is ready.
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading phase…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading phase…"</p> }>
             {move || Suspend::new(async move {
                 found_or_not_found(data.await, |page| view! { <PhaseView page /> }.into_any())
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
@@ -64,6 +90,7 @@ fn PhaseView(page: PhasePageData) -> impl IntoView {
             <p class="dates">
                 {format!("Opens {} · closes {}", format::datetime(summary.opens_at), format::datetime(summary.closes_at))}
             </p>
+            {(summary.state == PhaseState::Open).then(|| view! { <SubmitLink number=summary.number /> })}
         </section>
         <section class="phase-grid">
             <div class="panel">
@@ -81,6 +108,35 @@ fn PhaseView(page: PhasePageData) -> impl IntoView {
                 <Rules spec />
             </aside>
         </section>
+    }
+}
+
+/// The way in for an open phase: to the submit page, or to log in first.
+#[component]
+fn SubmitLink(number: u8) -> impl IntoView {
+    let session = use_session();
+    let submit = format!("/phases/{number}/submit");
+    view! {
+        <p class="cta">
+            <Transition fallback=|| ()>
+                {move || {
+                    let submit = submit.clone();
+                    Suspend::new(async move {
+                        let signed_in = matches!(session.info.await, Ok(info) if info.viewer.is_some());
+                        if signed_in {
+                            view! { <a class="button" href=submit>"Submit a checkpoint"</a> }.into_any()
+                        } else {
+                            let login = format!("/login?next={submit}");
+                            view! {
+                                <a class="button" href=login>"Log in to submit"</a>
+                                <span class="muted">" New here? "<a href="/register">"Create an account"</a>"."</span>
+                            }
+                                .into_any()
+                        }
+                    })
+                }}
+            </Transition>
+        </p>
     }
 }
 

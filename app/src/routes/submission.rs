@@ -1,12 +1,14 @@
-//! A submission's page: where it is in the pipeline and, once scored, its score.
+//! A submission's page: where it is in the pipeline (followed live while it runs) and,
+//! once scored, its score; why it failed when it failed.
 
 use ascent_domain::format;
-use ascent_domain::views::SubmissionView;
+use ascent_domain::protocol::{JobStage, SubmissionReport, SubmissionState};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::functions::people::submission_detail;
+use crate::components::live::follow_events;
+use crate::functions::submit::{submission_page, SubmissionPageData};
 use crate::routes::not_found::found_or_not_found;
 
 #[component]
@@ -21,7 +23,7 @@ pub fn SubmissionPage() -> impl IntoView {
         },
         |id| async move {
             match id {
-                Some(id) => submission_detail(id).await,
+                Some(id) => submission_page(id).await,
                 None => Ok(None),
             }
         },
@@ -29,40 +31,188 @@ pub fn SubmissionPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading submission…"</p> }>
             {move || Suspend::new(async move {
-                found_or_not_found(submission.await, |s| view! { <Detail s /> }.into_any())
+                found_or_not_found(submission.await, |data| view! { <Detail data /> }.into_any())
             })}
         </Suspense>
     }
 }
 
 #[component]
-fn Detail(s: SubmissionView) -> impl IntoView {
-    let title = format!("Submission #{}", s.id);
-    let contributor = format!("/contributors/{}", s.handle);
-    let phase = format!("/phases/{}", s.phase);
+fn Detail(data: SubmissionPageData) -> impl IntoView {
+    let SubmissionPageData {
+        report,
+        phase_title,
+        weights_sha256,
+        disqualified,
+    } = data;
+    let id = report.id;
+    let title = format!("Submission #{id}");
+    let contributor = format!("/contributors/{}", report.contributor);
+    let phase = format!("/phases/{}", report.phase);
+    let phase_name = format!("Phase {}: {}", report.phase, phase_title);
+    let live = RwSignal::new(report);
+    // Follow the submission until it is final; the page is already right without this.
+    let following = move || {
+        let running = !live.with_untracked(|r| r.state.is_final());
+        running.then(|| format!("/api/submissions/{id}/events"))
+    };
+    follow_events(following, "submission", move |data| {
+        match serde_json_report(&data) {
+            Some(report) => {
+                let done = report.state.is_final();
+                live.set(report);
+                !done
+            }
+            None => true,
+        }
+    });
     let dash = || "—".to_owned();
+    let r = move || live.get();
     view! {
         <Title text=title.clone() />
         <section class="profile-header">
-            <p class="crumbs"><a href=phase.clone()>{format!("Phase {}: {}", s.phase, s.phase_title)}</a></p>
+            <p class="crumbs"><a href=phase.clone()>{phase_name}</a></p>
             <div class="title-row">
                 <h1>{title}</h1>
-                <span class=format!("badge sub-{}", s.state)>{s.state.clone()}</span>
-                {s.disqualified.then(|| view! { <span class="badge state-closed">"disqualified"</span> })}
+                {move || {
+                    let state = live.with(|r| r.state);
+                    view! {
+                        <span class=format!("badge sub-{}", state.as_str()) data-state=state.as_str()>
+                            {state.as_str()}
+                        </span>
+                    }
+                }}
+                {disqualified.then(|| view! { <span class="badge state-closed">"disqualified"</span> })}
             </div>
         </section>
         <section class="panel">
+            <Pipeline live />
             <dl class="rules-list wide">
-                <dt>"Contributor"</dt><dd><a href=contributor>{s.handle.clone()}</a></dd>
-                <dt>"Submitted"</dt><dd>{format::datetime(s.created_at)}</dd>
-                <dt>"Scored"</dt><dd>{s.scored_at.map_or_else(dash, format::datetime)}</dd>
-                <dt>"Loss (public part)"</dt><dd>{s.loss.map_or_else(dash, format::loss)}</dd>
-                <dt>"Perplexity"</dt><dd>{s.loss.map_or_else(dash, |l| format!("{:.2}", l.exp()))}</dd>
-                <dt>"Parameters"</dt><dd>{s.parameters.map_or_else(dash, format::parameters)}</dd>
-                <dt>"Size"</dt><dd>{s.bytes.map_or_else(dash, format::bytes)}</dd>
-                <dt>"Weights SHA-256"</dt><dd><code class="hash">{s.weights_sha256.clone().unwrap_or_else(dash)}</code></dd>
+                <dt>"Contributor"</dt><dd><a href=contributor>{move || r().contributor}</a></dd>
+                <dt>"Submitted"</dt><dd>{move || format::datetime(r().created_at)}</dd>
+                <dt>"Scored"</dt><dd>{move || r().scored_at.map_or_else(dash, format::datetime)}</dd>
+                <dt>"Loss (public part)"</dt><dd class="score">{move || r().public_loss.map_or_else(dash, format::loss)}</dd>
+                <dt>"Perplexity (public part)"</dt><dd>{move || r().public_loss.map_or_else(dash, |l| format!("{:.2}", l.exp()))}</dd>
+                {move || r().private_loss.map(|l| view! { <dt>"Loss (private part)"</dt><dd>{format::loss(l)}</dd> })}
+                {move || r().loss.map(|l| view! { <dt>"Loss (all windows)"</dt><dd>{format::loss(l)}</dd> })}
+                <dt>"Parameters"</dt><dd>{move || r().parameters.map_or_else(dash, |p| format!("{} ({p})", format::parameters(p)))}</dd>
+                <dt>"Size"</dt><dd>{move || r().bytes.map_or_else(dash, format::bytes)}</dd>
+                <dt>"Attempts"</dt><dd>{move || r().attempts}</dd>
+                <dt>"Files SHA-256"</dt><dd><code class="hash">{move || r().sha256.unwrap_or_else(dash)}</code></dd>
+                <dt>"Weights SHA-256"</dt><dd><code class="hash">{weights_sha256.unwrap_or_else(dash)}</code></dd>
             </dl>
-            {s.error.map(|e| view! { <p class="form-error" role="alert">{e}</p> })}
+            {move || r().error.map(|e| view! {
+                <p class="form-error submission-error" role="alert">
+                    <strong>"Why it failed: "</strong>{e}
+                </p>
+            })}
         </section>
+    }
+}
+
+/// Where the submission is: the stages with the current one marked, and the worker's
+/// progress in it.
+#[component]
+fn Pipeline(live: RwSignal<SubmissionReport>) -> impl IntoView {
+    let steps = [
+        (SubmissionState::Queued, "Queued"),
+        (SubmissionState::Validating, "Validating"),
+        (SubmissionState::Scoring, "Scoring"),
+        (SubmissionState::Scored, "Scored"),
+    ];
+    let rank = |s: SubmissionState| match s {
+        SubmissionState::Queued => 0,
+        SubmissionState::Validating => 1,
+        SubmissionState::Scoring => 2,
+        SubmissionState::Scored | SubmissionState::Failed => 3,
+    };
+    let items = steps
+        .into_iter()
+        .map(|(step, label)| {
+            let class = move || {
+                let state = live.with(|r| r.state);
+                let failed = state == SubmissionState::Failed;
+                if failed && step == SubmissionState::Scored {
+                    "step failed"
+                } else if state == step {
+                    "step current"
+                } else if rank(state) > rank(step) || state == SubmissionState::Scored {
+                    "step done"
+                } else {
+                    "step"
+                }
+            };
+            let label = move || {
+                if step == SubmissionState::Scored && live.with(|r| r.state) == SubmissionState::Failed {
+                    "Failed"
+                } else {
+                    label
+                }
+            };
+            view! { <li class=class>{label}</li> }
+        })
+        .collect_view();
+    let progress = move || {
+        live.with(|r| {
+            let p = r.progress.as_ref()?;
+            if r.state.is_final() {
+                return None;
+            }
+            let (what, unit) = match p.stage {
+                JobStage::Validating => ("Downloading and checking the files", "bytes"),
+                JobStage::Scoring => ("Scoring windows of held-out text", "windows"),
+            };
+            #[allow(clippy::cast_precision_loss)]
+            let percent = if p.total == 0 {
+                0.0
+            } else {
+                (p.done as f64 / p.total as f64 * 100.0).min(100.0)
+            };
+            let counts = if p.stage == JobStage::Validating {
+                format!("{} of {}", format::bytes(p.done), format::bytes(p.total))
+            } else {
+                format!("{} of {} {unit}", p.done, p.total)
+            };
+            Some(view! {
+                <div class="job-progress">
+                    <div class="progress-label">
+                        <span>{what}</span>
+                        <span class="muted">{counts}</span>
+                    </div>
+                    <progress max="100" value=format!("{percent:.1}")></progress>
+                </div>
+            })
+        })
+    };
+    let note = move || {
+        live.with(|r| match r.state {
+            SubmissionState::Queued if r.attempts > 0 => Some(format!(
+                "Waiting for a worker (attempt {} was interrupted on our side and does not count against you).",
+                r.attempts
+            )),
+            SubmissionState::Queued => Some("Waiting for a worker to pick it up.".to_owned()),
+            SubmissionState::Validating | SubmissionState::Scoring => {
+                Some("This page updates by itself as the worker reports.".to_owned())
+            }
+            _ => None,
+        })
+    };
+    view! {
+        <ol class="pipeline" aria-label="Progress">{items}</ol>
+        {progress}
+        {move || note().map(|n| view! { <p class="hint live-note">{n}</p> })}
+    }
+}
+
+/// Reads a report sent by the event stream (JSON), in the browser.
+fn serde_json_report(data: &str) -> Option<SubmissionReport> {
+    #[cfg(feature = "hydrate")]
+    {
+        serde_json::from_str(data).ok()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = data;
+        None
     }
 }

@@ -1,0 +1,123 @@
+//! The API token panel of a contributor's own profile: create (shown once), list,
+//! revoke. Plain forms that work with and without the WebAssembly.
+
+use ascent_domain::format;
+use leptos::prelude::*;
+
+use crate::components::forms::{action_error, CsrfField, FormError};
+use crate::functions::tokens::{my_api_tokens, ApiTokenRow, CreateApiToken, RevokeApiToken};
+
+#[component]
+pub fn ApiTokens() -> impl IntoView {
+    let create = ServerAction::<CreateApiToken>::new();
+    let revoke = ServerAction::<RevokeApiToken>::new();
+    let panel = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| my_api_tokens(),
+    );
+    view! {
+        <section class="panel" id="api-tokens">
+            <h2>"API tokens"</h2>
+            <p class="hint">
+                "A token lets a program submit as you, e.g. "<code>"ascent-eval submit"</code>
+                " on the machine that trained your model. Keep it secret; revoke it when that machine no longer needs it."
+            </p>
+            <Transition fallback=|| view! { <p class="loading">"Loading tokens…"</p> }>
+                {move || Suspend::new(async move {
+                    match panel.await {
+                        Ok(panel) => {
+                            let fresh = create
+                                .value()
+                                .get_untracked()
+                                .and_then(Result::ok)
+                                .or(panel.created.clone());
+                            let phase = panel.open_phase.unwrap_or(1);
+                            view! {
+                                {fresh.map(|token| view! { <NewToken token server=panel.server_url.clone() phase /> })}
+                                <TokenList tokens=panel.tokens revoke />
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <ActionForm action=create attr:class="inline-form" attr:id="new-token-form">
+                <CsrfField />
+                <label>
+                    <span>"New token"</span>
+                    <input type="text" name="name" placeholder="a name, e.g. lab-gpu-box" maxlength="60" required />
+                </label>
+                <button type="submit" class="button">"Create token"</button>
+            </ActionForm>
+            <FormError error=action_error(create) />
+            <FormError error=action_error(revoke) />
+        </section>
+    }
+}
+
+/// A token just created: shown once, with the command that uses it.
+#[component]
+fn NewToken(token: String, server: String, phase: u8) -> impl IntoView {
+    let command = format!(
+        "export ASCENT_TOKEN={token}\nascent-eval submit --server {server} --phase {phase} DIR"
+    );
+    view! {
+        <div class="secret" role="status">
+            <p>
+                <strong>"Your new token."</strong>
+                " Copy it now: it is shown only this once (Ascent keeps only its hash)."
+            </p>
+            <code class="secret-value">{token}</code>
+            <p class="hint">"Submit a checkpoint directory from a terminal:"</p>
+            <pre class="command"><code>{command}</code></pre>
+        </div>
+    }
+}
+
+#[component]
+fn TokenList(tokens: Vec<ApiTokenRow>, revoke: ServerAction<RevokeApiToken>) -> impl IntoView {
+    if tokens.is_empty() {
+        return view! { <p class="empty">"No API tokens yet."</p> }.into_any();
+    }
+    let rows = tokens
+        .into_iter()
+        .map(|t| {
+            let last_used = t
+                .last_used_at
+                .map_or_else(|| "never".to_owned(), format::datetime);
+            view! {
+                <tr>
+                    <td class="token-name">{t.name.clone()}</td>
+                    <td>{format::datetime(t.created_at)}</td>
+                    <td>{last_used}</td>
+                    <td class="num">
+                        <ActionForm action=revoke attr:class="inline">
+                            <CsrfField />
+                            <input type="hidden" name="id" value=t.id />
+                            <button type="submit" class="button small danger" aria-label=format!("Revoke {}", t.name)>
+                                "Revoke"
+                            </button>
+                        </ActionForm>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="tokens">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Created"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}

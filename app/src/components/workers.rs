@@ -1,0 +1,157 @@
+//! The organizer console's workers section: the queue, every worker with its last
+//! heartbeat and current job, and creating (token shown once) and revoking workers.
+
+use ascent_domain::format;
+use leptos::prelude::*;
+
+use crate::components::forms::{action_error, CsrfField, FormError};
+use crate::functions::organizer::{load_workers, CreateWorker, RevokeWorker, WorkerRow};
+
+#[component]
+pub fn Workers() -> impl IntoView {
+    let create = ServerAction::<CreateWorker>::new();
+    let revoke = ServerAction::<RevokeWorker>::new();
+    let panel = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| load_workers(),
+    );
+    view! {
+        <section class="panel" id="workers">
+            <h2>"Queue and workers"</h2>
+            <Transition fallback=|| view! { <p class="loading">"Loading workers…"</p> }>
+                {move || Suspend::new(async move {
+                    match panel.await {
+                        Ok(panel) => {
+                            let fresh = create
+                                .value()
+                                .get_untracked()
+                                .and_then(Result::ok)
+                                .or(panel.created.clone());
+                            view! {
+                                <dl class="stats">
+                                    <div class="stat"><dt>"jobs waiting"</dt><dd id="jobs-waiting">{panel.waiting}</dd></div>
+                                    <div class="stat"><dt>"jobs running"</dt><dd id="jobs-running">{panel.running}</dd></div>
+                                </dl>
+                                {fresh.map(|token| view! { <NewWorkerToken token /> })}
+                                <WorkerTable workers=panel.workers now=panel.now revoke />
+                            }
+                                .into_any()
+                        }
+                        Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <ActionForm action=create attr:class="inline-form" attr:id="new-worker-form">
+                <CsrfField />
+                <label>
+                    <span>"New worker"</span>
+                    <input type="text" name="name" placeholder="a name, e.g. gpu-01" maxlength="40" required />
+                </label>
+                <button type="submit" class="button">"Create worker"</button>
+            </ActionForm>
+            <FormError error=action_error(create) />
+            <FormError error=action_error(revoke) />
+        </section>
+    }
+}
+
+#[component]
+fn NewWorkerToken(token: String) -> impl IntoView {
+    let command = format!("ascent-eval worker --server URL --token {token}");
+    view! {
+        <div class="secret" role="status">
+            <p>
+                <strong>"The new worker's token."</strong>
+                " Copy it now: it is shown only this once. Run the worker with it on the scoring machine:"
+            </p>
+            <code class="secret-value">{token}</code>
+            <pre class="command"><code>{command}</code></pre>
+        </div>
+    }
+}
+
+fn ago(now: i64, at: i64) -> String {
+    let secs = now - at;
+    if secs < 5 {
+        "just now".to_owned()
+    } else {
+        format!("{} ago", format::duration(secs))
+    }
+}
+
+#[component]
+fn WorkerTable(
+    workers: Vec<WorkerRow>,
+    now: i64,
+    revoke: ServerAction<RevokeWorker>,
+) -> impl IntoView {
+    if workers.is_empty() {
+        return view! {
+            <p class="empty">"No workers yet. The server's own worker appears here once it starts; remote GPU workers need a token from the form below."</p>
+        }
+        .into_any();
+    }
+    let rows = workers
+        .into_iter()
+        .map(|w| {
+            let revoked = w.revoked_at.is_some();
+            let status = match w.revoked_at {
+                Some(at) => view! { <span class="badge sub-failed">{format!("revoked {}", format::date(at))}</span> }.into_any(),
+                None => view! { <span class="badge sub-scored">"active"</span> }.into_any(),
+            };
+            let current = w.current_submission.map_or_else(
+                || view! { <span class="muted">"idle"</span> }.into_any(),
+                |id| view! { <a href=format!("/submissions/{id}")>{format!("#{id}")}</a> }.into_any(),
+            );
+            let last_seen = w
+                .last_seen_at
+                .map_or_else(|| "never".to_owned(), |at| ago(now, at));
+            let last_seen_title = w.last_seen_at.map(format::datetime).unwrap_or_default();
+            let label = format!("Revoke {}", w.name);
+            let action = (!revoked && !w.built_in).then(|| {
+                view! {
+                    <ActionForm action=revoke attr:class="inline">
+                        <CsrfField />
+                        <input type="hidden" name="id" value=w.id />
+                        <button type="submit" class="button small danger" aria-label=label>
+                            "Revoke"
+                        </button>
+                    </ActionForm>
+                }
+            });
+            view! {
+                <tr class:revoked=revoked>
+                    <td class="worker-name">
+                        {w.name.clone()}
+                        {w.built_in.then(|| view! { " "<span class="badge">"built-in"</span> })}
+                    </td>
+                    <td>{status}</td>
+                    <td>{w.device.clone().unwrap_or_else(|| "—".to_owned())}</td>
+                    <td>{w.evaluator_version.clone().unwrap_or_else(|| "—".to_owned())}</td>
+                    <td title=last_seen_title>{last_seen}</td>
+                    <td>{current}</td>
+                    <td class="num">{action}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="workers">
+                <thead>
+                    <tr>
+                        <th scope="col">"Worker"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"Device"</th>
+                        <th scope="col">"Evaluator"</th>
+                        <th scope="col">"Last seen"</th>
+                        <th scope="col">"Current job"</th>
+                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
