@@ -5,16 +5,57 @@ use ascent_domain::format;
 use leptos::prelude::*;
 
 use crate::components::forms::{action_error, CsrfField, FormError};
-use crate::functions::tokens::{my_api_tokens, ApiTokenRow, CreateApiToken, RevokeApiToken};
+use crate::functions::tokens::{
+    my_api_tokens, ApiTokenRow, CreateApiToken, RevokeApiToken, TokenPanel,
+};
+use crate::functions::AppError;
+
+/// The panel's actions and data. Made by the page, outside its suspense, so that a
+/// re-render of the page's content does not make them again (their data must match
+/// between the server and the hydrating browser).
+#[derive(Clone, Copy)]
+pub struct TokensState {
+    pub create: ServerAction<CreateApiToken>,
+    pub revoke: ServerAction<RevokeApiToken>,
+    pub panel: Resource<Result<Option<TokenPanel>, AppError>>,
+}
+
+impl TokensState {
+    /// For the profile of `handle()`; the panel is `None` unless it is the viewer's.
+    pub fn new(handle: impl Fn() -> String + Send + Sync + 'static) -> TokensState {
+        let create = ServerAction::<CreateApiToken>::new();
+        let revoke = ServerAction::<RevokeApiToken>::new();
+        let panel = Resource::new(
+            move || (handle(), create.version().get(), revoke.version().get()),
+            |(handle, _, _)| my_api_tokens(handle),
+        );
+        TokensState {
+            create,
+            revoke,
+            panel,
+        }
+    }
+}
+
+/// The viewer's own tokens; nothing on anyone else's profile.
+#[component]
+pub fn ApiTokens(state: TokensState) -> impl IntoView {
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                matches!(state.panel.await, Ok(Some(_))).then(|| view! { <TokenSection state /> })
+            })}
+        </Transition>
+    }
+}
 
 #[component]
-pub fn ApiTokens() -> impl IntoView {
-    let create = ServerAction::<CreateApiToken>::new();
-    let revoke = ServerAction::<RevokeApiToken>::new();
-    let panel = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| my_api_tokens(),
-    );
+fn TokenSection(state: TokensState) -> impl IntoView {
+    let TokensState {
+        create,
+        revoke,
+        panel,
+    } = state;
     view! {
         <section class="panel" id="api-tokens">
             <h2>"API tokens"</h2>
@@ -25,7 +66,8 @@ pub fn ApiTokens() -> impl IntoView {
             <Transition fallback=|| view! { <p class="loading">"Loading tokens…"</p> }>
                 {move || Suspend::new(async move {
                     match panel.await {
-                        Ok(panel) => {
+                        Ok(None) => ().into_any(),
+                        Ok(Some(panel)) => {
                             let fresh = create
                                 .value()
                                 .get_untracked()

@@ -5,42 +5,29 @@ use ascent_domain::format;
 use leptos::prelude::*;
 
 use crate::components::forms::{action_error, CsrfField, FormError};
-use crate::functions::organizer::{load_workers, CreateWorker, RevokeWorker, WorkerRow};
+use crate::functions::organizer::{CreateWorker, RevokeWorker, WorkerRow, WorkersPanel};
 
+/// The section, from the console's data; `create` and `revoke` refetch it.
 #[component]
-pub fn Workers() -> impl IntoView {
-    let create = ServerAction::<CreateWorker>::new();
-    let revoke = ServerAction::<RevokeWorker>::new();
-    let panel = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| load_workers(),
-    );
+pub fn Workers(
+    panel: WorkersPanel,
+    create: ServerAction<CreateWorker>,
+    revoke: ServerAction<RevokeWorker>,
+) -> impl IntoView {
+    let fresh = create
+        .value()
+        .get_untracked()
+        .and_then(Result::ok)
+        .or(panel.created.clone());
     view! {
         <section class="panel" id="workers">
             <h2>"Queue and workers"</h2>
-            <Transition fallback=|| view! { <p class="loading">"Loading workers…"</p> }>
-                {move || Suspend::new(async move {
-                    match panel.await {
-                        Ok(panel) => {
-                            let fresh = create
-                                .value()
-                                .get_untracked()
-                                .and_then(Result::ok)
-                                .or(panel.created.clone());
-                            view! {
-                                <dl class="stats">
-                                    <div class="stat"><dt>"jobs waiting"</dt><dd id="jobs-waiting">{panel.waiting}</dd></div>
-                                    <div class="stat"><dt>"jobs running"</dt><dd id="jobs-running">{panel.running}</dd></div>
-                                </dl>
-                                {fresh.map(|token| view! { <NewWorkerToken token /> })}
-                                <WorkerTable workers=panel.workers now=panel.now revoke />
-                            }
-                                .into_any()
-                        }
-                        Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <dl class="stats">
+                <div class="stat"><dt>"jobs waiting"</dt><dd id="jobs-waiting">{panel.waiting}</dd></div>
+                <div class="stat"><dt>"jobs running"</dt><dd id="jobs-running">{panel.running}</dd></div>
+            </dl>
+            {fresh.map(|token| view! { <NewWorkerToken token /> })}
+            <WorkerTable workers=panel.workers now=panel.now revoke />
             <ActionForm action=create attr:class="inline-form" attr:id="new-worker-form">
                 <CsrfField />
                 <label>
@@ -121,9 +108,9 @@ fn WorkerTable(
             });
             view! {
                 <tr class:revoked=revoked>
-                    <td class="worker-name">
-                        {w.name.clone()}
-                        {w.built_in.then(|| view! { " "<span class="badge">"built-in"</span> })}
+                    <td>
+                        <span class="worker-name">{w.name.clone()}</span>
+                        {w.built_in.then(|| view! { <span class="badge tag">"built-in"</span> })}
                     </td>
                     <td>{status}</td>
                     <td>{w.device.clone().unwrap_or_else(|| "—".to_owned())}</td>

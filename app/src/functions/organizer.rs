@@ -32,11 +32,24 @@ pub fn require_organizer(path: &str) -> Result<Viewer, AppError> {
     }
 }
 
+/// Everything the console shows, read at once (one resource: a page whose data comes
+/// in several resources made at different depths hydrates unreliably).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleData {
+    pub viewer: Viewer,
+    pub overview: ConsoleOverview,
+    pub workers: WorkersPanel,
+}
+
 #[server(input = GetUrl)]
-pub async fn load_console() -> Result<(Viewer, ConsoleOverview), AppError> {
+pub async fn load_console() -> Result<ConsoleData, AppError> {
     let viewer = require_organizer("/organizer")?;
     let pool = crate::ssr::pool()?;
-    Ok((viewer, ascent_store::console::overview(&pool).await?))
+    Ok(ConsoleData {
+        viewer,
+        overview: ascent_store::console::overview(&pool).await?,
+        workers: workers_panel(&pool).await?,
+    })
 }
 
 /// A worker as the console lists it.
@@ -67,16 +80,14 @@ pub struct WorkersPanel {
     pub created: Option<String>,
 }
 
-#[server(input = GetUrl)]
-pub async fn load_workers() -> Result<WorkersPanel, AppError> {
+#[cfg(feature = "ssr")]
+async fn workers_panel(pool: &ascent_store::SqlitePool) -> Result<WorkersPanel, AppError> {
     use ascent_domain::protocol::WORKER_TOKEN_PREFIX;
     use ascent_store::{jobs, workers};
 
-    require_organizer("/organizer")?;
-    let pool = crate::ssr::pool()?;
     let now = ascent_store::now();
-    let (waiting, running) = jobs::queue_counts(&pool, now).await?;
-    let workers = workers::list(&pool, now)
+    let (waiting, running) = jobs::queue_counts(pool, now).await?;
+    let workers = workers::list(pool, now)
         .await?
         .into_iter()
         .map(|w| WorkerRow {

@@ -33,13 +33,16 @@ fn signed_in() -> Result<ascent_domain::views::Viewer, AppError> {
     crate::ssr::viewer().ok_or(AppError::Unauthenticated)
 }
 
+/// The token panel of `handle`'s profile: `None` unless the viewer is `handle`.
 #[server(input = GetUrl)]
-pub async fn my_api_tokens() -> Result<TokenPanel, AppError> {
+pub async fn my_api_tokens(handle: String) -> Result<Option<TokenPanel>, AppError> {
     use ascent_domain::protocol::API_TOKEN_PREFIX;
     use ascent_domain::PhaseState;
     use ascent_store::{api_tokens, phases};
 
-    let viewer = signed_in()?;
+    let Some(viewer) = crate::ssr::viewer().filter(|v| v.handle.eq_ignore_ascii_case(&handle)) else {
+        return Ok(None);
+    };
     let pool = crate::ssr::pool()?;
     let tokens = api_tokens::list(&pool, viewer.id)
         .await?
@@ -56,12 +59,12 @@ pub async fn my_api_tokens() -> Result<TokenPanel, AppError> {
         .into_iter()
         .find(|p| p.state == PhaseState::Open)
         .map(|p| p.number);
-    Ok(TokenPanel {
+    Ok(Some(TokenPanel {
         tokens,
         server_url: crate::ssr::site_origin(),
         open_phase,
         created: crate::ssr::take_handed_over_secret(API_TOKEN_PREFIX),
-    })
+    }))
 }
 
 /// Creates an API token for the viewer and returns it (shown once).

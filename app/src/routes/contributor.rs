@@ -6,29 +6,27 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::tokens::ApiTokens;
+use crate::components::tokens::{ApiTokens, TokensState};
 use crate::functions::people::load_profile;
-use crate::functions::session::use_session;
 use crate::routes::not_found::found_or_not_found;
 
 #[component]
 pub fn ContributorPage() -> impl IntoView {
     let params = use_params_map();
-    let profile = Resource::new(
-        move || params.read().get("handle").unwrap_or_default(),
-        load_profile,
-    );
+    let handle = move || params.read().get("handle").unwrap_or_default();
+    let profile = Resource::new(handle, load_profile);
+    let tokens = TokensState::new(handle);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading profile…"</p> }>
             {move || Suspend::new(async move {
-                found_or_not_found(profile.await, |profile| view! { <Profile profile /> }.into_any())
+                found_or_not_found(profile.await, |profile| view! { <Profile profile tokens /> }.into_any())
             })}
         </Suspense>
     }
 }
 
 #[component]
-fn Profile(profile: ContributorProfile) -> impl IntoView {
+fn Profile(profile: ContributorProfile, tokens: TokensState) -> impl IntoView {
     let phases = if profile.phases.is_empty() {
         view! { <p class="empty">"Has not taken part in a phase yet."</p> }.into_any()
     } else {
@@ -72,27 +70,7 @@ fn Profile(profile: ContributorProfile) -> impl IntoView {
             <h2>"Submissions"</h2>
             <SubmissionList submissions=profile.submissions />
         </section>
-        <OwnerOnly handle=profile.handle />
-    }
-}
-
-/// What only the profile's owner sees: their API tokens.
-#[component]
-fn OwnerOnly(handle: String) -> impl IntoView {
-    let session = use_session();
-    view! {
-        <Transition fallback=|| ()>
-            {move || {
-                let handle = handle.clone();
-                Suspend::new(async move {
-                    let own = matches!(
-                        session.info.await,
-                        Ok(info) if info.viewer.as_ref().is_some_and(|v| v.handle == handle)
-                    );
-                    own.then(|| view! { <ApiTokens /> })
-                })
-            }}
-        </Transition>
+        <ApiTokens state=tokens />
     }
 }
 

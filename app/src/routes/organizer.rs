@@ -1,24 +1,28 @@
 //! The organizer console. Organizers only.
 
 use ascent_domain::format;
-use ascent_domain::views::{ConsoleOverview, Viewer};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::phase_bits::StateBadge;
 use crate::components::workers::Workers;
-use crate::functions::organizer::load_console;
+use crate::functions::organizer::{load_console, ConsoleData, CreateWorker, RevokeWorker};
 use crate::functions::AppError;
 
 #[component]
 pub fn OrganizerPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| load_console());
+    let create = ServerAction::<CreateWorker>::new();
+    let revoke = ServerAction::<RevokeWorker>::new();
+    let overview = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| load_console(),
+    );
     view! {
         <Title text="Organizer console" />
-        <Suspense fallback=|| view! { <p class="loading">"Loading console…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading console…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok((viewer, overview)) => view! { <Console viewer overview /> }.into_any(),
+                    Ok(data) => view! { <Console data create revoke /> }.into_any(),
                     Err(AppError::Forbidden(message)) => view! {
                         <section class="not-found">
                             <p class="code">"403"</p>
@@ -36,12 +40,21 @@ pub fn OrganizerPage() -> impl IntoView {
                     Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
 #[component]
-fn Console(viewer: Viewer, overview: ConsoleOverview) -> impl IntoView {
+fn Console(
+    data: ConsoleData,
+    create: ServerAction<CreateWorker>,
+    revoke: ServerAction<RevokeWorker>,
+) -> impl IntoView {
+    let ConsoleData {
+        viewer,
+        overview,
+        workers,
+    } = data;
     let phases = overview
         .phases
         .into_iter()
@@ -105,7 +118,7 @@ fn Console(viewer: Viewer, overview: ConsoleOverview) -> impl IntoView {
                 {pipeline}
             </dl>
         </section>
-        <Workers />
+        <Workers panel=workers create revoke />
         <section class="panel">
             <h2>"Phases"</h2>
             <div class="table-wrap">

@@ -132,12 +132,17 @@ fn Pipeline(live: RwSignal<SubmissionReport>) -> impl IntoView {
             let class = move || {
                 let state = live.with(|r| r.state);
                 let failed = state == SubmissionState::Failed;
-                if failed && step == SubmissionState::Scored {
-                    "step failed"
+                // A failure may happen at any stage: only the end is marked.
+                if failed {
+                    if step == SubmissionState::Scored {
+                        "step failed"
+                    } else {
+                        "step"
+                    }
+                } else if state == SubmissionState::Scored || rank(state) > rank(step) {
+                    "step done"
                 } else if state == step {
                     "step current"
-                } else if rank(state) > rank(step) || state == SubmissionState::Scored {
-                    "step done"
                 } else {
                     "step"
                 }
