@@ -26,7 +26,7 @@ pub fn Workers(
                 <div class="stat"><dt>"jobs waiting"</dt><dd id="jobs-waiting">{panel.waiting}</dd></div>
                 <div class="stat"><dt>"jobs running"</dt><dd id="jobs-running">{panel.running}</dd></div>
             </dl>
-            {fresh.map(|token| view! { <NewWorkerToken token /> })}
+            {fresh.map(|token| view! { <NewWorkerToken token server=panel.server_url.clone() /> })}
             <WorkerTable workers=panel.workers now=panel.now revoke />
             <ActionForm action=create attr:class="inline-form" attr:id="new-worker-form">
                 <CsrfField />
@@ -43,8 +43,8 @@ pub fn Workers(
 }
 
 #[component]
-fn NewWorkerToken(token: String) -> impl IntoView {
-    let command = format!("ascent-eval worker --server URL --token {token}");
+fn NewWorkerToken(token: String, server: String) -> impl IntoView {
+    let command = format!("ascent-eval worker --server {server} --token {token}");
     view! {
         <div class="secret" role="status">
             <p>

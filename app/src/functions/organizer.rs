@@ -78,6 +78,8 @@ pub struct WorkersPanel {
     pub now: i64,
     /// A worker token just created by a form posted without JavaScript, shown this once.
     pub created: Option<String>,
+    /// This site's address, for the `ascent-eval worker --server` command.
+    pub server_url: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -108,6 +110,7 @@ async fn workers_panel(pool: &ascent_store::SqlitePool) -> Result<WorkersPanel, 
         running,
         now,
         created: crate::ssr::take_handed_over_secret(WORKER_TOKEN_PREFIX),
+        server_url: crate::ssr::site_origin(),
     })
 }
 
@@ -117,12 +120,13 @@ pub async fn create_worker(csrf_token: String, name: String) -> Result<String, A
     let _checked_by_the_security_layer = csrf_token;
     let organizer = require_organizer("/organizer")?;
     let pool = crate::ssr::pool()?;
-    let token = ascent_store::workers::create(&pool, &name, Some(organizer.id), ascent_store::now())
-        .await
-        .map_err(|e| match e {
-            ascent_store::StoreError::Conflict(message) => AppError::Invalid(message),
-            other => other.into(),
-        })?;
+    let token =
+        ascent_store::workers::create(&pool, &name, Some(organizer.id), ascent_store::now())
+            .await
+            .map_err(|e| match e {
+                ascent_store::StoreError::Conflict(message) => AppError::Invalid(message),
+                other => other.into(),
+            })?;
     tracing::info!(by = organizer.id, name = %name.trim(), "worker created from the console");
     crate::ssr::hand_over_secret(&token);
     Ok(token)
@@ -135,6 +139,10 @@ pub async fn revoke_worker(csrf_token: String, id: i64) -> Result<(), AppError> 
     let organizer = require_organizer("/organizer")?;
     let pool = crate::ssr::pool()?;
     ascent_store::workers::revoke(&pool, id, ascent_store::now()).await?;
-    tracing::info!(by = organizer.id, worker = id, "worker revoked from the console");
+    tracing::info!(
+        by = organizer.id,
+        worker = id,
+        "worker revoked from the console"
+    );
     Ok(())
 }

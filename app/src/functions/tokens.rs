@@ -40,7 +40,8 @@ pub async fn my_api_tokens(handle: String) -> Result<Option<TokenPanel>, AppErro
     use ascent_domain::PhaseState;
     use ascent_store::{api_tokens, phases};
 
-    let Some(viewer) = crate::ssr::viewer().filter(|v| v.handle.eq_ignore_ascii_case(&handle)) else {
+    let Some(viewer) = crate::ssr::viewer().filter(|v| v.handle.eq_ignore_ascii_case(&handle))
+    else {
         return Ok(None);
     };
     let pool = crate::ssr::pool()?;

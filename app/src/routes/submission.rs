@@ -28,17 +28,20 @@ pub fn SubmissionPage() -> impl IntoView {
             }
         },
     );
+    // Once the live report is final, read the page again for what the report lacks
+    // (the weights hash); a transition keeps the page in place meanwhile.
+    let reload = Callback::new(move |()| submission.refetch());
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading submission…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading submission…"</p> }>
             {move || Suspend::new(async move {
-                found_or_not_found(submission.await, |data| view! { <Detail data /> }.into_any())
+                found_or_not_found(submission.await, |data| view! { <Detail data reload /> }.into_any())
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
 #[component]
-fn Detail(data: SubmissionPageData) -> impl IntoView {
+fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
     let SubmissionPageData {
         report,
         phase_title,
@@ -56,16 +59,21 @@ fn Detail(data: SubmissionPageData) -> impl IntoView {
         let running = !live.with_untracked(|r| r.state.is_final());
         running.then(|| format!("/api/submissions/{id}/events"))
     };
-    follow_events(following, "submission", move |data| {
-        match serde_json_report(&data) {
+    follow_events(
+        following,
+        "submission",
+        move |data| match serde_json_report(&data) {
             Some(report) => {
                 let done = report.state.is_final();
                 live.set(report);
+                if done {
+                    reload.run(());
+                }
                 !done
             }
             None => true,
-        }
-    });
+        },
+    );
     let dash = || "—".to_owned();
     let r = move || live.get();
     view! {
@@ -148,7 +156,9 @@ fn Pipeline(live: RwSignal<SubmissionReport>) -> impl IntoView {
                 }
             };
             let label = move || {
-                if step == SubmissionState::Scored && live.with(|r| r.state) == SubmissionState::Failed {
+                if step == SubmissionState::Scored
+                    && live.with(|r| r.state) == SubmissionState::Failed
+                {
                     "Failed"
                 } else {
                     label
@@ -173,10 +183,18 @@ fn Pipeline(live: RwSignal<SubmissionReport>) -> impl IntoView {
             } else {
                 (p.done as f64 / p.total as f64 * 100.0).min(100.0)
             };
-            let counts = if p.stage == JobStage::Validating {
-                format!("{} of {}", format::bytes(p.done), format::bytes(p.total))
+            // Nothing counted yet: an indeterminate bar rather than "0 of 0".
+            let counts = match (p.total, p.stage) {
+                (0, _) => String::new(),
+                (_, JobStage::Validating) => {
+                    format!("{} of {}", format::bytes(p.done), format::bytes(p.total))
+                }
+                (_, JobStage::Scoring) => format!("{} of {} {unit}", p.done, p.total),
+            };
+            let bar = if p.total == 0 {
+                view! { <progress max="100"></progress> }.into_any()
             } else {
-                format!("{} of {} {unit}", p.done, p.total)
+                view! { <progress max="100" value=format!("{percent:.1}")></progress> }.into_any()
             };
             Some(view! {
                 <div class="job-progress">
@@ -184,7 +202,7 @@ fn Pipeline(live: RwSignal<SubmissionReport>) -> impl IntoView {
                         <span>{what}</span>
                         <span class="muted">{counts}</span>
                     </div>
-                    <progress max="100" value=format!("{percent:.1}")></progress>
+                    {bar}
                 </div>
             })
         })

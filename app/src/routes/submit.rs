@@ -22,7 +22,9 @@ pub fn SubmitPage() -> impl IntoView {
     };
     let page = Resource::new(number, |number| async move {
         match number {
-            Some(number) => submit_page(number).await.map(|data| data.map(|d| (number, d))),
+            Some(number) => submit_page(number)
+                .await
+                .map(|data| data.map(|d| (number, d))),
             None => Ok(None),
         }
     });
@@ -67,14 +69,15 @@ fn SubmitView(data: SubmitPageData) -> impl IntoView {
     let phase_name = format!("Phase {}: {}", data.phase, data.title);
     let limits = data.limits;
     let resets_in = (data.resets_at - data.now).max(0);
-    let quota = format!(
-        "{} of {} left today",
-        data.remaining, data.per_day
-    );
+    let quota = format!("{} of {} left today", data.remaining, data.per_day);
     let resets = format!(
         "The quota resets at {} (00:00 UTC){}.",
         format::datetime(data.resets_at),
-        if resets_in > 0 { format!(", in {}", format::duration(resets_in)) } else { String::new() }
+        if resets_in > 0 {
+            format!(", in {}", format::duration(resets_in))
+        } else {
+            String::new()
+        }
     );
     let body = match data.refusal {
         Some(reason) => view! {
@@ -85,7 +88,10 @@ fn SubmitView(data: SubmitPageData) -> impl IntoView {
             </div>
         }
         .into_any(),
-        None => view! { <UploadForm phase=data.phase max_bytes=data.max_bytes csrf=data.csrf_token /> }.into_any(),
+        None => {
+            view! { <UploadForm phase=data.phase max_bytes=data.max_bytes csrf=data.csrf_token /> }
+                .into_any()
+        }
     };
     view! {
         <Title text=title.clone() />
