@@ -43,11 +43,15 @@ pub async fn seed(pool: &SqlitePool, storage: &Storage, dir: &Path) -> anyhow::R
         .fetch_one(pool)
         .await?;
     if existing > 0 {
-        return Ok(format!("the demo is already seeded ({existing} submissions); kept it"));
+        return Ok(format!(
+            "the demo is already seeded ({existing} submissions); kept it"
+        ));
     }
     let path = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let manifest: Manifest = toml::from_str(&text).with_context(|| format!("{} is not a valid manifest", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let manifest: Manifest = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid manifest", path.display()))?;
 
     let summaries = phases::summaries(pool).await?;
     if summaries.is_empty() {
@@ -62,20 +66,28 @@ pub async fn seed(pool: &SqlitePool, storage: &Storage, dir: &Path) -> anyhow::R
     let mut ids = std::collections::HashMap::new();
     for c in &manifest.contributor {
         let handle = Handle::parse(&c.handle).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let email = Email::parse(&format!("{}@contributors.ascent.demo", c.handle)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let email = Email::parse(&format!("{}@contributors.ascent.demo", c.handle))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         // Demo contributors sign in with a password nobody knows; they only submit here.
-        let password = Password::parse(&ascent_store::random_token()?).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let viewer = accounts::register(pool, &email, &handle, &password, Role::Contributor).await?;
+        let password =
+            Password::parse(&ascent_store::random_token()?).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let viewer =
+            accounts::register(pool, &email, &handle, &password, Role::Contributor).await?;
         ids.insert(c.handle.clone(), viewer.id);
     }
 
     let mut queued = 0;
     let mut later = 0;
     for s in &manifest.submission {
-        let user_id = *ids
-            .get(&s.handle)
-            .with_context(|| format!("submission by {:?}, who is not a listed contributor", s.handle))?;
-        let open = summaries.iter().any(|p| p.number == s.phase && p.state == PhaseState::Open);
+        let user_id = *ids.get(&s.handle).with_context(|| {
+            format!(
+                "submission by {:?}, who is not a listed contributor",
+                s.handle
+            )
+        })?;
+        let open = summaries
+            .iter()
+            .any(|p| p.number == s.phase && p.state == PhaseState::Open);
         if !open {
             later += 1;
             continue;
@@ -91,9 +103,17 @@ pub async fn seed(pool: &SqlitePool, storage: &Storage, dir: &Path) -> anyhow::R
 
 /// Submits a checkpoint directory as `user_id`: start an upload, store its files with
 /// their hashes, finish it into a queued submission.
-async fn submit(pool: &SqlitePool, storage: &Storage, user_id: i64, phase: u8, checkpoint: &Path) -> anyhow::Result<i64> {
+async fn submit(
+    pool: &SqlitePool,
+    storage: &Storage,
+    user_id: i64,
+    phase: u8,
+    checkpoint: &Path,
+) -> anyhow::Result<i64> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(checkpoint).with_context(|| format!("cannot read {}", checkpoint.display()))? {
+    for entry in std::fs::read_dir(checkpoint)
+        .with_context(|| format!("cannot read {}", checkpoint.display()))?
+    {
         let entry = entry?;
         files.push(UploadFile {
             name: entry.file_name().to_string_lossy().into_owned(),
