@@ -297,6 +297,16 @@ pub async fn scoring_spec(pool: &SqlitePool, number: u8) -> Result<ScoringSpec> 
     })
 }
 
+/// Replaces a phase's split secret (see `evaluator::split::covers_both_parts`).
+pub async fn set_split_secret(pool: &SqlitePool, number: u8, secret: &str) -> Result<()> {
+    sqlx::query("UPDATE phases SET split_secret = ? WHERE number = ?")
+        .bind(secret)
+        .bind(i64::from(number))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
