@@ -106,18 +106,26 @@ impl Server {
         Ok(())
     }
 
-    /// A contributor with an API token, written straight into the database.
-    fn contributor(&self, handle: &str) -> TestResult<String> {
+    /// Runs `work` on the server's database, directly.
+    fn with_database<T>(
+        &self,
+        work: impl AsyncFnOnce(&ascent_store::SqlitePool) -> TestResult<T>,
+    ) -> TestResult<T> {
         let url = format!("sqlite://{}", self.data.join("ascent.db").display());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         runtime.block_on(async {
             let pool = ascent_store::connect(&url).await?;
-            let (_, token) = support::contributor(&pool, handle).await?;
+            let result = work(&pool).await;
             pool.close().await;
-            Ok(token)
+            result
         })
+    }
+
+    /// A contributor with an API token, written straight into the database.
+    fn contributor(&self, handle: &str) -> TestResult<String> {
+        self.with_database(async |pool| Ok(support::contributor(pool, handle).await?.1))
     }
 }
 
@@ -286,19 +294,9 @@ fn a_worker_lost_mid_scoring_with_the_server_is_replaced_and_its_late_result_ref
     let dir = tempfile::tempdir()?;
     let mut server = Server::new(dir.path())?;
     let token = server.contributor("ada")?;
-    let worker_token = {
-        let url = format!("sqlite://{}", dir.path().join("ascent.db").display());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let pool = ascent_store::connect(&url).await?;
-            let token =
-                ascent_store::workers::create(&pool, "doomed", None, ascent_store::now()).await?;
-            pool.close().await;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(token)
-        })?
-    };
+    let worker_token = server.with_database(async |pool| {
+        Ok(ascent_store::workers::create(pool, "doomed", None, ascent_store::now()).await?)
+    })?;
     server.start(0)?;
     let client = Client::new(&server.url(), Some(&token))?;
     let created = submit::upload(&client, 1, &fixture("mha"), &mut |_, _| {})?;
