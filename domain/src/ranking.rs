@@ -54,7 +54,7 @@ pub fn standings(scores: &[Scored], epsilon: f64) -> Vec<Scored> {
 /// The ranking of the standings (best first) under the first-committer rule.
 pub fn rank(scores: &[Scored], epsilon: f64) -> Vec<Scored> {
     let mut by_time = standings(scores, epsilon);
-    by_time.sort_by(|a, b| chronological(a, b));
+    by_time.sort_by(chronological);
     let mut ranked: Vec<Scored> = Vec::with_capacity(by_time.len());
     for s in by_time {
         // Below the last earlier standing it does not clearly beat.
