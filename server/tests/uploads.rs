@@ -304,3 +304,44 @@ async fn abandoned_uploads_expire_and_their_files_go(pool: SqlitePool) -> TestRe
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_schedule_closes_the_door_but_queued_jobs_stay(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    phases_with_data(&pool, dir.path()).await?;
+    let state = state(&pool, dir.path())?;
+    let app = router(state.clone());
+    let (_, token) = contributor(&pool, "ada").await?;
+    let files = checkpoint("tied")?;
+    let queued = submit(&app, &token, &files, "before").await?;
+    assert_eq!(queued.status, StatusCode::CREATED);
+
+    // Phase 1's closing time passes.
+    sqlx::query("UPDATE phases SET closes_at = ? WHERE number = 1")
+        .bind(ascent_store::now() - 1)
+        .execute(&pool)
+        .await?;
+    ascent_server::pipeline::maintain_once(&state).await;
+    let refused = start(&app, &token, &files, "after").await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.body.contains("phase 1 is closed"),
+        "{}",
+        refused.body
+    );
+    let transition: (String, String, String) = sqlx::query_as(
+        "SELECT from_state, to_state, reason FROM phase_transitions WHERE phase = 1 ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(
+        transition,
+        ("open".into(), "closed".into(), "by schedule".into())
+    );
+    // The submission queued before the close still waits for its score.
+    let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(waiting, 1);
+    Ok(())
+}
