@@ -10,6 +10,7 @@ pub mod limits;
 pub mod phase;
 pub mod preset;
 pub mod protocol;
+pub mod ranking;
 pub mod throttle;
 pub mod views;
 

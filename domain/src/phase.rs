@@ -39,6 +39,18 @@ impl PhaseState {
         }
     }
 
+    /// The state the schedule moves a phase to at `now`, if any: an upcoming phase opens
+    /// at `opens_at`, an open one closes at `closes_at`. Drafts wait to be published, and
+    /// closed phases wait for an organizer to finalize them.
+    pub fn scheduled_move(self, now: i64, opens_at: i64, closes_at: i64) -> Option<PhaseState> {
+        let due = PhaseState::by_schedule(now, opens_at, closes_at);
+        match (self, due) {
+            (PhaseState::Upcoming, PhaseState::Open | PhaseState::Closed)
+            | (PhaseState::Open, PhaseState::Closed) => Some(due),
+            _ => None,
+        }
+    }
+
     /// The state a published phase has at `now` according to its schedule alone.
     pub fn by_schedule(now: i64, opens_at: i64, closes_at: i64) -> PhaseState {
         if now < opens_at {
@@ -155,6 +167,20 @@ pub struct PhaseSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedule_opens_and_closes_but_never_finalizes() {
+        use PhaseState::*;
+        let (opens, closes) = (100, 200);
+        assert_eq!(Upcoming.scheduled_move(99, opens, closes), None);
+        assert_eq!(Upcoming.scheduled_move(100, opens, closes), Some(Open));
+        assert_eq!(Upcoming.scheduled_move(250, opens, closes), Some(Closed));
+        assert_eq!(Open.scheduled_move(150, opens, closes), None);
+        assert_eq!(Open.scheduled_move(200, opens, closes), Some(Closed));
+        assert_eq!(Closed.scheduled_move(300, opens, closes), None);
+        assert_eq!(Draft.scheduled_move(150, opens, closes), None);
+        assert_eq!(Finalized.scheduled_move(150, opens, closes), None);
+    }
 
     #[test]
     fn states_round_trip_through_their_names() {

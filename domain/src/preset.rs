@@ -175,8 +175,11 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
             ),
         ));
     }
-    if evaluation.windows == 0 {
-        return Err(field_error(at("evaluation.windows"), "must be at least 1"));
+    if evaluation.windows < 2 {
+        return Err(field_error(
+            at("evaluation.windows"),
+            "must be at least 2, so both the public and the private part have a window",
+        ));
     }
     if !(evaluation.public_share > 0.0 && evaluation.public_share < 1.0) {
         return Err(field_error(

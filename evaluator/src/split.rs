@@ -46,9 +46,33 @@ pub fn window_part(secret: &[u8], index: u64, public_share: f64) -> Part {
     }
 }
 
+/// Whether the first `windows` windows give both parts at least one window: a phase's
+/// secret is chosen so that they do, or one of its scores would be undefined.
+pub fn covers_both_parts(secret: &[u8], windows: u64, public_share: f64) -> bool {
+    let mut seen = (false, false);
+    for index in 0..windows {
+        match window_part(secret, index, public_share) {
+            Part::Public => seen.0 = true,
+            Part::Private => seen.1 = true,
+        }
+        if seen == (true, true) {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coverage_needs_a_window_in_each_part() {
+        assert!(!covers_both_parts(b"s", 1, 0.3));
+        assert!(!covers_both_parts(b"s", 10, 0.0));
+        assert!(!covers_both_parts(b"s", 10, 1.0));
+        assert!(covers_both_parts(b"s", 200, 0.3));
+    }
 
     #[test]
     fn split_is_deterministic_and_keyed() {

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use ascent_domain::account::{Email, Handle, Password};
 use ascent_domain::preset::{parse_preset, Preset};
 use ascent_evaluator::shard::TokenShard;
+use ascent_evaluator::split::covers_both_parts;
 use ascent_store::datasets::{self, Dataset};
 use ascent_store::phases::LoadOutcome;
 use ascent_store::{accounts, phases, workers, SqlitePool};
@@ -34,7 +35,11 @@ pub fn check_preset(path: &Path) -> anyhow::Result<String> {
 /// Validates a preset file and loads its seven phases.
 pub async fn load_phases(pool: &SqlitePool, path: &Path, replace: bool) -> anyhow::Result<String> {
     let preset = read_preset(path)?;
-    Ok(match phases::load_preset(pool, &preset, ascent_store::now(), replace).await? {
+    let outcome = phases::load_preset(pool, &preset, ascent_store::now(), replace).await?;
+    for phase in &preset.phases {
+        ensure_split(pool, phase.number).await?;
+    }
+    Ok(match outcome {
         LoadOutcome::Loaded => format!("loaded the {} phases of preset {:?}", preset.phases.len(), preset.name),
         LoadOutcome::AlreadyLoaded { preset: existing } => format!(
             "phases from preset {existing:?} are already loaded; kept them (pass --replace to overwrite)"
@@ -139,10 +144,34 @@ pub async fn add_data(
         None,
     )
     .await?;
+    ensure_split(pool, phase).await?;
     Ok(format!(
         "phase {phase} now scores on {} ({tokens} tokens, sha256 {sha256})",
         file.display()
     ))
+}
+
+/// Makes sure a phase's split secret puts at least one of its windows in each part,
+/// drawing a new secret while it does not (a few windows with a small public share can
+/// otherwise leave the public board empty).
+pub async fn ensure_split(pool: &SqlitePool, phase: u8) -> anyhow::Result<()> {
+    let mut spec = phases::scoring_spec(pool, phase).await?;
+    for _ in 0..1000 {
+        if covers_both_parts(
+            spec.split_secret.as_bytes(),
+            u64::from(spec.windows),
+            spec.public_share,
+        ) {
+            return Ok(());
+        }
+        spec.split_secret = ascent_store::random_token()?;
+        phases::set_split_secret(pool, phase, &spec.split_secret).await?;
+    }
+    anyhow::bail!(
+        "phase {phase}: {} windows with a public share of {} cannot give both the public and the private part a window",
+        spec.windows,
+        spec.public_share
+    )
 }
 
 /// Registers a remote worker; prints its token once.

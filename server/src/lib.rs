@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod http;
 pub mod pipeline;

@@ -52,6 +52,12 @@ enum AdminCommand {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Seed the demo: its contributors submit the checkpoints in DIR (default demo/)
+    /// through the upload pipeline; the server's workers score them.
+    SeedDemo {
+        #[arg(default_value = "demo")]
+        dir: PathBuf,
+    },
     /// Remote workers.
     Worker {
         #[command(subcommand)]
@@ -124,6 +130,10 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<Str
         } => {
             let storage = ascent_server::storage::Storage::new(&config.data_dir);
             admin::add_data(&open_database(config).await?, &storage, phase, &file).await
+        }
+        AdminCommand::SeedDemo { dir } => {
+            let storage = ascent_server::storage::Storage::new(&config.data_dir);
+            ascent_server::demo::seed(&open_database(config).await?, &storage, &dir).await
         }
         AdminCommand::Worker {
             command: WorkerCommand::Create { name },

@@ -1,12 +1,12 @@
-//! The background side of the submission pipeline: a maintenance loop that requeues
-//! jobs whose worker vanished and deletes abandoned uploads, and the server's own
+//! The background side of the submission pipeline: a maintenance loop that moves phases
+//! by their schedule, requeues jobs whose worker vanished and deletes abandoned uploads, and the server's own
 //! in-process workers.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ascent_store::{jobs, now, uploads, workers};
+use ascent_store::{jobs, now, phases, uploads, workers};
 
 use crate::state::AppState;
 
@@ -16,6 +16,10 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
 /// One round of maintenance; returns whether anything changed.
 pub async fn maintain_once(state: &AppState) -> bool {
     let mut changed = false;
+    match phases::apply_schedule(&state.pool, now()).await {
+        Ok(moves) => changed |= !moves.is_empty(),
+        Err(error) => tracing::warn!(%error, "applying the phase schedule failed"),
+    }
     match jobs::reap(&state.pool, now()).await {
         Ok(0) => {}
         Ok(n) => {

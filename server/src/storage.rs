@@ -25,11 +25,14 @@ pub struct RunningHash {
     pub hasher: Sha256,
 }
 
+/// One writer at a time per file being received, with its running hash.
+type FileLock = Arc<tokio::sync::Mutex<RunningHash>>;
+
 /// The local-directory storage.
 #[derive(Debug, Clone)]
 pub struct Storage {
     root: PathBuf,
-    running: Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<RunningHash>>>>>,
+    running: Arc<Mutex<HashMap<(String, String), FileLock>>>,
 }
 
 impl Storage {

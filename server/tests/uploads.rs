@@ -256,3 +256,92 @@ async fn another_contributors_files_are_refused(pool: SqlitePool) -> TestResult 
     assert_eq!(uploads, 1);
     Ok(())
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn abandoned_uploads_expire_and_their_files_go(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    phases_with_data(&pool, dir.path()).await?;
+    let state = state(&pool, dir.path())?;
+    let app = router(state.clone());
+    let (_, token) = contributor(&pool, "ada").await?;
+    let files = checkpoint("tied")?;
+    let upload: UploadStatus = start(&app, &token, &files, "left behind").await?.json()?;
+    let sent = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/uploads/{}/files/config.json", upload.id),
+        &token,
+        Body::from(files[0].1.clone()),
+        Some(0),
+    )
+    .await?;
+    assert_eq!(sent.status, StatusCode::NO_CONTENT);
+    let folder = state.storage.checkpoint_dir(&upload.id);
+    assert!(folder.join("config.json").exists());
+
+    // Still alive: maintenance keeps it.
+    ascent_server::pipeline::maintain_once(&state).await;
+    assert!(folder.exists());
+    // A day without a byte: it expires, rows and files.
+    sqlx::query("UPDATE uploads SET expires_at = 0")
+        .execute(&pool)
+        .await?;
+    ascent_server::pipeline::maintain_once(&state).await;
+    assert!(!folder.exists());
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM upload_files")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(left, 0);
+    let gone = call(
+        &app,
+        Method::GET,
+        &format!("/api/uploads/{}", upload.id),
+        &token,
+        Body::empty(),
+        None,
+    )
+    .await?;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_schedule_closes_the_door_but_queued_jobs_stay(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    phases_with_data(&pool, dir.path()).await?;
+    let state = state(&pool, dir.path())?;
+    let app = router(state.clone());
+    let (_, token) = contributor(&pool, "ada").await?;
+    let files = checkpoint("tied")?;
+    let queued = submit(&app, &token, &files, "before").await?;
+    assert_eq!(queued.status, StatusCode::CREATED);
+
+    // Phase 1's closing time passes.
+    sqlx::query("UPDATE phases SET closes_at = ? WHERE number = 1")
+        .bind(ascent_store::now() - 1)
+        .execute(&pool)
+        .await?;
+    ascent_server::pipeline::maintain_once(&state).await;
+    let refused = start(&app, &token, &files, "after").await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.body.contains("phase 1 is closed"),
+        "{}",
+        refused.body
+    );
+    let transition: (String, String, String) = sqlx::query_as(
+        "SELECT from_state, to_state, reason FROM phase_transitions WHERE phase = 1 ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(
+        transition,
+        ("open".into(), "closed".into(), "by schedule".into())
+    );
+    // The submission queued before the close still waits for its score.
+    let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(waiting, 1);
+    Ok(())
+}

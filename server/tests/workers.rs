@@ -327,3 +327,33 @@ async fn a_revoked_worker_is_refused(pool: SqlitePool) -> TestResult {
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_job_past_its_time_limit_is_taken_back(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+    let token = workers::create(&pool, "slow", None, ascent_store::now()).await?;
+    let url = server.url();
+    let job =
+        tokio::task::spawn_blocking(move || claim(&Client::new(&url, Some(&token))?)).await??;
+    assert_eq!(job.time_limit_seconds, 600, "the demo preset's 10 minutes");
+    // Heartbeats keep the lease alive, but the deadline passes.
+    let late = ascent_store::now() + 601;
+    sqlx::query("UPDATE jobs SET lease_expires_at = ?")
+        .bind(late + 30)
+        .execute(&pool)
+        .await?;
+    assert_eq!(jobs::reap(&pool, late).await?, 1);
+    let back = outcome(&pool, id).await?;
+    assert_eq!(back.state, "queued");
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT last_error FROM jobs WHERE submission_id = ?")
+            .bind(id)
+            .fetch_one(&pool)
+            .await?;
+    assert!(reason.is_some_and(|r| r.contains("limit of 10 minutes")));
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}

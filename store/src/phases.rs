@@ -297,6 +297,68 @@ pub async fn scoring_spec(pool: &SqlitePool, number: u8) -> Result<ScoringSpec> 
     })
 }
 
+/// Moves every phase whose schedule says so (upcoming → open → closed), recording each
+/// transition; returns the moves made as (phase, from, to).
+pub async fn apply_schedule(
+    pool: &SqlitePool,
+    now: i64,
+) -> Result<Vec<(u8, PhaseState, PhaseState)>> {
+    let rows: Vec<(i64, String, i64, i64)> =
+        sqlx::query_as("SELECT number, state, opens_at, closes_at FROM phases ORDER BY number")
+            .fetch_all(pool)
+            .await?;
+    let mut moves = Vec::new();
+    for (number, state, opens_at, closes_at) in rows {
+        let from = PhaseState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == state)
+            .ok_or_else(|| StoreError::Corrupt(format!("phase state {state:?}")))?;
+        let Some(to) = from.scheduled_move(now, opens_at, closes_at) else {
+            continue;
+        };
+        let mut tx = pool.begin().await?;
+        // Only if nobody moved it meanwhile (an organizer, another server).
+        let moved = sqlx::query(
+            "UPDATE phases SET state = ?, updated_at = ? WHERE number = ? AND state = ?",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(number)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            sqlx::query(
+                "INSERT INTO phase_transitions (phase, from_state, to_state, at, actor_id, reason)
+                 VALUES (?, ?, ?, ?, NULL, 'by schedule')",
+            )
+            .bind(number)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            moves.push((unsigned(number, "phase")?, from, to));
+        }
+        tx.commit().await?;
+    }
+    for (phase, from, to) in &moves {
+        tracing::info!(phase, %from, %to, "phase moved by its schedule");
+    }
+    Ok(moves)
+}
+
+/// Replaces a phase's split secret (see `evaluator::split::covers_both_parts`).
+pub async fn set_split_secret(pool: &SqlitePool, number: u8, secret: &str) -> Result<()> {
+    sqlx::query("UPDATE phases SET split_secret = ? WHERE number = ?")
+        .bind(secret)
+        .bind(i64::from(number))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -79,10 +79,17 @@ pub struct Lease<'a> {
     pub deadline: Instant,
 }
 
+/// Least time between two heartbeats sent only to report progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs until `done` is signalled or dropped, or the job is cancelled.
 pub fn keep(lease: &Lease<'_>, state: &JobState, stop: &AtomicBool, done: Receiver<()>) {
     let mut interval = beat_interval(lease.lease_seconds);
     let mut next_beat = Instant::now() + interval;
+    // Progress is reported as it happens (at most once a second), so the submission
+    // page moves; the lease itself needs a beat only every `interval`.
+    let mut last_beat = Instant::now();
+    let mut reported = None;
     loop {
         // Wake at least every second to notice a stop or the deadline promptly.
         let now = Instant::now();
@@ -104,9 +111,13 @@ pub fn keep(lease: &Lease<'_>, state: &JobState, stop: &AtomicBool, done: Receiv
             state.cancel(CancelReason::TimeLimit);
             return;
         }
-        if Instant::now() < next_beat {
+        let progress = state.progress();
+        let news = reported != Some(progress) && last_beat.elapsed() >= PROGRESS_EVERY;
+        if Instant::now() < next_beat && !news {
             continue;
         }
+        last_beat = Instant::now();
+        reported = Some(progress);
         match heartbeat(lease, state) {
             Ok(renewal) => interval = beat_interval(renewal.lease_seconds),
             Err(e) if e.status() == Some(409) => {

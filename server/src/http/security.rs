@@ -68,11 +68,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             Ok(viewer) => viewer,
             Err(error) => {
                 tracing::error!(%error, "session lookup failed");
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is unavailable; try again shortly.",
-                )
-                    .into_response();
+                return database_unavailable();
             }
         },
         None => match bearer_token(&parts.headers) {
@@ -82,11 +78,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
                     Ok(viewer) => viewer,
                     Err(error) => {
                         tracing::error!(%error, "API token lookup failed");
-                        return (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "The database is unavailable; try again shortly.",
-                        )
-                            .into_response();
+                        return database_unavailable();
                     }
                 }
             }
@@ -115,6 +107,14 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
     response
+}
+
+fn database_unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The database is unavailable; try again shortly.",
+    )
+        .into_response()
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

@@ -84,6 +84,29 @@ pub async fn heartbeat(
     }))
 }
 
+/// The job a live lease of this worker is on — (submission id, upload id, phase) —
+/// which must be `job_id` when one is named.
+async fn leased_job(
+    state: &AppState,
+    worker_id: i64,
+    lease: &str,
+    job_id: Option<i64>,
+) -> Result<(i64, String, u8), ApiError> {
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .map_err(ascent_store::StoreError::from)?;
+    let (leased, submission_id, upload_id, phase) =
+        jobs::leased(&mut conn, worker_id, lease, now())
+            .await?
+            .ok_or_else(lease_lost)?;
+    if job_id.is_some_and(|id| id != leased) {
+        return Err(lease_lost());
+    }
+    Ok((submission_id, upload_id, phase))
+}
+
 fn lease_of(request: &Request) -> Result<String, ApiError> {
     request
         .headers()
@@ -114,18 +137,7 @@ pub async fn file(
     request: Request,
 ) -> Result<Response, ApiError> {
     let lease = lease_of(&request)?;
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .map_err(ascent_store::StoreError::from)?;
-    let (leased_job, _, upload_id, _) = jobs::leased(&mut conn, worker_id, &lease, now())
-        .await?
-        .ok_or_else(lease_lost)?;
-    drop(conn);
-    if leased_job != job_id {
-        return Err(lease_lost());
-    }
+    let (_, upload_id, _) = leased_job(&state, worker_id, &lease, Some(job_id)).await?;
     ascent_domain::protocol::check_file_name(&name)
         .map_err(|_| ApiError::NotFound(format!("{name} is not a file of this job")))?;
     let path = state.storage.checkpoint_file(&upload_id, &name);
@@ -145,15 +157,7 @@ pub async fn data(
     request: Request,
 ) -> Result<Response, ApiError> {
     let lease = lease_of(&request)?;
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .map_err(ascent_store::StoreError::from)?;
-    let (_, _, _, phase) = jobs::leased(&mut conn, worker_id, &lease, now())
-        .await?
-        .ok_or_else(lease_lost)?;
-    drop(conn);
+    let (_, _, phase) = leased_job(&state, worker_id, &lease, None).await?;
     let spec = phases::scoring_spec(&state.pool, phase).await?;
     if spec.data_sha256.as_deref() != Some(sha256.as_str()) {
         return Err(ApiError::NotFound(
@@ -169,19 +173,8 @@ pub async fn result(
     Path(job_id): Path<i64>,
     Json(result): Json<JobResult>,
 ) -> Result<StatusCode, ApiError> {
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .map_err(ascent_store::StoreError::from)?;
-    let (leased_job, submission_id, _, phase) =
-        jobs::leased(&mut conn, worker_id, &result.lease, now())
-            .await?
-            .ok_or_else(lease_lost)?;
-    drop(conn);
-    if leased_job != job_id {
-        return Err(lease_lost());
-    }
+    let (submission_id, _, phase) =
+        leased_job(&state, worker_id, &result.lease, Some(job_id)).await?;
     let end = match result.outcome {
         JobOutcome::Scored(scored) => {
             let spec = phases::scoring_spec(&state.pool, phase).await?;
