@@ -63,7 +63,8 @@ test('an organizer logs in and sees the console', async () => {
   const page = await logIn(context, env.server.url, ORGANIZER, '/organizer');
   await page.waitForURL('**/organizer');
   await page.waitForSelector('h1:has-text("Organizer console")');
-  assert.equal(await page.locator('.panel table').first().locator('tbody tr').count(), 7);
+  const phases = page.locator('.panel', { has: page.locator('h2:text-is("Phases")') });
+  assert.equal(await phases.locator('table tbody tr').count(), 7);
   await page.screenshot({ path: path.join(screenshots, 'console.png'), fullPage: true });
   await context.close();
 });
