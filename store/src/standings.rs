@@ -22,6 +22,10 @@ pub struct LandedScore {
 pub(crate) async fn apply(tx: &mut Transaction<'_, Sqlite>, score: LandedScore) -> Result<()> {
     let phase = i64::from(score.phase);
     let parameters = i64::try_from(score.parameters).unwrap_or(i64::MAX);
+    let epsilon: f64 = sqlx::query_scalar("SELECT epsilon FROM phases WHERE number = ?")
+        .bind(phase)
+        .fetch_one(&mut **tx)
+        .await?;
     let phase_best: Option<f64> =
         sqlx::query_scalar("SELECT MIN(loss) FROM standings WHERE phase = ?")
             .bind(phase)
@@ -43,17 +47,18 @@ pub(crate) async fn apply(tx: &mut Transaction<'_, Sqlite>, score: LandedScore) 
     .bind(phase)
     .execute(&mut **tx)
     .await?;
-    // A contributor's standing moves only on a strictly better loss, so ties keep the
-    // earlier submission.
+    // A contributor's standing moves only when a later submission beats it by more than
+    // the phase's epsilon (relative; `domain::ranking::clearly_beats`), so ties and noise
+    // keep the earlier submission.
     sqlx::query(
         "INSERT INTO standings (phase, user_id, submission_id, loss, parameters, achieved_at, submissions)
-         VALUES (?, ?, ?, ?, ?, ?, 1)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
          ON CONFLICT (phase, user_id) DO UPDATE SET
              submissions   = standings.submissions + 1,
-             submission_id = CASE WHEN excluded.loss < standings.loss THEN excluded.submission_id ELSE standings.submission_id END,
-             parameters    = CASE WHEN excluded.loss < standings.loss THEN excluded.parameters ELSE standings.parameters END,
-             achieved_at   = CASE WHEN excluded.loss < standings.loss THEN excluded.achieved_at ELSE standings.achieved_at END,
-             loss          = MIN(standings.loss, excluded.loss)",
+             submission_id = CASE WHEN ?4 < standings.loss - ?7 * abs(standings.loss) THEN excluded.submission_id ELSE standings.submission_id END,
+             parameters    = CASE WHEN ?4 < standings.loss - ?7 * abs(standings.loss) THEN excluded.parameters ELSE standings.parameters END,
+             achieved_at   = CASE WHEN ?4 < standings.loss - ?7 * abs(standings.loss) THEN excluded.achieved_at ELSE standings.achieved_at END,
+             loss          = CASE WHEN ?4 < standings.loss - ?7 * abs(standings.loss) THEN excluded.loss ELSE standings.loss END",
     )
     .bind(phase)
     .bind(score.user_id)
@@ -61,6 +66,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'_, Sqlite>, score: LandedScore) 
     .bind(score.loss)
     .bind(parameters)
     .bind(score.at)
+    .bind(epsilon.max(0.0))
     .execute(&mut **tx)
     .await?;
     if phase_best.is_none_or(|best| score.loss < best) {

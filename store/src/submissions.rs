@@ -297,6 +297,28 @@ mod tests {
     }
 
     #[sqlx::test(migrations = "../migrations")]
+    async fn a_contributor_moves_only_on_a_clear_improvement(pool: SqlitePool) -> Result<()> {
+        // The demo preset's epsilon is 0.001 (0.1%).
+        load_preset(&pool, &demo_preset(0), 0, false).await?;
+        let ada = user(&pool, "ada").await?;
+        let first = scored(&pool, ada, 2.0, 10).await?;
+        scored(&pool, ada, 1.9995, 20).await?; // 0.025% better: noise, the first stands
+        let board = leaderboard(&pool, 1, 0, 10).await?.expect("phase 1 exists");
+        assert_eq!(
+            (board.rows[0].submission_id, board.rows[0].loss),
+            (first, 2.0)
+        );
+        assert_eq!(board.rows[0].submissions, 2);
+        let clear = scored(&pool, ada, 1.99, 30).await?; // 0.5% better
+        let board = leaderboard(&pool, 1, 0, 10).await?.expect("phase 1 exists");
+        assert_eq!(
+            (board.rows[0].submission_id, board.rows[0].loss),
+            (clear, 1.99)
+        );
+        Ok(())
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
     async fn a_score_lands_once(pool: SqlitePool) -> Result<()> {
         load_preset(&pool, &demo_preset(0), 0, false).await?;
         let ada = user(&pool, "ada").await?;
