@@ -47,6 +47,18 @@ pub fn date(unix: i64) -> String {
         .unwrap_or_else(|| "—".to_owned())
 }
 
+/// A time-axis label: the time of day (`14:03 UTC`) when the axis spans less than two
+/// days, so its labels differ; the date otherwise.
+pub fn axis_time(unix: i64, span_seconds: i64) -> String {
+    if span_seconds < 2 * 24 * 60 * 60 {
+        chrono::DateTime::from_timestamp(unix, 0)
+            .map(|t| t.format("%H:%M UTC").to_string())
+            .unwrap_or_else(|| "—".to_owned())
+    } else {
+        date(unix)
+    }
+}
+
 /// RFC 3339 (`2026-11-25T14:03:00Z`) for machine-readable exports.
 pub fn rfc3339(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
@@ -84,6 +96,13 @@ pub fn duration(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axis_labels_show_times_on_short_spans() {
+        let at = 1_795_624_980; // 2026-11-25 16:43 UTC
+        assert_eq!(axis_time(at, 3600), "16:43 UTC");
+        assert_eq!(axis_time(at, 30 * 24 * 3600), "25 Nov 2026");
+    }
 
     #[test]
     fn parameter_counts_read_like_the_field_writes_them() {

@@ -37,7 +37,7 @@ pub fn LeaderboardTable(board: Leaderboard) -> impl IntoView {
                     <td class="num">{format!("{:.2}", row.perplexity)}</td>
                     <td class="num">{format::parameters(row.parameters)}</td>
                     <td class="num">{row.submissions}</td>
-                    <td>{format::datetime(row.last_improvement_at)}</td>
+                    <td class="when" title=format::datetime(row.last_improvement_at)>{format::date(row.last_improvement_at)}</td>
                 </tr>
             }
         })
@@ -53,7 +53,7 @@ pub fn LeaderboardTable(board: Leaderboard) -> impl IntoView {
                         <th class="num" scope="col">"Perplexity"</th>
                         <th class="num" scope="col">"Parameters"</th>
                         <th class="num" scope="col">"Submissions"</th>
-                        <th scope="col">"Last improvement"</th>
+                        <th scope="col" title="When the contributor's best score was achieved">"Improved"</th>
                     </tr>
                 </thead>
                 <tbody>{rows}</tbody>

@@ -28,11 +28,23 @@ pub fn ScoreChart(points: Vec<ScorePoint>, start: i64, end: i64) -> impl IntoVie
             }
         })
         .collect_view();
+    let span = match (chart.x_ticks.first(), chart.x_ticks.last()) {
+        (Some(first), Some(last)) => last.1 - first.1,
+        _ => 0,
+    };
+    let last_tick = chart.x_ticks.len().saturating_sub(1);
     let x_ticks = chart
         .x_ticks
         .into_iter()
-        .map(|(x, at)| {
-            view! { <text class="tick" x=x y=plot_bottom + 22.0 text-anchor="middle">{format::date(at)}</text> }
+        .enumerate()
+        .map(|(i, (x, at))| {
+            // The outer labels hang inward, so neither is cut at the edge.
+            let anchor = match i {
+                0 => "start",
+                i if i == last_tick => "end",
+                _ => "middle",
+            };
+            view! { <text class="tick" x=x y=plot_bottom + 22.0 text-anchor=anchor>{format::axis_time(at, span)}</text> }
         })
         .collect_view();
     let marks = chart
