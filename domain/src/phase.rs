@@ -51,6 +51,22 @@ impl PhaseState {
         }
     }
 
+    /// Whether an organizer may move a phase from this state to `to` by hand: publish a
+    /// draft, open an upcoming phase early, close an open one early. Finalizing is not a
+    /// plain move: it happens with the promotion of a closed phase's winners.
+    pub fn organizer_move(self, to: PhaseState) -> Result<(), String> {
+        use PhaseState::*;
+        match (self, to) {
+            (Draft, Upcoming) | (Upcoming, Open) | (Open, Closed) => Ok(()),
+            (Closed, Finalized) => Err(
+                "a closed phase is finalized by promoting its winners (review the advancement list)"
+                    .into(),
+            ),
+            (from, to) if from == to => Err(format!("the phase is already {to}")),
+            (from, to) => Err(format!("a phase cannot go from {from} to {to}")),
+        }
+    }
+
     /// The state a published phase has at `now` according to its schedule alone.
     pub fn by_schedule(now: i64, opens_at: i64, closes_at: i64) -> PhaseState {
         if now < opens_at {
@@ -212,5 +228,18 @@ mod tests {
             AdvancementRule::WithinMargin(0.015).describe(),
             "Everyone within 1.5% of the best loss advances."
         );
+    }
+
+    #[test]
+    fn organizers_move_phases_only_forward_one_step() {
+        use PhaseState::*;
+        assert_eq!(Draft.organizer_move(Upcoming), Ok(()));
+        assert_eq!(Upcoming.organizer_move(Open), Ok(()));
+        assert_eq!(Open.organizer_move(Closed), Ok(()));
+        assert!(Closed.organizer_move(Finalized).unwrap_err().contains("promoting"));
+        assert!(Open.organizer_move(Open).unwrap_err().contains("already open"));
+        assert!(Finalized.organizer_move(Open).is_err());
+        assert!(Closed.organizer_move(Open).is_err());
+        assert!(Upcoming.organizer_move(Closed).is_err());
     }
 }

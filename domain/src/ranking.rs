@@ -67,6 +67,125 @@ pub fn rank(scores: &[Scored], epsilon: f64) -> Vec<Scored> {
     ranked
 }
 
+/// A scored submission with both parts of its loss, as the final ranking needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub submission_id: i64,
+    pub user_id: i64,
+    pub public_loss: f64,
+    pub private_loss: f64,
+    /// When it was submitted (unix seconds).
+    pub at: i64,
+    pub disqualified: bool,
+}
+
+impl Entry {
+    fn on(&self, loss: f64) -> Scored {
+        Scored {
+            submission_id: self.submission_id,
+            user_id: self.user_id,
+            loss,
+            at: self.at,
+            disqualified: self.disqualified,
+        }
+    }
+}
+
+/// A contributor's place in a closed phase's final ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinalPlace {
+    /// 1 is the winner.
+    pub rank: u64,
+    pub user_id: i64,
+    /// The submission that stands on the private part.
+    pub submission_id: i64,
+    pub private_loss: f64,
+    /// The contributor's place on the public leaderboard as it stood at the close.
+    pub public_rank: u64,
+    /// The loss that placed them there.
+    pub public_loss: f64,
+}
+
+impl FinalPlace {
+    /// Places gained (positive) or lost (negative) from the public leaderboard.
+    pub fn movement(&self) -> i64 {
+        i64::try_from(self.public_rank).unwrap_or(i64::MAX)
+            - i64::try_from(self.rank).unwrap_or(i64::MAX)
+    }
+}
+
+/// The final ranking of a closed phase: decided on the private part only, under the
+/// same first-committer rule, with each contributor's place on the public board kept
+/// beside it to show who moved.
+pub fn final_ranking(entries: &[Entry], epsilon: f64) -> Vec<FinalPlace> {
+    let public: Vec<Scored> = entries.iter().map(|e| e.on(e.public_loss)).collect();
+    let private: Vec<Scored> = entries.iter().map(|e| e.on(e.private_loss)).collect();
+    let public_board = rank(&public, epsilon);
+    rank(&private, epsilon)
+        .into_iter()
+        .zip(1u64..)
+        .map(|(standing, place)| {
+            let (public_rank, public_loss) = public_board
+                .iter()
+                .zip(1u64..)
+                .find(|(p, _)| p.user_id == standing.user_id)
+                .map_or((place, standing.loss), |(p, at)| (at, p.loss));
+            FinalPlace {
+                rank: place,
+                user_id: standing.user_id,
+                submission_id: standing.submission_id,
+                private_loss: standing.loss,
+                public_rank,
+                public_loss,
+            }
+        })
+        .collect()
+}
+
+/// Why a contributor does or does not advance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Proposed by the phase's rule, unchanged.
+    Proposed,
+    /// Below the rule's line, not changed.
+    NotProposed,
+    /// An organizer added them, for this reason.
+    Added(String),
+    /// An organizer removed them, for this reason.
+    Removed(String),
+}
+
+impl Verdict {
+    pub fn advances(&self) -> bool {
+        matches!(self, Verdict::Proposed | Verdict::Added(_))
+    }
+}
+
+/// The advancement list: the rule proposes the first `advancing(rule, losses)` places,
+/// and each organizer adjustment (`user_id`, advance?, reason) overrides it for one
+/// contributor. `ranked_users` is in final order; the result is parallel to it.
+pub fn advancement_list(
+    rule: &AdvancementRule,
+    ranked_users: &[(i64, f64)],
+    adjustments: &[(i64, bool, String)],
+) -> Vec<Verdict> {
+    let losses: Vec<f64> = ranked_users.iter().map(|(_, loss)| *loss).collect();
+    let proposed = advancing(rule, &losses);
+    ranked_users
+        .iter()
+        .enumerate()
+        .map(|(i, (user, _))| {
+            let by_rule = i < proposed;
+            match adjustments.iter().find(|(u, _, _)| u == user) {
+                Some((_, true, why)) if !by_rule => Verdict::Added(why.clone()),
+                Some((_, false, why)) if by_rule => Verdict::Removed(why.clone()),
+                _ if by_rule => Verdict::Proposed,
+                _ => Verdict::NotProposed,
+            }
+        })
+        .collect()
+}
+
 /// How many of `ranked` (best first, by loss) a rule advances.
 pub fn advancing(rule: &AdvancementRule, losses: &[f64]) -> usize {
     let n = losses.len();
@@ -214,5 +333,86 @@ mod tests {
         assert_eq!(bootstrap_interval(&[1.0], 1000, 7), None);
         let constant = bootstrap_interval(&[3.0; 10], 100, 1).expect("interval");
         assert_eq!((constant.low, constant.high), (3.0, 3.0));
+    }
+
+    fn e(submission_id: i64, user_id: i64, public: f64, private: f64, at: i64) -> Entry {
+        Entry {
+            submission_id,
+            user_id,
+            public_loss: public,
+            private_loss: private,
+            at,
+            disqualified: false,
+        }
+    }
+
+    #[test]
+    fn the_final_ranking_uses_the_private_part_and_shows_movement() {
+        // Ada leads the public board; Bob wins on the private part.
+        let entries = [
+            e(1, 1, 2.00, 2.30, 10),
+            e(2, 2, 2.10, 2.10, 20),
+            e(3, 3, 2.20, 2.20, 30),
+        ];
+        let places = final_ranking(&entries, 0.0);
+        let users: Vec<i64> = places.iter().map(|p| p.user_id).collect();
+        assert_eq!(users, [2, 3, 1]);
+        assert_eq!(places[0].public_rank, 2);
+        assert_eq!(places[0].movement(), 1);
+        assert_eq!(places[2].public_rank, 1);
+        assert_eq!(places[2].movement(), -2);
+        assert_eq!(places[2].public_loss, 2.00);
+        assert_eq!(places[2].private_loss, 2.30);
+    }
+
+    #[test]
+    fn the_final_ranking_picks_each_contributors_best_private_submission() {
+        // Ada's second submission is worse in public but better in private: it stands.
+        let entries = [e(1, 1, 2.0, 2.5, 10), e(2, 1, 2.1, 2.2, 20), e(3, 2, 2.3, 2.3, 15)];
+        let places = final_ranking(&entries, 0.0);
+        assert_eq!(places[0].submission_id, 2);
+        assert_eq!(places[0].public_loss, 2.0, "public place from the public best");
+        assert_eq!(places.len(), 2);
+    }
+
+    #[test]
+    fn the_final_ranking_applies_epsilon_ties_and_disqualification() {
+        let mut entries = vec![
+            e(1, 1, 2.0, 2.000, 10),
+            e(2, 2, 2.0, 1.999, 20), // not clearly better at 1%: Ada keeps first
+            e(3, 3, 2.0, 2.000, 30), // exact tie: the earlier ranks first
+        ];
+        let order = |places: Vec<FinalPlace>| places.iter().map(|p| p.user_id).collect::<Vec<_>>();
+        assert_eq!(order(final_ranking(&entries, 0.01)), [1, 2, 3]);
+        entries[0].disqualified = true;
+        assert_eq!(order(final_ranking(&entries, 0.01)), [2, 3]);
+        assert_eq!(final_ranking(&[], 0.01), []);
+    }
+
+    #[test]
+    fn organizers_adjust_the_proposed_list() {
+        let ranked = [(10, 1.0), (11, 1.1), (12, 1.2), (13, 1.3)];
+        let rule = AdvancementRule::TopK(2);
+        assert_eq!(
+            advancement_list(&rule, &ranked, &[]),
+            [Verdict::Proposed, Verdict::Proposed, Verdict::NotProposed, Verdict::NotProposed]
+        );
+        let adjustments = [
+            (11, false, "shared weights with a banned account".to_owned()),
+            (13, true, "scored after an outage; invited".to_owned()),
+            (10, true, "redundant".to_owned()),
+        ];
+        let list = advancement_list(&rule, &ranked, &adjustments);
+        assert_eq!(list[0], Verdict::Proposed, "adding someone already in changes nothing");
+        assert_eq!(list[1], Verdict::Removed("shared weights with a banned account".into()));
+        assert_eq!(list[2], Verdict::NotProposed);
+        assert_eq!(list[3], Verdict::Added("scored after an outage; invited".into()));
+        let advancing_users: Vec<i64> = ranked
+            .iter()
+            .zip(&list)
+            .filter(|(_, v)| v.advances())
+            .map(|((u, _), _)| *u)
+            .collect();
+        assert_eq!(advancing_users, [10, 13]);
     }
 }

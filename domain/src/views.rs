@@ -79,6 +79,8 @@ pub struct LeaderboardRow {
     pub submissions: u64,
     pub last_improvement_at: i64,
     pub submission_id: i64,
+    /// Bootstrap 95% interval of the loss over the scored windows (leading rows only).
+    pub interval: Option<(f64, f64)>,
 }
 
 /// A page of a leaderboard.
@@ -113,6 +115,8 @@ pub struct SubmissionView {
     pub loss: Option<f64>,
     pub error: Option<String>,
     pub disqualified: bool,
+    /// The organizer's reason, once disqualified.
+    pub disqualified_reason: Option<String>,
 }
 
 /// A phase a contributor took part in, with their standing there.
@@ -154,4 +158,70 @@ pub struct ConsoleOverview {
     /// Submissions per state, in pipeline order, zero counts included.
     pub submissions_by_state: Vec<(String, u64)>,
     pub recent_transitions: Vec<TransitionView>,
+}
+
+/// One contributor's line in a closed phase's final ranking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalRow {
+    pub rank: u64,
+    pub handle: String,
+    pub submission_id: i64,
+    /// The loss that ranks: the private part.
+    pub private_loss: f64,
+    /// Place and loss on the public leaderboard at the close.
+    pub public_rank: u64,
+    pub public_loss: f64,
+    /// Places gained (positive) or lost since the public leaderboard.
+    pub movement: i64,
+    /// Bootstrap 95% interval of the private loss (leading rows only).
+    pub interval: Option<(f64, f64)>,
+    /// Whether they advance to the next phase.
+    pub advances: bool,
+    /// Whether the phase's rule proposed them.
+    pub proposed: bool,
+    /// An organizer's reason for overriding the rule, if one did.
+    pub adjustment: Option<String>,
+}
+
+/// A closed phase's final ranking and advancement list: proposed while the phase is
+/// closed, frozen once it is finalized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalBoard {
+    pub phase: u8,
+    pub state: PhaseState,
+    /// The advancement rule, as a sentence.
+    pub rule: String,
+    /// Submissions of the phase still waiting for or being scored.
+    pub pending: u64,
+    pub rows: Vec<FinalRow>,
+}
+
+impl FinalBoard {
+    pub fn advancing(&self) -> usize {
+        self.rows.iter().filter(|r| r.advances).count()
+    }
+}
+
+/// One entry of the organizers' append-only audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    /// Handle of the organizer; `None` for the server itself (the schedule).
+    pub actor: Option<String>,
+    pub action: String,
+    pub subject: String,
+    pub reason: String,
+    /// JSON with what changed.
+    pub detail: String,
+}
+
+/// An in-app notice for one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: i64,
+    pub at: i64,
+    pub text: String,
+    pub link: String,
+    pub read: bool,
 }

@@ -23,7 +23,7 @@ pub mod model;
 pub mod safetensors;
 pub mod score;
 pub mod shard;
-pub mod split;
+pub use ascent_domain::split;
 pub mod submit;
 pub mod worker;
 

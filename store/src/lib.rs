@@ -4,9 +4,13 @@
 
 pub mod accounts;
 pub mod api_tokens;
+pub mod audit;
 pub mod console;
 pub mod datasets;
 pub mod jobs;
+pub mod lifecycle;
+pub mod moderation;
+pub mod notifications;
 pub mod phases;
 pub mod profiles;
 pub mod sessions;

@@ -227,14 +227,7 @@ pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>
         return Ok(None);
     };
     let summary = PhaseSummary::try_from(summary)?;
-    let advancement = match row.advancement_rule.as_str() {
-        // Stored from a validated u32.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        "top_k" => AdvancementRule::TopK(row.advancement_value as u32),
-        "top_fraction" => AdvancementRule::TopFraction(row.advancement_value),
-        "within_margin" => AdvancementRule::WithinMargin(row.advancement_value),
-        other => return Err(StoreError::Corrupt(format!("advancement rule {other:?}"))),
-    };
+    let advancement = advancement_rule(&row.advancement_rule, row.advancement_value)?;
     let spec = PhaseSpec {
         number,
         title: summary.title.clone(),
@@ -262,6 +255,30 @@ pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>
         epsilon: row.epsilon,
     };
     Ok(Some(PhaseDetail { summary, spec }))
+}
+
+/// An advancement rule as stored: its name and value.
+pub(crate) fn advancement_rule(rule: &str, value: f64) -> Result<AdvancementRule> {
+    Ok(match rule {
+        // Stored from a validated u32.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        "top_k" => AdvancementRule::TopK(value as u32),
+        "top_fraction" => AdvancementRule::TopFraction(value),
+        "within_margin" => AdvancementRule::WithinMargin(value),
+        other => return Err(StoreError::Corrupt(format!("advancement rule {other:?}"))),
+    })
+}
+
+/// A phase's state; `NotFound` for a number that is not a phase.
+pub(crate) async fn state_of(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<PhaseState> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
+        .bind(i64::from(number))
+        .fetch_optional(&mut *conn)
+        .await?;
+    let state = state.ok_or_else(|| StoreError::NotFound(format!("there is no phase {number}")))?;
+    state
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
 /// What scoring a phase's submissions needs, the split secret included (server only).
@@ -329,16 +346,9 @@ pub async fn apply_schedule(
         .await?
         .rows_affected();
         if moved == 1 {
-            sqlx::query(
-                "INSERT INTO phase_transitions (phase, from_state, to_state, at, actor_id, reason)
-                 VALUES (?, ?, ?, ?, NULL, 'by schedule')",
-            )
-            .bind(number)
-            .bind(from.as_str())
-            .bind(to.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let phase = unsigned(number, "phase")?;
+            crate::lifecycle::record_transition(&mut tx, phase, from, to, None, "by schedule", now)
+                .await?;
             moves.push((unsigned(number, "phase")?, from, to));
         }
         tx.commit().await?;

@@ -6,7 +6,7 @@ use sqlx::SqlitePool;
 use crate::{unsigned, Result, StoreError};
 
 #[derive(sqlx::FromRow)]
-struct SubmissionRow {
+pub(crate) struct SubmissionRow {
     id: i64,
     phase: i64,
     phase_title: String,
@@ -20,11 +20,13 @@ struct SubmissionRow {
     loss: Option<f64>,
     error: Option<String>,
     disqualified: bool,
+    disqualified_reason: Option<String>,
 }
 
-const SUBMISSION_SELECT: &str = "
+pub(crate) const SUBMISSION_SELECT: &str = "
     SELECT s.id, s.phase, p.title AS phase_title, u.handle, s.state, s.created_at, s.scored_at,
-           s.weights_sha256, s.bytes, s.parameters, s.public_loss AS loss, s.error, s.disqualified
+           s.weights_sha256, s.bytes, s.parameters, s.public_loss AS loss, s.error, s.disqualified,
+           s.disqualified_reason
     FROM submissions s
     JOIN users u ON u.id = s.user_id
     JOIN phases p ON p.number = s.phase";
@@ -49,6 +51,7 @@ impl TryFrom<SubmissionRow> for SubmissionView {
             loss: row.loss,
             error: row.error,
             disqualified: row.disqualified,
+            disqualified_reason: row.disqualified_reason,
         })
     }
 }

@@ -218,12 +218,12 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::phases::{load_preset, tests::demo_preset};
     use crate::standings::{best_over_time, leaderboard};
 
-    async fn user(pool: &SqlitePool, handle: &str) -> Result<i64> {
+    pub(crate) async fn user(pool: &SqlitePool, handle: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO users (email, handle, password_hash, created_at) VALUES (?, ?, 'x', 0) RETURNING id",
         )
@@ -234,10 +234,21 @@ mod tests {
     }
 
     async fn scored(pool: &SqlitePool, user_id: i64, loss: f64, at: i64) -> Result<i64> {
+        scored_parts(pool, 1, user_id, (loss, loss), at).await
+    }
+
+    /// A scored submission with its (public, private) losses; `loss` is their mean.
+    pub(crate) async fn scored_parts(
+        pool: &SqlitePool,
+        phase: u8,
+        user_id: i64,
+        (public_loss, private_loss): (f64, f64),
+        at: i64,
+    ) -> Result<i64> {
         let id = create(
             pool,
             &NewSubmission {
-                phase: 1,
+                phase,
                 user_id,
                 weights_sha256: format!("{user_id}-{at}"),
                 bytes: 10,
@@ -246,9 +257,9 @@ mod tests {
         )
         .await?;
         let score = ScoreRecord {
-            loss,
-            public_loss: loss,
-            private_loss: loss,
+            loss: (public_loss + private_loss) / 2.0,
+            public_loss,
+            private_loss,
             parameters: 1000,
             at,
         };

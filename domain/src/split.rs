@@ -62,6 +62,30 @@ pub fn covers_both_parts(secret: &[u8], windows: u64, public_share: f64) -> bool
     false
 }
 
+/// The part of each of the first `windows` windows.
+pub fn window_parts(secret: &[u8], windows: u64, public_share: f64) -> Vec<Part> {
+    (0..windows)
+        .map(|index| window_part(secret, index, public_share))
+        .collect()
+}
+
+/// Each window's mean loss per token, taken from its summed loss (`window_nll`, as a
+/// worker reports it) and kept only for the windows of `part`.
+pub fn part_window_means(
+    window_nll: &[f64],
+    tokens_per_window: u32,
+    parts: &[Part],
+    part: Part,
+) -> Vec<f64> {
+    let tokens = f64::from(tokens_per_window.max(1));
+    window_nll
+        .iter()
+        .zip(parts)
+        .filter(|(_, p)| **p == part)
+        .map(|(nll, _)| nll / tokens)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,4 +133,15 @@ mod tests {
     }
     // Computed independently with Python: hmac.new(b"ascent", b"ascent-split-v1" + i.to_bytes(8, "little"), sha256).
     const KNOWN: &str = ".P.....P.P.P.P.P";
+
+    #[test]
+    fn window_means_follow_the_split() {
+        let parts = [Part::Public, Part::Private, Part::Public];
+        let nll = [6.0, 9.0, 3.0];
+        assert_eq!(part_window_means(&nll, 3, &parts, Part::Public), [2.0, 1.0]);
+        assert_eq!(part_window_means(&nll, 3, &parts, Part::Private), [3.0]);
+        let drawn = window_parts(b"s", 50, 0.3);
+        assert_eq!(drawn.len(), 50);
+        assert_eq!(drawn[7], window_part(b"s", 7, 0.3));
+    }
 }
