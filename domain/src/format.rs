@@ -59,6 +59,22 @@ pub fn axis_time(unix: i64, span_seconds: i64) -> String {
     }
 }
 
+/// A time as an HTML `datetime-local` input shows it (`2026-11-25T14:03`), in UTC.
+pub fn datetime_input(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// Reads a `datetime-local` input's value (`2026-11-25T14:03`, seconds optional) as UTC.
+pub fn parse_datetime_input(value: &str) -> Option<i64> {
+    let value = value.trim();
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(value, f).ok())
+        .map(|t| t.and_utc().timestamp())
+}
+
 /// RFC 3339 (`2026-11-25T14:03:00Z`) for machine-readable exports.
 pub fn rfc3339(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
@@ -128,5 +144,14 @@ mod tests {
         assert_eq!(duration(61), "2 minutes");
         assert_eq!(duration(900), "15 minutes");
         assert_eq!(duration(7200), "2 hours");
+    }
+
+    #[test]
+    fn datetime_inputs_round_trip_in_utc() {
+        let t = 1_764_079_380; // 2025-11-25 14:03 UTC
+        assert_eq!(datetime_input(t), "2025-11-25T14:03");
+        assert_eq!(parse_datetime_input("2025-11-25T14:03"), Some(t));
+        assert_eq!(parse_datetime_input(" 2025-11-25T14:03:30 "), Some(t + 30));
+        assert_eq!(parse_datetime_input("25/11/2025"), None);
     }
 }

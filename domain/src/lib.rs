@@ -11,6 +11,7 @@ pub mod phase;
 pub mod preset;
 pub mod protocol;
 pub mod ranking;
+pub mod settings;
 pub mod split;
 pub mod throttle;
 pub mod views;

@@ -139,7 +139,35 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
     if raw.duration_days <= 0 {
         return Err(field_error(at("duration_days"), "must be at least one day"));
     }
-    let model = raw.model;
+    let advancement = parse_advancement(&raw.advancement, &at("advancement"))?;
+    let opens_at = anchor + raw.opens_after_days * DAY;
+    let spec = PhaseSpec {
+        number: raw.number,
+        title: raw.title,
+        summary: raw.summary,
+        opens_at,
+        closes_at: opens_at + raw.duration_days * DAY,
+        model: raw.model,
+        evaluation: raw.evaluation,
+        submissions: raw.submissions,
+        advancement,
+        epsilon: raw.epsilon,
+    };
+    check_spec(&spec)?;
+    Ok(spec)
+}
+
+/// Checks one phase's settings on their own (a preset's, or an organizer's edit); errors
+/// name the field as `phase[N].section.name`.
+pub fn check_spec(spec: &PhaseSpec) -> Result<(), PresetError> {
+    let at = |name: &str| format!("phase[{}].{name}", spec.number);
+    if spec.title.trim().is_empty() {
+        return Err(field_error(at("title"), "must not be empty"));
+    }
+    if spec.closes_at <= spec.opens_at {
+        return Err(field_error(at("closes_at"), "must be after the opening time"));
+    }
+    let model = &spec.model;
     if !SUPPORTED_ARCHITECTURES.contains(&model.architecture.as_str()) {
         return Err(field_error(
             at("model.architecture"),
@@ -159,7 +187,7 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
     if model.min_context < 2 {
         return Err(field_error(at("model.min_context"), "must be at least 2"));
     }
-    let evaluation = raw.evaluation;
+    let evaluation = &spec.evaluation;
     if evaluation.dataset.trim().is_empty() {
         return Err(field_error(at("evaluation.dataset"), "must not be empty"));
     }
@@ -193,7 +221,7 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
             "must be between 1 minute and a week",
         ));
     }
-    let submissions = raw.submissions;
+    let submissions = &spec.submissions;
     if submissions.per_day == 0 {
         return Err(field_error(at("submissions.per_day"), "must be at least 1"));
     }
@@ -208,23 +236,24 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
             ),
         ));
     }
-    let advancement = parse_advancement(&raw.advancement, &at("advancement"))?;
-    if !(0.0..0.1).contains(&raw.epsilon) {
+    match spec.advancement {
+        AdvancementRule::TopK(k) if k >= 1 => {}
+        AdvancementRule::TopK(_) => {
+            return Err(field_error(at("advancement.value"), "top_k needs a whole number of at least 1"))
+        }
+        AdvancementRule::TopFraction(f) if f > 0.0 && f <= 1.0 => {}
+        AdvancementRule::TopFraction(_) => {
+            return Err(field_error(at("advancement.value"), "top_fraction needs a value in (0, 1]"))
+        }
+        AdvancementRule::WithinMargin(m) if m > 0.0 && m < 1.0 => {}
+        AdvancementRule::WithinMargin(_) => {
+            return Err(field_error(at("advancement.value"), "within_margin needs a value in (0, 1)"))
+        }
+    }
+    if !(0.0..0.1).contains(&spec.epsilon) {
         return Err(field_error(at("epsilon"), "must be in [0, 0.1)"));
     }
-    let opens_at = anchor + raw.opens_after_days * DAY;
-    Ok(PhaseSpec {
-        number: raw.number,
-        title: raw.title,
-        summary: raw.summary,
-        opens_at,
-        closes_at: opens_at + raw.duration_days * DAY,
-        model,
-        evaluation,
-        submissions,
-        advancement,
-        epsilon: raw.epsilon,
-    })
+    Ok(())
 }
 
 fn parse_advancement(raw: &RawAdvancement, at: &str) -> Result<AdvancementRule, PresetError> {
@@ -256,7 +285,7 @@ fn parse_advancement(raw: &RawAdvancement, at: &str) -> Result<AdvancementRule, 
     }
 }
 
-fn check_against_previous(previous: &PhaseSpec, phase: &PhaseSpec) -> Result<(), PresetError> {
+pub fn check_against_previous(previous: &PhaseSpec, phase: &PhaseSpec) -> Result<(), PresetError> {
     let at = |name: &str| format!("phase[{}].{name}", phase.number);
     if phase.model.max_parameters <= previous.model.max_parameters {
         return Err(field_error(

@@ -7,7 +7,6 @@ use anyhow::{bail, Context};
 use ascent_domain::account::{Email, Handle, Password};
 use ascent_domain::preset::{parse_preset, Preset};
 use ascent_evaluator::shard::TokenShard;
-use ascent_evaluator::split::covers_both_parts;
 use ascent_store::datasets::{self, Dataset};
 use ascent_store::phases::LoadOutcome;
 use ascent_store::{accounts, phases, workers, SqlitePool};
@@ -151,27 +150,9 @@ pub async fn add_data(
     ))
 }
 
-/// Makes sure a phase's split secret puts at least one of its windows in each part,
-/// drawing a new secret while it does not (a few windows with a small public share can
-/// otherwise leave the public board empty).
+/// Makes sure a phase's split secret gives both parts a window (`store::phases::ensure_split`).
 pub async fn ensure_split(pool: &SqlitePool, phase: u8) -> anyhow::Result<()> {
-    let mut spec = phases::scoring_spec(pool, phase).await?;
-    for _ in 0..1000 {
-        if covers_both_parts(
-            spec.split_secret.as_bytes(),
-            u64::from(spec.windows),
-            spec.public_share,
-        ) {
-            return Ok(());
-        }
-        spec.split_secret = ascent_store::random_token()?;
-        phases::set_split_secret(pool, phase, &spec.split_secret).await?;
-    }
-    anyhow::bail!(
-        "phase {phase}: {} windows with a public share of {} cannot give both the public and the private part a window",
-        spec.windows,
-        spec.public_share
-    )
+    Ok(phases::ensure_split(pool, phase).await?)
 }
 
 /// Registers a remote worker; prints its token once.

@@ -32,7 +32,7 @@ pub async fn move_phase(
     let reason = required_reason(reason)?;
     let mut tx = pool.begin().await?;
     // Take the write lock first, so nothing changes between the check and the move.
-    sqlx::query("UPDATE phases SET updated_at = ? WHERE number = ?")
+    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
         .bind(now)
         .bind(i64::from(number))
         .execute(&mut *tx)
@@ -302,7 +302,7 @@ pub async fn adjust(
 ) -> Result<()> {
     let reason = required_reason(reason)?;
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE phases SET updated_at = ? WHERE number = ?")
+    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
         .bind(now)
         .bind(i64::from(number))
         .execute(&mut *tx)
@@ -379,7 +379,7 @@ pub async fn finalize(
 ) -> Result<Finalized> {
     let reason = required_reason(reason)?;
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE phases SET updated_at = ? WHERE number = ?")
+    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
         .bind(now)
         .bind(i64::from(number))
         .execute(&mut *tx)

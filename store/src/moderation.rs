@@ -79,7 +79,7 @@ async fn target(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Target
         return Err(StoreError::NotFound(format!("there is no submission {id}")));
     };
     let phase: u8 = unsigned(phase, "phase")?;
-    sqlx::query("UPDATE phases SET updated_at = ? WHERE number = ?")
+    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
         .bind(now)
         .bind(i64::from(phase))
         .execute(&mut *conn)

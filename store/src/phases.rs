@@ -46,11 +46,7 @@ pub async fn load_preset(
     }
     for spec in &preset.phases {
         let state = PhaseState::by_schedule(now, spec.opens_at, spec.closes_at);
-        let (rule, value) = match spec.advancement {
-            AdvancementRule::TopK(k) => ("top_k", f64::from(k)),
-            AdvancementRule::TopFraction(f) => ("top_fraction", f),
-            AdvancementRule::WithinMargin(m) => ("within_margin", m),
-        };
+        let (rule, value) = rule_columns(&spec.advancement);
         let previous: Option<String> =
             sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
                 .bind(i64::from(spec.number))
@@ -215,13 +211,18 @@ struct DetailRow {
 
 /// One phase with its full rules; `None` for a number that is not a phase.
 pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>> {
+    let mut conn = pool.acquire().await?;
+    detail_in(&mut conn, number).await
+}
+
+async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Option<PhaseDetail>> {
     let found: Option<DetailRow> = sqlx::query_as(&format!(
         "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share, p.time_limit_seconds,
                 p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon
          FROM phases p WHERE p.number = ?"
     ))
     .bind(i64::from(number))
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     let Some(DetailRow { summary, spec: row }) = found else {
         return Ok(None);
@@ -255,6 +256,136 @@ pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>
         epsilon: row.epsilon,
     };
     Ok(Some(PhaseDetail { summary, spec }))
+}
+
+/// Changes a phase's settings as an organizer edited them, if `domain::settings::check_edit`
+/// allows it (checked again inside the transaction), and records the change with its
+/// reason. Draws a new split secret if the windows changed so that it no longer gives
+/// both parts a window.
+pub async fn update(
+    pool: &SqlitePool,
+    edited: &PhaseSpec,
+    actor: i64,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    let reason = crate::audit::required_reason(reason)?;
+    let number = edited.number;
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE phases SET updated_at = ? WHERE number = ?")
+        .bind(now)
+        .bind(i64::from(number))
+        .execute(&mut *tx)
+        .await?;
+    let Some(current) = detail_in(&mut tx, number).await? else {
+        return Err(StoreError::NotFound(format!("there is no phase {number}")));
+    };
+    let previous = match number.checked_sub(1) {
+        Some(n) if n >= 1 => detail_in(&mut tx, n).await?.map(|d| d.spec),
+        _ => None,
+    };
+    let next = detail_in(&mut tx, number + 1).await?.map(|d| d.spec);
+    ascent_domain::settings::check_edit(
+        &current.spec,
+        edited,
+        current.summary.state,
+        current.summary.submissions,
+        (previous.as_ref(), next.as_ref()),
+        now,
+    )
+    .map_err(StoreError::Refused)?;
+    let (rule, value) = rule_columns(&edited.advancement);
+    sqlx::query(
+        "UPDATE phases SET title = ?, summary = ?, opens_at = ?, closes_at = ?, architecture = ?,
+             vocab_size = ?, max_parameters = ?, min_context = ?, dataset = ?, seq_len = ?,
+             windows = ?, public_share = ?, time_limit_seconds = ?, per_day = ?, max_bytes = ?,
+             advancement_rule = ?, advancement_value = ?, epsilon = ?,
+             standings_version = standings_version + 1
+         WHERE number = ?",
+    )
+    .bind(&edited.title)
+    .bind(&edited.summary)
+    .bind(edited.opens_at)
+    .bind(edited.closes_at)
+    .bind(&edited.model.architecture)
+    .bind(i64::from(edited.model.vocab_size))
+    .bind(i64::try_from(edited.model.max_parameters).map_err(|_| StoreError::Refused("parameter cap too large".into()))?)
+    .bind(i64::from(edited.model.min_context))
+    .bind(&edited.evaluation.dataset)
+    .bind(i64::from(edited.evaluation.seq_len))
+    .bind(i64::from(edited.evaluation.windows))
+    .bind(edited.evaluation.public_share)
+    .bind(i64::from(edited.evaluation.time_limit_minutes) * 60)
+    .bind(i64::from(edited.submissions.per_day))
+    .bind(i64::try_from(edited.submissions.max_bytes).map_err(|_| StoreError::Refused("size limit too large".into()))?)
+    .bind(rule)
+    .bind(value)
+    .bind(edited.epsilon)
+    .bind(i64::from(number))
+    .execute(&mut *tx)
+    .await?;
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Change {
+            actor: Some(actor),
+            action: "phase settings changed",
+            subject: format!("phase {number}"),
+            reason,
+            detail: settings_diff(&current.spec, edited),
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    ensure_split(pool, number).await
+}
+
+/// The settings an edit changed, as `{"field": [before, after]}`.
+fn settings_diff(before: &PhaseSpec, after: &PhaseSpec) -> serde_json::Value {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return serde_json::Value::Null;
+    };
+    let mut changed = serde_json::Map::new();
+    for (key, old) in &a {
+        let new = b.get(key).cloned().unwrap_or(serde_json::Value::Null);
+        if *old != new {
+            changed.insert(key.clone(), serde_json::json!([old, new]));
+        }
+    }
+    serde_json::Value::Object(changed)
+}
+
+fn rule_columns(rule: &AdvancementRule) -> (&'static str, f64) {
+    match *rule {
+        AdvancementRule::TopK(k) => ("top_k", f64::from(k)),
+        AdvancementRule::TopFraction(f) => ("top_fraction", f),
+        AdvancementRule::WithinMargin(m) => ("within_margin", m),
+    }
+}
+
+/// Makes sure a phase's split secret puts at least one of its windows in each part,
+/// drawing a new secret while it does not (a few windows with a small public share can
+/// otherwise leave one board empty). Only before any submission: a scored phase's
+/// windows cannot change (`domain::settings`), so its secret already covers both.
+pub async fn ensure_split(pool: &SqlitePool, number: u8) -> Result<()> {
+    let mut spec = scoring_spec(pool, number).await?;
+    for _ in 0..1000 {
+        if ascent_domain::split::covers_both_parts(
+            spec.split_secret.as_bytes(),
+            u64::from(spec.windows),
+            spec.public_share,
+        ) {
+            return Ok(());
+        }
+        spec.split_secret = crate::random_token()?;
+        set_split_secret(pool, number, &spec.split_secret).await?;
+    }
+    Err(StoreError::Refused(format!(
+        "phase {number}: {} windows with a public share of {} cannot give both the public and the private part a window",
+        spec.windows, spec.public_share
+    )))
 }
 
 /// An advancement rule as stored: its name and value.

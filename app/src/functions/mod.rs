@@ -2,7 +2,9 @@
 //! error type of this crate's boundary, which travels to the browser as JSON.
 
 pub mod organizer;
+pub mod moderation;
 pub mod people;
+pub mod phase_admin;
 pub mod phases;
 pub mod session;
 pub mod submit;

@@ -1,6 +1,6 @@
 //! Reading phases: the timeline and a phase's page.
 
-use ascent_domain::views::{Leaderboard, PhaseDetail, PhaseSummary, ScorePoint};
+use ascent_domain::views::{FinalBoard, Leaderboard, PhaseDetail, PhaseSummary, ScorePoint};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,8 @@ pub struct PhasePageData {
     pub detail: PhaseDetail,
     pub leaderboard: Leaderboard,
     pub best_over_time: Vec<ScorePoint>,
+    /// The final ranking on the private part, once the phase is closed.
+    pub final_board: Option<FinalBoard>,
     /// Server time when the page was made; the chart runs up to it.
     pub now: i64,
 }
@@ -50,10 +52,12 @@ pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, 
         return Ok(None);
     };
     let best_over_time = standings::best_over_time(&pool, number).await?;
+    let final_board = ascent_store::lifecycle::final_board(&pool, number).await?;
     let data = PhasePageData {
         detail,
         leaderboard,
         best_over_time,
+        final_board,
         now: ascent_store::now(),
     };
     if let Some(cache) = cache {

@@ -3,7 +3,7 @@
 
 use ascent_domain::format;
 use ascent_domain::views::{Leaderboard, LeaderboardRow, PhaseSummary};
-use ascent_store::{phases, standings, StoreError};
+use ascent_store::{lifecycle, phases, standings, StoreError};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -127,6 +127,9 @@ pub struct ApiRow {
     pub submissions: u64,
     pub last_improvement_at: String,
     pub submission_id: i64,
+    /// Bootstrap 95% interval of the loss over the public windows (leading rows only).
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
 }
 
 impl From<LeaderboardRow> for ApiRow {
@@ -140,6 +143,8 @@ impl From<LeaderboardRow> for ApiRow {
             submissions: r.submissions,
             last_improvement_at: format::rfc3339(r.last_improvement_at),
             submission_id: r.submission_id,
+            ci_low: r.interval.map(|i| i.0),
+            ci_high: r.interval.map(|i| i.1),
         }
     }
 }
@@ -218,6 +223,164 @@ pub async fn leaderboard_csv(
         ));
     }
     let disposition = format!("attachment; filename=\"ascent-phase-{number}-leaderboard.csv\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+/// One phase with its rules, its state, and once finalized the contributors it promoted.
+#[derive(Debug, Serialize)]
+pub struct ApiPhaseDetail {
+    #[serde(flatten)]
+    pub phase: ApiPhase,
+    pub rules: ascent_domain::PhaseSpec,
+    /// Handles promoted to the next phase, in final order; `null` until finalized.
+    pub promoted: Option<Vec<String>>,
+}
+
+pub async fn phase(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Result<Json<ApiPhaseDetail>, ApiError> {
+    let number = phase_number(&number)?;
+    let detail = phases::detail(&state.pool, number)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("phase {number} is not configured")))?;
+    let promoted = if detail.summary.state == ascent_domain::PhaseState::Finalized {
+        Some(lifecycle::promoted(&state.pool, number).await?)
+    } else {
+        None
+    };
+    Ok(Json(ApiPhaseDetail {
+        phase: ApiPhase::from(detail.summary),
+        rules: detail.spec,
+        promoted,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiFinalRow {
+    pub rank: u64,
+    pub contributor: String,
+    pub private_loss: f64,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub public_rank: u64,
+    pub public_loss: f64,
+    pub movement: i64,
+    pub advances: bool,
+    pub proposed_by_rule: bool,
+    pub adjustment: Option<String>,
+    pub submission_id: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiFinal {
+    pub phase: u8,
+    pub state: String,
+    /// True while the phase is closed but not finalized: organizers may still adjust
+    /// the advancement list, and queued submissions may still land.
+    pub provisional: bool,
+    pub rule: String,
+    pub pending_submissions: u64,
+    pub rows: Vec<ApiFinalRow>,
+}
+
+/// Which rows an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalExport {
+    /// Everyone ranked.
+    Standings,
+    /// Only those who advance.
+    Advancement,
+}
+
+async fn final_rows(state: &AppState, raw: &str, export: FinalExport) -> Result<ApiFinal, ApiError> {
+    let number = phase_number(raw)?;
+    let board = lifecycle::final_board(&state.pool, number)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "phase {number} has not closed: its final ranking is decided at the close, on the private part of the data"
+            ))
+        })?;
+    Ok(ApiFinal {
+        phase: number,
+        state: board.state.as_str().to_owned(),
+        provisional: board.state != ascent_domain::PhaseState::Finalized,
+        rule: board.rule,
+        pending_submissions: board.pending,
+        rows: board
+            .rows
+            .into_iter()
+            .filter(|r| export == FinalExport::Standings || r.advances)
+            .map(|r| ApiFinalRow {
+                rank: r.rank,
+                contributor: r.handle,
+                private_loss: r.private_loss,
+                ci_low: r.interval.map(|i| i.0),
+                ci_high: r.interval.map(|i| i.1),
+                public_rank: r.public_rank,
+                public_loss: r.public_loss,
+                movement: r.movement,
+                advances: r.advances,
+                proposed_by_rule: r.proposed,
+                adjustment: r.adjustment,
+                submission_id: r.submission_id,
+            })
+            .collect(),
+    })
+}
+
+/// A closed phase's final standings (or its advancement list) as JSON.
+pub async fn final_json(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    export: FinalExport,
+) -> Result<Json<ApiFinal>, ApiError> {
+    Ok(Json(final_rows(&state, &number, export).await?))
+}
+
+/// The same as CSV.
+pub async fn final_csv(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+    export: FinalExport,
+) -> Result<Response, ApiError> {
+    let board = final_rows(&state, &number, export).await?;
+    let mut csv = String::from("rank,contributor,private_loss,ci_low,ci_high,public_rank,public_loss,movement,advances,proposed_by_rule,adjustment,submission_id\n");
+    let optional = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for r in &board.rows {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.rank,
+            csv_field(&r.contributor),
+            r.private_loss,
+            optional(r.ci_low),
+            optional(r.ci_high),
+            r.public_rank,
+            r.public_loss,
+            r.movement,
+            r.advances,
+            r.proposed_by_rule,
+            csv_field(r.adjustment.as_deref().unwrap_or("")),
+            r.submission_id
+        ));
+    }
+    let what = match export {
+        FinalExport::Standings => "final-standings",
+        FinalExport::Advancement => "advancement",
+    };
+    let suffix = if board.provisional { "-provisional" } else { "" };
+    let disposition = format!(
+        "attachment; filename=\"ascent-phase-{}-{what}{suffix}.csv\"",
+        board.phase
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),

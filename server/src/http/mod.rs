@@ -18,6 +18,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::http::api::FinalExport;
 use crate::state::AppState;
 
 /// The whole application router, as the binary serves it and tests drive it.
@@ -35,6 +36,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/phases", get(api::phases))
+        .route("/api/phases/{number}", get(api::phase))
+        .route("/api/phases/{number}/final", get(|s, p| api::final_json(s, p, FinalExport::Standings)))
+        .route("/api/phases/{number}/final.csv", get(|s, p| api::final_csv(s, p, FinalExport::Standings)))
+        .route("/api/phases/{number}/advancement", get(|s, p| api::final_json(s, p, FinalExport::Advancement)))
+        .route("/api/phases/{number}/advancement.csv", get(|s, p| api::final_csv(s, p, FinalExport::Advancement)))
         .route("/api/phases/{number}/leaderboard", get(api::leaderboard))
         .route("/api/phases/{number}/leaderboard.csv", get(api::leaderboard_csv))
         .route("/api/phases/{number}/events", get(submissions::phase_events))
