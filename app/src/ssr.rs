@@ -183,6 +183,12 @@ pub fn append_header(name: header::HeaderName, value: &str) {
     }
 }
 
+/// Whether a program called a server function directly (`/api/…`), rather than a page
+/// rendering on the server: it wants a status, not a redirect to the login page.
+pub fn is_direct_call() -> bool {
+    parts().is_some_and(|p| p.uri.path().starts_with("/api/")) && !is_plain_form_post()
+}
+
 /// Redirects to a path on this site; anything else becomes `/`.
 pub fn redirect_local(path: &str) {
     leptos_axum::redirect(&safe_local_path(path));

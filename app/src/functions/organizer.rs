@@ -25,6 +25,10 @@ pub fn require_organizer(path: &str) -> Result<Viewer, AppError> {
                 "This page is for organizers only.".into(),
             ))
         }
+        None if crate::ssr::is_direct_call() => {
+            crate::ssr::set_status(StatusCode::UNAUTHORIZED);
+            Err(AppError::Unauthenticated)
+        }
         None => {
             crate::ssr::redirect_local(&format!("/login?next={path}"));
             Err(AppError::Unauthenticated)

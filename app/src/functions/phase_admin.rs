@@ -167,15 +167,17 @@ impl PhaseForm {
                 .parse()
                 .map_err(|_| format!("{field}: {:?} is not a number", value.trim()))
         }
-        let time = |value: &str, field: &str| {
+        // The form shows minutes: a time left as shown keeps its seconds.
+        let time = |value: &str, field: &str, current: i64| {
             format::parse_datetime_input(value)
+                .map(|t| if t == current - current.rem_euclid(60) { current } else { t })
                 .ok_or_else(|| format!("{field}: {:?} is not a date and time (YYYY-MM-DDTHH:MM, UTC)", value.trim()))
         };
         let mut spec = current.clone();
         spec.title = self.title.trim().to_owned();
         spec.summary = self.summary.trim().to_owned();
-        spec.opens_at = time(&self.opens_at, "opens at")?;
-        spec.closes_at = time(&self.closes_at, "closes at")?;
+        spec.opens_at = time(&self.opens_at, "opens at", current.opens_at)?;
+        spec.closes_at = time(&self.closes_at, "closes at", current.closes_at)?;
         spec.model.max_parameters = num(&self.max_parameters, "parameter cap")?;
         spec.evaluation.seq_len = num(&self.seq_len, "window length")?;
         spec.evaluation.windows = num(&self.windows, "windows")?;
@@ -238,7 +240,8 @@ mod tests {
 
     #[test]
     fn the_form_round_trips_a_spec_and_names_bad_fields() {
-        let preset = ascent_domain::preset::parse_preset(include_str!("../../../presets/demo.toml"), 1_800_000_000)
+        // An anchor with seconds: the form shows minutes and must keep them.
+        let preset = ascent_domain::preset::parse_preset(include_str!("../../../presets/demo.toml"), 1_800_000_007)
             .expect("demo preset");
         let spec = &preset.phases[1];
         let form = PhaseForm::of(spec);

@@ -21,6 +21,50 @@ use tower::ServiceExt;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Calls a server function the way a script does: form fields, an API token (no
+/// cookie, so no CSRF token is needed), JSON back.
+pub async fn server_fn(
+    app: &Router,
+    token: &str,
+    endpoint: &str,
+    fields: &[(&str, &str)],
+) -> TestResult<Reply> {
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/{endpoint}"))
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if !token.is_empty() {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = app.clone().oneshot(request.body(Body::from(body))?).await?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        offset: None,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// Percent-encodes a form value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_owned(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// The evaluator's golden fixtures (real safetensors written by transformers).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -76,12 +120,17 @@ pub fn state(pool: &SqlitePool, data_dir: &Path) -> TestResult<AppState> {
 
 /// Registers a contributor and returns (id, API token).
 pub async fn contributor(pool: &SqlitePool, handle: &str) -> TestResult<(i64, String)> {
+    account(pool, handle, Role::Contributor).await
+}
+
+/// Registers an account with `role` and returns (id, API token).
+pub async fn account(pool: &SqlitePool, handle: &str, role: Role) -> TestResult<(i64, String)> {
     let viewer = accounts::register(
         pool,
         &Email::parse(&format!("{handle}@example.org"))?,
         &Handle::parse(handle)?,
         &Password::parse("correct horse battery")?,
-        Role::Contributor,
+        role,
     )
     .await?;
     let token = api_tokens::create(pool, viewer.id, "tests", ascent_store::now()).await?;
@@ -138,8 +187,17 @@ pub async fn call(
 
 /// The files of a fixture checkpoint, as (name, bytes).
 pub fn checkpoint(name: &str) -> TestResult<Vec<(String, Vec<u8>)>> {
+    files_of(&fixture(name))
+}
+
+/// The files of one of the demo's trained checkpoints (`demo/checkpoints/<name>`).
+pub fn demo_checkpoint(name: &str) -> TestResult<Vec<(String, Vec<u8>)>> {
+    files_of(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/checkpoints").join(name))
+}
+
+fn files_of(dir: &Path) -> TestResult<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(fixture(name))? {
+    for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         files.push((
             entry.file_name().to_string_lossy().into_owned(),
@@ -171,12 +229,22 @@ pub async fn start(
     files: &[(String, Vec<u8>)],
     fingerprint: &str,
 ) -> TestResult<Reply> {
+    start_in(app, token, 1, files, fingerprint).await
+}
+
+pub async fn start_in(
+    app: &Router,
+    token: &str,
+    phase: u8,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+) -> TestResult<Reply> {
     call(
         app,
         Method::POST,
         "/api/uploads",
         token,
-        new_upload(1, files, fingerprint)?,
+        new_upload(phase, files, fingerprint)?,
         None,
     )
     .await
@@ -209,7 +277,18 @@ pub async fn submit(
     files: &[(String, Vec<u8>)],
     fingerprint: &str,
 ) -> TestResult<Reply> {
-    let started = start(app, token, files, fingerprint).await?;
+    submit_to(app, token, 1, files, fingerprint).await
+}
+
+/// Uploads a whole checkpoint to `phase` and finishes it; the finish's reply.
+pub async fn submit_to(
+    app: &Router,
+    token: &str,
+    phase: u8,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+) -> TestResult<Reply> {
+    let started = start_in(app, token, phase, files, fingerprint).await?;
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     let status: UploadStatus = started.json()?;
     send_all(app, token, &status.id, files).await?;
