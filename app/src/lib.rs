@@ -22,7 +22,9 @@ use crate::components::layout::{Footer, Header};
 use crate::functions::session::{provide_session, Login, Logout, Register};
 use crate::routes::{
     contributor::ContributorPage, home::HomePage, login::LoginPage, not_found::NotFound,
-    organizer::OrganizerPage, phase::PhasePage, register::RegisterPage, submission::SubmissionPage,
+    organizer::OrganizerPage, organizer_audit::OrganizerAuditPage,
+    organizer_phase::OrganizerPhasePage, organizer_submissions::OrganizerSubmissionsPage,
+    phase::PhasePage, register::RegisterPage, submission::SubmissionPage,
     submit::SubmitPage,
 };
 
@@ -72,7 +74,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/submissions/:id") view=SubmissionPage ssr=mode.clone() />
                     <Route path=path!("/login") view=LoginPage ssr=mode.clone() />
                     <Route path=path!("/register") view=RegisterPage ssr=mode.clone() />
-                    <Route path=path!("/organizer") view=OrganizerPage ssr=mode />
+                    <Route path=path!("/organizer") view=OrganizerPage ssr=mode.clone() />
+                    <Route path=path!("/organizer/phases/:number") view=OrganizerPhasePage ssr=mode.clone() />
+                    <Route path=path!("/organizer/submissions") view=OrganizerSubmissionsPage ssr=mode.clone() />
+                    <Route path=path!("/organizer/audit") view=OrganizerAuditPage ssr=mode />
                 </Routes>
             </main>
             <Footer />

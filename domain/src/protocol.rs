@@ -116,6 +116,15 @@ pub enum SubmissionState {
 }
 
 impl SubmissionState {
+    /// Every state, in pipeline order.
+    pub const ALL: [SubmissionState; 5] = [
+        SubmissionState::Queued,
+        SubmissionState::Validating,
+        SubmissionState::Scoring,
+        SubmissionState::Scored,
+        SubmissionState::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SubmissionState::Queued => "queued",

@@ -34,6 +34,7 @@ pub fn LeaderboardTable(board: Leaderboard) -> impl IntoView {
                     <td class="num">
                         <a href=submission>{format::loss(row.loss)}</a>
                     </td>
+                    <td class="num interval">{interval(row.interval)}</td>
                     <td class="num">{format!("{:.2}", row.perplexity)}</td>
                     <td class="num">{format::parameters(row.parameters)}</td>
                     <td class="num">{row.submissions}</td>
@@ -50,6 +51,7 @@ pub fn LeaderboardTable(board: Leaderboard) -> impl IntoView {
                         <th class="num" scope="col">"Rank"</th>
                         <th scope="col">"Contributor"</th>
                         <th class="num" scope="col" title="Mean cross-entropy in nats per token; lower is better">"Best loss"</th>
+                        <th class="num" scope="col" title="Bootstrap 95% interval over the scored windows (leading rows): overlapping intervals mean the gap may be noise">"95% interval"</th>
                         <th class="num" scope="col">"Perplexity"</th>
                         <th class="num" scope="col">"Parameters"</th>
                         <th class="num" scope="col">"Submissions"</th>
@@ -72,4 +74,12 @@ pub fn LeaderboardTable(board: Leaderboard) -> impl IntoView {
             })}
     }
     .into_any()
+}
+
+/// A bootstrap interval as a table shows it: `2.2891–2.3140`, or a dash.
+pub fn interval(interval: Option<(f64, f64)>) -> String {
+    interval.map_or_else(
+        || "—".to_owned(),
+        |(low, high)| format!("{}–{}", format::loss(low), format::loss(high)),
+    )
 }

@@ -1,5 +1,7 @@
 //! Pieces shared by pages.
 
+pub mod console;
+pub mod final_board;
 pub mod forms;
 pub mod layout;
 pub mod leaderboard;

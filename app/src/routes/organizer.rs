@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use crate::components::phase_bits::StateBadge;
 use crate::components::workers::Workers;
 use crate::functions::organizer::{load_console, ConsoleData, CreateWorker, RevokeWorker};
-use crate::functions::AppError;
+use crate::components::console::{refusal, ConsoleNav};
 
 #[component]
 pub fn OrganizerPage() -> impl IntoView {
@@ -23,21 +23,7 @@ pub fn OrganizerPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(data) => view! { <Console data create revoke /> }.into_any(),
-                    Err(AppError::Forbidden(message)) => view! {
-                        <section class="not-found">
-                            <p class="code">"403"</p>
-                            <h1>"Organizers only"</h1>
-                            <p>{message}</p>
-                            <p><a class="button" href="/">"Go to the phases"</a></p>
-                        </section>
-                    }.into_any(),
-                    Err(AppError::Unauthenticated) => view! {
-                        <section class="auth">
-                            <h1>"Please log in"</h1>
-                            <p><a class="button" href="/login?next=/organizer">"Log in as an organizer"</a></p>
-                        </section>
-                    }.into_any(),
-                    Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
+                    Err(e) => refusal(e, "/organizer"),
                 }
             })}
         </Transition>
@@ -59,7 +45,7 @@ fn Console(
         .phases
         .into_iter()
         .map(|p| {
-            let href = format!("/phases/{}", p.number);
+            let href = format!("/organizer/phases/{}", p.number);
             view! {
                 <tr>
                     <td><a href=href>{format!("{}. {}", p.number, p.title)}</a></td>
@@ -109,6 +95,7 @@ fn Console(
         <section class="profile-header">
             <h1>"Organizer console"</h1>
             <p class="muted">{format!("Signed in as {} ({})", viewer.handle, viewer.email)}</p>
+            <ConsoleNav current="/organizer" />
         </section>
         <section class="panel">
             <h2>"Accounts and pipeline"</h2>
@@ -121,6 +108,7 @@ fn Console(
         <Workers panel=workers create revoke />
         <section class="panel">
             <h2>"Phases"</h2>
+            <p class="hint">"Open a phase to move it, edit its settings, review its final ranking and promote its winners."</p>
             <div class="table-wrap">
                 <table>
                     <thead>

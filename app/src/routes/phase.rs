@@ -2,11 +2,13 @@
 
 use ascent_domain::format;
 use ascent_domain::phase::PhaseSpec;
+use ascent_domain::views::FinalBoard;
 use ascent_domain::PhaseState;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use crate::components::final_board::FinalTable;
 use crate::components::leaderboard::LeaderboardTable;
 use crate::components::live::follow_events;
 use crate::components::phase_bits::StateBadge;
@@ -78,6 +80,7 @@ fn PhaseView(page: PhasePageData) -> impl IntoView {
     let chart_end = page.now.clamp(summary.opens_at, summary.closes_at);
     let csv = format!("/api/phases/{}/leaderboard.csv", summary.number);
     let json = format!("/api/phases/{}/leaderboard", summary.number);
+    let open_board = page.final_board.is_none();
     view! {
         <Title text=title.clone() />
         <section class="phase-header">
@@ -92,12 +95,17 @@ fn PhaseView(page: PhasePageData) -> impl IntoView {
             </p>
             {(summary.state == PhaseState::Open).then(|| view! { <SubmitLink number=summary.number /> })}
         </section>
+        {page.final_board.map(|board| view! { <FinalPanel board next=summary.number + 1 /> })}
         <section class="phase-grid">
             <div class="panel">
-                <h2>"Leaderboard"</h2>
+                <h2>{if open_board { "Leaderboard" } else { "Public leaderboard" }}</h2>
                 <p class="hint">
                     {format!("{} contributors · {} submissions · ", summary.contributors, summary.submissions)}
-                    "Ranked by the public part of the held-out data while the phase is open. "
+                    {if open_board {
+                        "Ranked by the public part of the held-out data while the phase is open. "
+                    } else {
+                        "As it stood on the public part of the data; the final ranking above decides. "
+                    }}
                     <a href=json>"JSON"</a>" · "<a href=csv>"CSV"</a>
                 </p>
                 <LeaderboardTable board=page.leaderboard />
@@ -107,6 +115,47 @@ fn PhaseView(page: PhasePageData) -> impl IntoView {
             <aside class="panel rules">
                 <Rules spec />
             </aside>
+        </section>
+    }
+}
+
+/// A closed phase's final ranking, decided on the private part of the data.
+#[component]
+fn FinalPanel(board: FinalBoard, next: u8) -> impl IntoView {
+    let phase = board.phase;
+    let advancing = board.advancing();
+    let status = match board.state {
+        PhaseState::Finalized if next <= 7 => format!(
+            "Final. {advancing} of {} contributors advanced to phase {next}. {}",
+            board.rows.len(),
+            board.rule
+        ),
+        PhaseState::Finalized => format!("Final. {advancing} winners."),
+        _ => {
+            let pending = if board.pending > 0 {
+                format!(" {} submissions received before the close are still being scored.", board.pending)
+            } else {
+                String::new()
+            };
+            format!(
+                "Provisional: the phase has closed and organizers are reviewing the advancement list ({advancing} proposed). {}{pending}",
+                board.rule
+            )
+        }
+    };
+    let csv = format!("/api/phases/{phase}/final.csv");
+    let json = format!("/api/phases/{phase}/final");
+    let advancement = format!("/api/phases/{phase}/advancement.csv");
+    view! {
+        <section class="panel final-panel">
+            <h2>"Final ranking"</h2>
+            <p class="hint">
+                "Decided on the private part of the held-out data, which nobody saw while the phase was open; "
+                "a later submission ranks above an earlier one only if it is better by more than epsilon. "
+                <a href=json>"JSON"</a>" · "<a href=csv>"CSV"</a>" · "<a href=advancement>"advancement list (CSV)"</a>
+            </p>
+            <p class="final-status" role="status">{status}</p>
+            <FinalTable board />
         </section>
     }
 }
