@@ -22,6 +22,7 @@ use crate::components::layout::{Footer, Header};
 use crate::functions::session::{provide_session, Login, Logout, Register};
 use crate::routes::{
     contributor::ContributorPage, home::HomePage, login::LoginPage, not_found::NotFound,
+    notifications::NotificationsPage,
     organizer::OrganizerPage, organizer_audit::OrganizerAuditPage,
     organizer_phase::OrganizerPhasePage, organizer_submissions::OrganizerSubmissionsPage,
     phase::PhasePage, register::RegisterPage, submission::SubmissionPage,
@@ -73,6 +74,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/contributors/:handle") view=ContributorPage ssr=mode.clone() />
                     <Route path=path!("/submissions/:id") view=SubmissionPage ssr=mode.clone() />
                     <Route path=path!("/login") view=LoginPage ssr=mode.clone() />
+                    <Route path=path!("/notifications") view=NotificationsPage ssr=mode.clone() />
                     <Route path=path!("/register") view=RegisterPage ssr=mode.clone() />
                     <Route path=path!("/organizer") view=OrganizerPage ssr=mode.clone() />
                     <Route path=path!("/organizer/phases/:number") view=OrganizerPhasePage ssr=mode.clone() />

@@ -59,6 +59,8 @@ pub struct PhaseSummary {
     pub contributors: u64,
     pub submissions: u64,
     pub best_loss: Option<f64>,
+    /// How many it promoted, once finalized.
+    pub advanced: Option<u64>,
 }
 
 /// A phase's full page: its rules and its summary numbers.

@@ -132,8 +132,7 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<Str
             admin::add_data(&open_database(config).await?, &storage, phase, &file).await
         }
         AdminCommand::SeedDemo { dir } => {
-            let storage = ascent_server::storage::Storage::new(&config.data_dir);
-            ascent_server::demo::seed(&open_database(config).await?, &storage, &dir).await
+            ascent_server::demo::seed(config, &open_database(config).await?, &dir).await
         }
         AdminCommand::Worker {
             command: WorkerCommand::Create { name },

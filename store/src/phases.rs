@@ -126,6 +126,7 @@ struct SummaryRow {
     contributors: i64,
     submissions: i64,
     best_loss: Option<f64>,
+    advanced: Option<i64>,
 }
 
 const SUMMARY_SELECT: &str = "
@@ -133,7 +134,8 @@ const SUMMARY_SELECT: &str = "
            p.vocab_size, p.seq_len,
            p.contributor_count AS contributors,
            p.submission_count AS submissions,
-           (SELECT MIN(loss) FROM standings s WHERE s.phase = p.number) AS best_loss";
+           (SELECT MIN(loss) FROM standings s WHERE s.phase = p.number) AS best_loss,
+           (SELECT SUM(f.advanced) FROM final_standings f WHERE f.phase = p.number) AS advanced";
 
 impl TryFrom<SummaryRow> for PhaseSummary {
     type Error = StoreError;
@@ -154,6 +156,10 @@ impl TryFrom<SummaryRow> for PhaseSummary {
             contributors: unsigned(row.contributors, "contributors")?,
             submissions: unsigned(row.submissions, "submissions")?,
             best_loss: row.best_loss,
+            advanced: row
+                .advanced
+                .map(|n| unsigned(n, "advanced"))
+                .transpose()?,
         })
     }
 }

@@ -26,8 +26,14 @@ pub fn Header() -> impl IntoView {
                             Ok(info) => match info.viewer {
                                 Some(viewer) => {
                                     let profile = format!("/contributors/{}", viewer.handle);
+                                    let unread = info.unread;
+                                    let label = if unread == 0 { "Notifications".to_owned() } else { format!("Notifications, {unread} unread") };
                                     view! {
                                         {viewer.is_organizer().then(|| view! { <a href="/organizer">"Console"</a> })}
+                                        <a class="notices" href="/notifications" aria-label=label>
+                                            "Notices"
+                                            {(unread > 0).then(|| view! { <span class="count">{unread}</span> })}
+                                        </a>
                                         <a class="me" href=profile>{viewer.handle.clone()}</a>
                                         <LogoutButton action=session.logout />
                                     }

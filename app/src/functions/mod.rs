@@ -3,6 +3,7 @@
 
 pub mod organizer;
 pub mod moderation;
+pub mod notifications;
 pub mod people;
 pub mod phase_admin;
 pub mod phases;

@@ -13,13 +13,21 @@ pub struct SessionInfo {
     pub viewer: Option<Viewer>,
     /// Repeated in every form so the server can tell our pages from another site's.
     pub csrf_token: String,
+    /// Notifications the viewer has not read.
+    pub unread: u64,
 }
 
 #[server(input = GetUrl)]
 pub async fn current_session() -> Result<SessionInfo, AppError> {
+    let viewer = crate::ssr::viewer();
+    let unread = match &viewer {
+        Some(v) => ascent_store::notifications::unread(&crate::ssr::pool()?, v.id).await?,
+        None => 0,
+    };
     Ok(SessionInfo {
-        viewer: crate::ssr::viewer(),
+        viewer,
         csrf_token: crate::ssr::csrf_token(),
+        unread,
     })
 }
 

@@ -77,7 +77,8 @@ pub struct SubmissionPageData {
     pub phase_title: String,
     /// Canonical hash of the tensor bytes (what duplicate detection compares).
     pub weights_sha256: Option<String>,
-    pub disqualified: bool,
+    /// The organizers' reason, once disqualified (shown to everyone: it changed the board).
+    pub disqualified: Option<String>,
 }
 
 #[server(input = GetUrl)]
@@ -104,6 +105,8 @@ pub async fn submission_page(id: i64) -> Result<Option<SubmissionPageData>, AppE
         report: record.report.redacted(owner, organizer, open),
         phase_title: view.phase_title,
         weights_sha256: view.weights_sha256,
-        disqualified: view.disqualified,
+        disqualified: view
+            .disqualified
+            .then(|| view.disqualified_reason.unwrap_or_default()),
     }))
 }

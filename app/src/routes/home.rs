@@ -93,6 +93,14 @@ fn Timeline(phases: Vec<PhaseSummary>) -> impl IntoView {
                             <div><dt>"Contributors"</dt><dd>{phase.contributors}</dd></div>
                             <div><dt>"Best loss"</dt><dd>{best}</dd></div>
                         </dl>
+                        {phase.advanced.map(|n| {
+                            let text = if phase.number < 7 {
+                                format!("{n} advanced to phase {}", phase.number + 1)
+                            } else {
+                                format!("{n} winners")
+                            };
+                            view! { <p class="advanced">{text}</p> }
+                        })}
                     </a>
                 </li>
             }
@@ -119,6 +127,7 @@ mod tests {
             contributors: 0,
             submissions: 0,
             best_loss: None,
+            advanced: None,
         }
     }
 

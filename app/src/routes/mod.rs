@@ -4,6 +4,7 @@ pub mod contributor;
 pub mod home;
 pub mod login;
 pub mod not_found;
+pub mod notifications;
 pub mod organizer;
 pub mod organizer_audit;
 pub mod organizer_phase;

@@ -90,8 +90,13 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
                         </span>
                     }
                 }}
-                {disqualified.then(|| view! { <span class="badge state-closed">"disqualified"</span> })}
+                {disqualified.is_some().then(|| view! { <span class="badge state-closed">"disqualified"</span> })}
             </div>
+            {disqualified.map(|reason| view! {
+                <p class="form-error" role="status">
+                    {format!("Disqualified by the organizers: {reason}. It no longer counts for the leaderboard.")}
+                </p>
+            })}
         </section>
         <section class="panel">
             <Pipeline live />
