@@ -43,7 +43,8 @@ async function waitForHealth(url, child) {
 }
 
 // `heldOutPhases`: phases given the demo's held-out shard, so their submissions score.
-export async function startServer({ heldOutPhases = [] } = {}) {
+// `demo`: seed the demo (phase 1 played through to promotion, phase 2 open and scored).
+export async function startServer({ heldOutPhases = [], demo = false } = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'ascent-e2e-'));
   const port = await freePort();
   const env = {
@@ -63,6 +64,9 @@ export async function startServer({ heldOutPhases = [] } = {}) {
       env,
       stdio: 'ignore',
     });
+  }
+  if (demo) {
+    execFileSync(binary, ['admin', 'seed-demo', path.join(root, 'demo')], { env, stdio: 'ignore', timeout: 300_000 });
   }
   const child = spawn(binary, ['serve'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;

@@ -265,3 +265,34 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
     assert_eq!(disqualified, 0);
     Ok(())
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn submissions_received_before_the_close_are_still_scored(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    setup(&pool, dir.path()).await?;
+    let app = router(state(&pool, dir.path())?);
+    let (org, _) = account(&pool, "org", Role::Organizer).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let reply = submit_to(&app, &ada, 1, &demo_checkpoint("p1-ada-first")?, "ada").await?;
+    let id = reply.json::<SubmissionCreated>()?.id;
+    ascent_store::lifecycle::move_phase(&pool, 1, ascent_domain::PhaseState::Closed, org, "closing", ascent_store::now()).await?;
+    let refused = server_fn(&app, "", "organizer/finalize_phase", &[]).await?;
+    assert!(!refused.status.is_success());
+    assert!(matches!(
+        ascent_store::lifecycle::finalize(&pool, 1, org, "too early", ascent_store::now()).await,
+        Err(ascent_store::StoreError::Refused(_))
+    ));
+
+    // A worker comes up after the close and scores what was received before it.
+    let server = serve::start(pool.clone(), support::config(dir.path(), 1)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    scored_all(&pool).await?;
+    server.stop().await.map_err(|e| e.to_string())?;
+    let board = ascent_store::lifecycle::final_board(&pool, 1).await?.ok_or("closed")?;
+    assert_eq!(board.pending, 0);
+    assert_eq!(board.rows.len(), 1);
+    assert_eq!(board.rows[0].submission_id, id);
+    ascent_store::lifecycle::finalize(&pool, 1, org, "all scored", ascent_store::now()).await?;
+    Ok(())
+}

@@ -18,7 +18,7 @@ pub struct Dataset {
 
 /// Registers a shard (once per hash) and makes it phase `phase`'s held-out data.
 pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64>) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     sqlx::query(
         "INSERT INTO datasets (sha256, name, bytes, tokens, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (sha256) DO NOTHING",

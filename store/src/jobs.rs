@@ -48,7 +48,7 @@ pub struct Claimed {
 pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option<Claimed>> {
     reap(pool, now).await?;
     let lease = random_token()?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let row: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE jobs SET worker_id = ?, lease_hash = ?, lease_expires_at = ?, attempts = attempts + 1,
                 started_at = ?, stage = 'validating', progress_done = 0, progress_total = 0,
@@ -202,7 +202,7 @@ pub async fn heartbeat(
         JobStage::Validating => "validating",
         JobStage::Scoring => "scoring",
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let submission: Option<i64> = sqlx::query_scalar(
         "UPDATE jobs SET lease_expires_at = ?, stage = ?, progress_done = ?, progress_total = ?
          WHERE id = ? AND worker_id = ? AND lease_hash = ? AND finished_at IS NULL
@@ -263,7 +263,7 @@ pub async fn complete(
     end: JobEnd,
     now: i64,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let row: Option<i64> = sqlx::query_scalar(
         "UPDATE jobs SET lease_expires_at = lease_expires_at
          WHERE id = ? AND worker_id = ? AND lease_hash = ? AND finished_at IS NULL AND lease_expires_at >= ?
@@ -450,7 +450,7 @@ pub async fn reap(pool: &SqlitePool, now: i64) -> Result<u64> {
     .await?;
     let count = stale.len() as u64;
     for (job_id, submission_id, late, limit) in stale {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::write(pool).await?;
         // Re-check inside the transaction: a result may have landed meanwhile.
         let still = sqlx::query_scalar::<_, i64>(
             "UPDATE jobs SET lease_hash = lease_hash WHERE id = ? AND finished_at IS NULL

@@ -74,6 +74,14 @@ pub async fn migrate(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
+/// Starts a transaction that writes. `BEGIN IMMEDIATE` takes the write lock up front
+/// (waiting out other writers with the busy timeout), so a transaction that reads
+/// before it writes cannot fail with `SQLITE_BUSY_SNAPSHOT` when another connection
+/// (a worker's claim, a heartbeat) committed in between.
+pub(crate) async fn write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
 /// Current time in unix seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

@@ -30,7 +30,7 @@ pub async fn move_phase(
     now: i64,
 ) -> Result<()> {
     let reason = required_reason(reason)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     // Take the write lock first, so nothing changes between the check and the move.
     sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
         .bind(now)
@@ -301,7 +301,7 @@ pub async fn adjust(
     now: i64,
 ) -> Result<()> {
     let reason = required_reason(reason)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
         .bind(now)
         .bind(i64::from(number))
@@ -378,7 +378,7 @@ pub async fn finalize(
     now: i64,
 ) -> Result<Finalized> {
     let reason = required_reason(reason)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
         .bind(now)
         .bind(i64::from(number))

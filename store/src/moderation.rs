@@ -107,7 +107,7 @@ pub async fn disqualify(
     now: i64,
 ) -> Result<()> {
     let reason = required_reason(reason)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let target = target(&mut tx, id, now).await?;
     if target.disqualified {
         return Err(StoreError::Refused(format!(
@@ -142,7 +142,7 @@ pub async fn disqualify(
 /// the new one lands.
 pub async fn rerun(pool: &SqlitePool, id: i64, actor: i64, reason: &str, now: i64) -> Result<()> {
     let reason = required_reason(reason)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let target = target(&mut tx, id, now).await?;
     if target.state != "scored" && target.state != "failed" {
         return Err(StoreError::Refused(format!(

@@ -27,7 +27,7 @@ pub async fn load_preset(
     now: i64,
     replace: bool,
 ) -> Result<LoadOutcome> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let existing: Option<String> = sqlx::query_scalar("SELECT preset FROM phases LIMIT 1")
         .fetch_optional(&mut *tx)
         .await?;
@@ -277,7 +277,7 @@ pub async fn update(
 ) -> Result<()> {
     let reason = crate::audit::required_reason(reason)?;
     let number = edited.number;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     sqlx::query("UPDATE phases SET updated_at = ? WHERE number = ?")
         .bind(now)
         .bind(i64::from(number))
@@ -470,7 +470,7 @@ pub async fn apply_schedule(
         let Some(to) = from.scheduled_move(now, opens_at, closes_at) else {
             continue;
         };
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::write(pool).await?;
         // Only if nobody moved it meanwhile (an organizer, another server).
         let moved = sqlx::query(
             "UPDATE phases SET state = ?, updated_at = ? WHERE number = ? AND state = ?",

@@ -20,7 +20,7 @@ pub struct NewSubmission {
 
 /// Records a received submission in the `queued` state; returns its id.
 pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let id = sqlx::query_scalar(
         "INSERT INTO submissions (phase, user_id, state, created_at, weights_sha256, bytes)
          VALUES (?, ?, 'queued', ?, ?, ?) RETURNING id",
@@ -56,7 +56,7 @@ pub struct ScoreRecord {
 /// Marks a submission scored and updates the standings in one transaction.
 /// Scoring an already scored or failed submission is refused.
 pub async fn record_score(pool: &SqlitePool, submission_id: i64, score: ScoreRecord) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     record_score_in(&mut tx, submission_id, score).await?;
     tx.commit().await?;
     Ok(())

@@ -127,7 +127,7 @@ pub async fn start(
             "fingerprint must be 1 to 200 characters".into(),
         ));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     let facts = entry_facts(&mut tx, new.phase, user_id, total, now).await?;
     check_entry(&facts).map_err(refused)?;
     let existing: Option<String> = sqlx::query_scalar(
@@ -243,7 +243,7 @@ pub async fn record_received(
     sha256: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     sqlx::query(
         "UPDATE upload_files SET received = ?, sha256 = ? WHERE upload_id = ? AND name = ?",
     )
@@ -281,7 +281,7 @@ pub async fn finish(
     user_id: i64,
     now: i64,
 ) -> Result<SubmissionCreated> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::write(pool).await?;
     // Write first, so this transaction holds SQLite's write lock from here on and two
     // finishes of one contributor cannot both pass the quota.
     let row: Option<(i64, Option<i64>)> = sqlx::query_as(

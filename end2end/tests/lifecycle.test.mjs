@@ -1,0 +1,92 @@
+// A phase's life from the browser, on the seeded demo: phase 1 is finalized with its
+// winners promoted, phase 2 is open. An organizer closes phase 2 in the console,
+// reviews its private ranking, adjusts the advancement list with a reason, and
+// finalizes; the public pages and the API show the outcome, and the audit log has it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { useServerAndBrowser, openHydrated, logIn, screenshots, ORGANIZER } from '../support.mjs';
+
+const env = useServerAndBrowser({ demo: true });
+
+test('a newcomer sees a finalized phase with its private ranking and who advanced', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await openHydrated(context, `${env.server.url}/phases/1`);
+  assert.match(await page.locator('.final-status').innerText(), /Final\. 5 of 8 contributors advanced to phase 2/);
+  const rows = page.locator('table.final tbody tr');
+  assert.equal(await rows.count(), 8);
+  assert.equal(await page.locator('table.final tbody tr.advancing').count(), 5);
+  // Each row shows the public place it came from.
+  assert.match(await rows.first().locator('td').nth(4).innerText(), /^#\d · \d\.\d{4}$/);
+  await page.screenshot({ path: path.join(screenshots, 'phase-finalized.png'), fullPage: true });
+
+  const home = await openHydrated(context, `${env.server.url}/`);
+  assert.match(await home.locator('.phase-card').first().innerText(), /5 advanced to phase 2/);
+  await home.screenshot({ path: path.join(screenshots, 'home-demo.png'), fullPage: true });
+
+  const api = await (await fetch(`${env.server.url}/api/phases/1`)).json();
+  assert.equal(api.state, 'finalized');
+  assert.equal(api.promoted.length, 5);
+  await context.close();
+});
+
+test('an organizer closes phase 2, adjusts the advancement list and promotes through the console', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  const page = await openHydrated(context, `${env.server.url}/organizer/phases/2`);
+  assert.match(await page.locator('h1').innerText(), /Phase 2: Foundation/);
+
+  // Close it: a reason is required.
+  await page.fill('#move-form input[name=reason]', 'the foundation phase ends early for the demo');
+  await page.click('#move-form button[type=submit]');
+  await page.waitForSelector('#advancement table.final');
+  assert.match(await page.locator('.title-row .badge').innerText(), /closed/);
+  const rows = page.locator('#advancement table.final tbody tr');
+  assert.equal(await rows.count(), 4);
+  await page.screenshot({ path: path.join(screenshots, 'console-phase-closed.png'), fullPage: true });
+
+  // The rule (the best 8) proposes all four; take the last one off, with a reason.
+  const last = rows.last();
+  const handle = (await last.locator('td').nth(1).innerText()).trim();
+  await last.locator('input[name=reason]').fill('weights too close to an earlier entry');
+  await last.locator('button[type=submit]').click();
+  await page.waitForSelector(`#advancement tr:has-text("removed by organizers")`);
+  assert.match(await page.locator('#finalize-form button').innerText(), /Finalize and promote 3 to phase 3/);
+
+  await page.fill('#finalize-form input[name=reason]', 'reviewed with the jury');
+  await page.click('#finalize-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('.title-row .badge')?.textContent.includes('finalized'));
+  assert.equal(await page.locator('#finalize-form').count(), 0);
+  await page.screenshot({ path: path.join(screenshots, 'console-phase-finalized.png'), fullPage: true });
+
+  const api = await (await fetch(`${env.server.url}/api/phases/2`)).json();
+  assert.equal(api.state, 'finalized');
+  assert.equal(api.promoted.length, 3);
+  assert.ok(!api.promoted.includes(handle), `${handle} was removed`);
+
+  const publicPage = await openHydrated(context, `${env.server.url}/phases/2`);
+  assert.match(await publicPage.locator('.final-status').innerText(), /3 of 4 contributors advanced to phase 3/);
+  assert.match(await publicPage.locator('table.final').innerText(), /removed by organizers: weights too close/);
+
+  const audit = await openHydrated(context, `${env.server.url}/organizer/audit`);
+  const log = await audit.locator('table.audit').innerText();
+  assert.match(log, /winners promoted\s+phase 2\s+reviewed with the jury/);
+  assert.match(log, new RegExp(`advancement removed\\s+phase 2 / ${handle}`));
+  assert.match(log, /phase moved\s+phase 2\s+the foundation phase ends early/);
+  await audit.screenshot({ path: path.join(screenshots, 'console-audit.png'), fullPage: true });
+  await context.close();
+});
+
+test('an organizer finds a submission and disqualifies it with a reason', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  const page = await openHydrated(context, `${env.server.url}/organizer/submissions?q=gus`);
+  const row = page.locator('table.submissions tbody tr').first();
+  await row.waitFor();
+  // Phase 1 is finalized: its results are final, so the refusal says so.
+  await row.locator('input[name=reason]').first().fill('late discovery');
+  await row.locator('button:has-text("Disqualify")').click();
+  await page.waitForSelector('.form-error:has-text("finalized")');
+  await page.screenshot({ path: path.join(screenshots, 'console-submissions.png'), fullPage: true });
+  await context.close();
+});
