@@ -22,11 +22,10 @@ use crate::components::layout::{Footer, Header};
 use crate::functions::session::{provide_session, Login, Logout, Register};
 use crate::routes::{
     contributor::ContributorPage, home::HomePage, login::LoginPage, not_found::NotFound,
-    notifications::NotificationsPage,
-    organizer::OrganizerPage, organizer_audit::OrganizerAuditPage,
-    organizer_phase::OrganizerPhasePage, organizer_submissions::OrganizerSubmissionsPage,
-    phase::PhasePage, register::RegisterPage, submission::SubmissionPage,
-    submit::SubmitPage,
+    notifications::NotificationsPage, organizer::OrganizerPage,
+    organizer_audit::OrganizerAuditPage, organizer_phase::OrganizerPhasePage,
+    organizer_submissions::OrganizerSubmissionsPage, phase::PhasePage, register::RegisterPage,
+    submission::SubmissionPage, submit::SubmitPage,
 };
 
 /// The HTML document around the app, rendered on the server.

@@ -165,7 +165,10 @@ pub fn check_spec(spec: &PhaseSpec) -> Result<(), PresetError> {
         return Err(field_error(at("title"), "must not be empty"));
     }
     if spec.closes_at <= spec.opens_at {
-        return Err(field_error(at("closes_at"), "must be after the opening time"));
+        return Err(field_error(
+            at("closes_at"),
+            "must be after the opening time",
+        ));
     }
     let model = &spec.model;
     if !SUPPORTED_ARCHITECTURES.contains(&model.architecture.as_str()) {
@@ -239,15 +242,24 @@ pub fn check_spec(spec: &PhaseSpec) -> Result<(), PresetError> {
     match spec.advancement {
         AdvancementRule::TopK(k) if k >= 1 => {}
         AdvancementRule::TopK(_) => {
-            return Err(field_error(at("advancement.value"), "top_k needs a whole number of at least 1"))
+            return Err(field_error(
+                at("advancement.value"),
+                "top_k needs a whole number of at least 1",
+            ))
         }
         AdvancementRule::TopFraction(f) if f > 0.0 && f <= 1.0 => {}
         AdvancementRule::TopFraction(_) => {
-            return Err(field_error(at("advancement.value"), "top_fraction needs a value in (0, 1]"))
+            return Err(field_error(
+                at("advancement.value"),
+                "top_fraction needs a value in (0, 1]",
+            ))
         }
         AdvancementRule::WithinMargin(m) if m > 0.0 && m < 1.0 => {}
         AdvancementRule::WithinMargin(_) => {
-            return Err(field_error(at("advancement.value"), "within_margin needs a value in (0, 1)"))
+            return Err(field_error(
+                at("advancement.value"),
+                "within_margin needs a value in (0, 1)",
+            ))
         }
     }
     if !(0.0..0.1).contains(&spec.epsilon) {

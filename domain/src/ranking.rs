@@ -368,10 +368,17 @@ mod tests {
     #[test]
     fn the_final_ranking_picks_each_contributors_best_private_submission() {
         // Ada's second submission is worse in public but better in private: it stands.
-        let entries = [e(1, 1, 2.0, 2.5, 10), e(2, 1, 2.1, 2.2, 20), e(3, 2, 2.3, 2.3, 15)];
+        let entries = [
+            e(1, 1, 2.0, 2.5, 10),
+            e(2, 1, 2.1, 2.2, 20),
+            e(3, 2, 2.3, 2.3, 15),
+        ];
         let places = final_ranking(&entries, 0.0);
         assert_eq!(places[0].submission_id, 2);
-        assert_eq!(places[0].public_loss, 2.0, "public place from the public best");
+        assert_eq!(
+            places[0].public_loss, 2.0,
+            "public place from the public best"
+        );
         assert_eq!(places.len(), 2);
     }
 
@@ -395,7 +402,12 @@ mod tests {
         let rule = AdvancementRule::TopK(2);
         assert_eq!(
             advancement_list(&rule, &ranked, &[]),
-            [Verdict::Proposed, Verdict::Proposed, Verdict::NotProposed, Verdict::NotProposed]
+            [
+                Verdict::Proposed,
+                Verdict::Proposed,
+                Verdict::NotProposed,
+                Verdict::NotProposed
+            ]
         );
         let adjustments = [
             (11, false, "shared weights with a banned account".to_owned()),
@@ -403,10 +415,20 @@ mod tests {
             (10, true, "redundant".to_owned()),
         ];
         let list = advancement_list(&rule, &ranked, &adjustments);
-        assert_eq!(list[0], Verdict::Proposed, "adding someone already in changes nothing");
-        assert_eq!(list[1], Verdict::Removed("shared weights with a banned account".into()));
+        assert_eq!(
+            list[0],
+            Verdict::Proposed,
+            "adding someone already in changes nothing"
+        );
+        assert_eq!(
+            list[1],
+            Verdict::Removed("shared weights with a banned account".into())
+        );
         assert_eq!(list[2], Verdict::NotProposed);
-        assert_eq!(list[3], Verdict::Added("scored after an outage; invited".into()));
+        assert_eq!(
+            list[3],
+            Verdict::Added("scored after an outage; invited".into())
+        );
         let advancing_users: Vec<i64> = ranked
             .iter()
             .zip(&list)

@@ -41,9 +41,18 @@ pub fn check_edit(
     if submissions > 0 {
         let frozen = [
             (edited.model != current.model, "the model limits"),
-            (edited.evaluation.dataset != current.evaluation.dataset, "the data set"),
-            (edited.evaluation.seq_len != current.evaluation.seq_len, "the window length"),
-            (edited.evaluation.windows != current.evaluation.windows, "the number of windows"),
+            (
+                edited.evaluation.dataset != current.evaluation.dataset,
+                "the data set",
+            ),
+            (
+                edited.evaluation.seq_len != current.evaluation.seq_len,
+                "the window length",
+            ),
+            (
+                edited.evaluation.windows != current.evaluation.windows,
+                "the number of windows",
+            ),
             (
                 edited.evaluation.public_share != current.evaluation.public_share,
                 "the public share",
@@ -78,7 +87,12 @@ mod tests {
         parse_preset(DEMO, NOW).expect("demo preset").phases
     }
 
-    fn check(phases: &[PhaseSpec], edited: &PhaseSpec, state: PhaseState, submissions: u64) -> Result<(), String> {
+    fn check(
+        phases: &[PhaseSpec],
+        edited: &PhaseSpec,
+        state: PhaseState,
+        submissions: u64,
+    ) -> Result<(), String> {
         let i = usize::from(edited.number) - 1;
         let neighbours = (i.checked_sub(1).map(|p| &phases[p]), phases.get(i + 1));
         check_edit(&phases[i], edited, state, submissions, neighbours, NOW + 10)
@@ -93,7 +107,9 @@ mod tests {
         edited.epsilon = 0.002;
         assert_eq!(check(&all, &edited, PhaseState::Upcoming, 0), Ok(()));
         edited.evaluation.public_share = 1.0;
-        assert!(check(&all, &edited, PhaseState::Upcoming, 0).unwrap_err().contains("public_share"));
+        assert!(check(&all, &edited, PhaseState::Upcoming, 0)
+            .err().unwrap_or_default()
+            .contains("public_share"));
     }
 
     #[test]
@@ -101,10 +117,14 @@ mod tests {
         let all = phases();
         let mut edited = all[1].clone();
         edited.model.max_parameters = all[0].model.max_parameters;
-        assert!(check(&all, &edited, PhaseState::Upcoming, 0).unwrap_err().contains("max_parameters"));
+        assert!(check(&all, &edited, PhaseState::Upcoming, 0)
+            .err().unwrap_or_default()
+            .contains("max_parameters"));
         let mut edited = all[1].clone();
         edited.closes_at = all[2].opens_at + 1;
-        assert!(check(&all, &edited, PhaseState::Upcoming, 0).unwrap_err().contains("opens before phase 2 closes"));
+        assert!(check(&all, &edited, PhaseState::Upcoming, 0)
+            .err().unwrap_or_default()
+            .contains("opens before phase 2 closes"));
     }
 
     #[test]
@@ -115,11 +135,15 @@ mod tests {
         edited.closes_at -= 3600;
         assert_eq!(check(&all, &edited, PhaseState::Open, 12), Ok(()));
         edited.evaluation.windows = 32;
-        assert!(check(&all, &edited, PhaseState::Open, 12).unwrap_err().contains("number of windows"));
+        assert!(check(&all, &edited, PhaseState::Open, 12)
+            .err().unwrap_or_default()
+            .contains("number of windows"));
         assert_eq!(check(&all, &edited, PhaseState::Open, 0), Ok(()));
         let mut edited = all[0].clone();
         edited.epsilon = 0.01;
-        assert!(check(&all, &edited, PhaseState::Open, 1).unwrap_err().contains("epsilon"));
+        assert!(check(&all, &edited, PhaseState::Open, 1)
+            .err().unwrap_or_default()
+            .contains("epsilon"));
     }
 
     #[test]
@@ -127,12 +151,18 @@ mod tests {
         let all = phases();
         let mut edited = all[0].clone();
         edited.opens_at -= 10;
-        assert!(check(&all, &edited, PhaseState::Open, 0).unwrap_err().contains("opening time"));
+        assert!(check(&all, &edited, PhaseState::Open, 0)
+            .err().unwrap_or_default()
+            .contains("opening time"));
         let mut edited = all[0].clone();
         edited.closes_at = NOW;
-        assert!(check(&all, &edited, PhaseState::Open, 0).unwrap_err().contains("future"));
+        assert!(check(&all, &edited, PhaseState::Open, 0)
+            .err().unwrap_or_default()
+            .contains("future"));
         for state in [PhaseState::Closed, PhaseState::Finalized] {
-            assert!(check(&all, &all[0], state, 0).unwrap_err().contains("final"));
+            assert!(check(&all, &all[0], state, 0)
+                .err().unwrap_or_default()
+                .contains("final"));
         }
     }
 }

@@ -32,7 +32,8 @@ test('a newcomer sees a finalized phase with its private ranking and who advance
 
 test('an organizer closes phase 2, adjusts the advancement list and promotes through the console', async () => {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  const login = await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  await login.waitForURL('**/organizer');
   const page = await openHydrated(context, `${env.server.url}/organizer/phases/2`);
   assert.match(await page.locator('h1').innerText(), /Phase 2: Foundation/);
 
@@ -79,7 +80,8 @@ test('an organizer closes phase 2, adjusts the advancement list and promotes thr
 
 test('an organizer finds a submission and disqualifies it with a reason', async () => {
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  const login = await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  await login.waitForURL('**/organizer');
   const page = await openHydrated(context, `${env.server.url}/organizer/submissions?q=gus`);
   const row = page.locator('table.submissions tbody tr').first();
   await row.waitFor();

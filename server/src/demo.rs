@@ -109,15 +109,41 @@ async fn play(
     }
     wait_for_scores(pool).await?;
     if state(1).await?.0 == PhaseState::Open {
-        lifecycle::move_phase(pool, 1, PhaseState::Closed, organizer, "demo: the prototype phase ends", ascent_store::now()).await?;
+        lifecycle::move_phase(
+            pool,
+            1,
+            PhaseState::Closed,
+            organizer,
+            "demo: the prototype phase ends",
+            ascent_store::now(),
+        )
+        .await?;
         told.push("phase 1 closed".into());
     }
     if state(1).await?.0 == PhaseState::Closed {
-        let done = lifecycle::finalize(pool, 1, organizer, "demo: the advancement list as the rule proposes it", ascent_store::now()).await?;
-        told.push(format!("phase 1 finalized; promoted {}", done.promoted.join(", ")));
+        let done = lifecycle::finalize(
+            pool,
+            1,
+            organizer,
+            "demo: the advancement list as the rule proposes it",
+            ascent_store::now(),
+        )
+        .await?;
+        told.push(format!(
+            "phase 1 finalized; promoted {}",
+            done.promoted.join(", ")
+        ));
     }
     if state(2).await?.0 == PhaseState::Upcoming {
-        lifecycle::move_phase(pool, 2, PhaseState::Open, organizer, "demo: phase 2 opens after phase 1", ascent_store::now()).await?;
+        lifecycle::move_phase(
+            pool,
+            2,
+            PhaseState::Open,
+            organizer,
+            "demo: phase 2 opens after phase 1",
+            ascent_store::now(),
+        )
+        .await?;
         told.push("phase 2 opened".into());
     }
     if state(2).await? == (PhaseState::Open, 0) {
@@ -128,11 +154,17 @@ async fn play(
     if told.is_empty() {
         return Ok("the demo is already seeded; kept it".into());
     }
-    Ok(format!("demo: {}; every submission scored by the server's workers", told.join("; ")))
+    Ok(format!(
+        "demo: {}; every submission scored by the server's workers",
+        told.join("; ")
+    ))
 }
 
 /// Registers the manifest's contributors (once); their ids by handle.
-async fn contributors(pool: &SqlitePool, manifest: &Manifest) -> anyhow::Result<HashMap<String, i64>> {
+async fn contributors(
+    pool: &SqlitePool,
+    manifest: &Manifest,
+) -> anyhow::Result<HashMap<String, i64>> {
     let mut ids = HashMap::new();
     for c in &manifest.contributor {
         let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE handle = ?")
@@ -171,11 +203,18 @@ async fn submit_phase(
     let mut queued = 0;
     for s in manifest.submission.iter().filter(|s| s.phase == phase) {
         let user_id = *ids.get(&s.handle).with_context(|| {
-            format!("submission by {:?}, who is not a listed contributor", s.handle)
+            format!(
+                "submission by {:?}, who is not a listed contributor",
+                s.handle
+            )
         })?;
         match submit(pool, storage, user_id, phase, &dir.join(&s.checkpoint)).await {
             Ok(_) => queued += 1,
-            Err(error) if error.downcast_ref::<StoreError>().is_some_and(|e| matches!(e, StoreError::Refused(_))) => {
+            Err(error)
+                if error
+                    .downcast_ref::<StoreError>()
+                    .is_some_and(|e| matches!(e, StoreError::Refused(_))) =>
+            {
                 tracing::warn!(handle = %s.handle, phase, %error, "demo submission refused; skipped");
             }
             Err(error) => return Err(error),
@@ -197,7 +236,10 @@ async fn wait_for_scores(pool: &SqlitePool) -> anyhow::Result<()> {
             return Ok(());
         }
         if started.elapsed() > SCORING_TIMEOUT {
-            anyhow::bail!("{waiting} demo submissions were not scored within {} s", SCORING_TIMEOUT.as_secs());
+            anyhow::bail!(
+                "{waiting} demo submissions were not scored within {} s",
+                SCORING_TIMEOUT.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

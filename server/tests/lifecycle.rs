@@ -44,10 +44,12 @@ async fn audit_count(pool: &SqlitePool) -> TestResult<usize> {
 }
 
 async fn phase_state(pool: &SqlitePool, number: u8) -> TestResult<String> {
-    Ok(sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
-        .bind(i64::from(number))
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
+            .bind(i64::from(number))
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 async fn get(app: &Router, token: &str, path: &str) -> TestResult<Reply> {
@@ -61,7 +63,12 @@ fn edit_fields(form: &PhaseForm) -> TestResult<Vec<(String, String)>> {
     };
     Ok(fields
         .into_iter()
-        .map(|(k, v)| (format!("form[{k}]"), v.as_str().unwrap_or_default().to_owned()))
+        .map(|(k, v)| {
+            (
+                format!("form[{k}]"),
+                v.as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect())
 }
 
@@ -84,7 +91,11 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
     let app = router(state(&pool, dir.path())?);
     let (_, org) = account(&pool, "org", Role::Organizer).await?;
     let mut tokens = Vec::new();
-    for (handle, checkpoint) in [("ada", "p1-ada-first"), ("basil", "p1-basil-first"), ("cleo", "p1-cleo-deep")] {
+    for (handle, checkpoint) in [
+        ("ada", "p1-ada-first"),
+        ("basil", "p1-basil-first"),
+        ("cleo", "p1-cleo-deep"),
+    ] {
         let (_, token) = contributor(&pool, handle).await?;
         let reply = submit_to(&app, &token, 1, &demo_checkpoint(checkpoint)?, checkpoint).await?;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -97,13 +108,21 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
     assert_eq!(rows.len(), 3);
     // A bootstrap interval needs at least two public windows (this phase has eight).
     let spec = phases::scoring_spec(&pool, 1).await?;
-    let public_windows = ascent_domain::split::window_parts(spec.split_secret.as_bytes(), u64::from(spec.windows), spec.public_share)
-        .into_iter()
-        .filter(|p| *p == ascent_domain::split::Part::Public)
-        .count();
+    let public_windows = ascent_domain::split::window_parts(
+        spec.split_secret.as_bytes(),
+        u64::from(spec.windows),
+        spec.public_share,
+    )
+    .into_iter()
+    .filter(|p| *p == ascent_domain::split::Part::Public)
+    .count();
     for row in rows {
         assert_eq!(row["ci_low"].is_f64(), public_windows >= 2, "{row}");
-        if let (Some(low), Some(high), Some(loss)) = (row["ci_low"].as_f64(), row["ci_high"].as_f64(), row["best_loss"].as_f64()) {
+        if let (Some(low), Some(high), Some(loss)) = (
+            row["ci_low"].as_f64(),
+            row["ci_high"].as_f64(),
+            row["best_loss"].as_f64(),
+        ) {
             assert!(low <= loss && loss <= high, "{row}");
         }
     }
@@ -123,31 +142,61 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
     let mut form = PhaseForm::of(&spec);
     form.advancement_value = "2".into();
     let mut fields = edit_fields(&form)?;
-    fields.extend([("number".into(), "1".into()), ("csrf_token".into(), String::new()), ("reason".into(), "room for two in phase 2".into())]);
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    fields.extend([
+        ("number".into(), "1".into()),
+        ("csrf_token".into(), String::new()),
+        ("reason".into(), "room for two in phase 2".into()),
+    ]);
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let edited = server_fn(&app, &org, "organizer/edit_phase", &fields).await?;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
     assert_eq!(audit_count(&pool).await?, before + 1);
     // An edit that would change how the scored submissions were scored is refused.
     form.windows = "16".into();
     let mut fields = edit_fields(&form)?;
-    fields.extend([("number".into(), "1".into()), ("csrf_token".into(), String::new()), ("reason".into(), "more windows".into())]);
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    fields.extend([
+        ("number".into(), "1".into()),
+        ("csrf_token".into(), String::new()),
+        ("reason".into(), "more windows".into()),
+    ]);
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let refused = server_fn(&app, &org, "organizer/edit_phase", &fields).await?;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
-    assert!(refused.body.contains("number of windows"), "{}", refused.body);
+    assert!(
+        refused.body.contains("number of windows"),
+        "{}",
+        refused.body
+    );
 
     // Close: submissions stop, the final ranking is the private one.
     let closed = server_fn(
         &app,
         &org,
         "organizer/move_phase",
-        &[("csrf_token", ""), ("number", "1"), ("to", "closed"), ("reason", "the prototype phase is over")],
+        &[
+            ("csrf_token", ""),
+            ("number", "1"),
+            ("to", "closed"),
+            ("reason", "the prototype phase is over"),
+        ],
     )
     .await?;
     assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
     assert_eq!(phase_state(&pool, 1).await?, "closed");
-    let late = support::start_in(&app, &tokens[0].1, 1, &demo_checkpoint("p1-ada-wide")?, "late").await?;
+    let late = support::start_in(
+        &app,
+        &tokens[0].1,
+        1,
+        &demo_checkpoint("p1-ada-wide")?,
+        "late",
+    )
+    .await?;
     assert_eq!(late.status, StatusCode::FORBIDDEN, "{}", late.body);
     assert!(late.body.contains("closed"), "{}", late.body);
 
@@ -155,12 +204,26 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
     assert_eq!(provisional["provisional"], true);
     let finals = provisional["rows"].as_array().ok_or("rows")?;
     assert_eq!(finals.len(), 3);
-    let private: Vec<f64> = finals.iter().filter_map(|r| r["private_loss"].as_f64()).collect();
-    assert!(private.windows(2).all(|w| w[0] <= w[1]), "ranked by the private loss: {private:?}");
+    let private: Vec<f64> = finals
+        .iter()
+        .filter_map(|r| r["private_loss"].as_f64())
+        .collect();
+    assert!(
+        private.windows(2).all(|w| w[0] <= w[1]),
+        "ranked by the private loss: {private:?}"
+    );
     for row in finals {
         let handle = row["contributor"].as_str().unwrap_or_default();
-        let public_rank = public_order.iter().position(|h| h == handle).ok_or("ranked")? + 1;
-        assert_eq!(row["public_rank"].as_u64(), Some(public_rank as u64), "{handle}");
+        let public_rank = public_order
+            .iter()
+            .position(|h| h == handle)
+            .ok_or("ranked")?
+            + 1;
+        assert_eq!(
+            row["public_rank"].as_u64(),
+            Some(public_rank as u64),
+            "{handle}"
+        );
     }
     let advancing: Vec<String> = finals
         .iter()
@@ -168,41 +231,72 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
         .map(|r| r["contributor"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(advancing.len(), 2, "top 2 proposed");
-    let left_out = finals[2]["contributor"].as_str().unwrap_or_default().to_owned();
+    let left_out = finals[2]["contributor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
 
     let before = audit_count(&pool).await?;
     let promoted = server_fn(
         &app,
         &org,
         "organizer/finalize_phase",
-        &[("csrf_token", ""), ("number", "1"), ("reason", "reviewed; no objections")],
+        &[
+            ("csrf_token", ""),
+            ("number", "1"),
+            ("reason", "reviewed; no objections"),
+        ],
     )
     .await?;
     assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.body);
     assert_eq!(promoted.json::<Vec<String>>()?, advancing);
-    assert!(audit_count(&pool).await? >= before + 2, "the move and the promotion");
+    assert!(
+        audit_count(&pool).await? >= before + 2,
+        "the move and the promotion"
+    );
     let phase: serde_json::Value = get(&app, "", "/api/phases/1").await?.json()?;
     assert_eq!(phase["state"], "finalized");
     assert_eq!(phase["promoted"], serde_json::json!(advancing));
     let csv = get(&app, "", "/api/phases/1/advancement.csv").await?;
-    assert_eq!(csv.body.lines().count(), 3, "a header and two rows: {}", csv.body);
+    assert_eq!(
+        csv.body.lines().count(),
+        3,
+        "a header and two rows: {}",
+        csv.body
+    );
 
     // Phase 2 opens; only the promoted may enter.
     let opened = server_fn(
         &app,
         &org,
         "organizer/move_phase",
-        &[("csrf_token", ""), ("number", "2"), ("to", "open"), ("reason", "phase 1 is final")],
+        &[
+            ("csrf_token", ""),
+            ("number", "2"),
+            ("to", "open"),
+            ("reason", "phase 1 is final"),
+        ],
     )
     .await?;
     assert_eq!(opened.status, StatusCode::OK, "{}", opened.body);
     for (handle, token) in &tokens {
-        let reply = support::start_in(&app, token, 2, &demo_checkpoint("p2-cleo-wide")?, handle).await?;
+        let reply =
+            support::start_in(&app, token, 2, &demo_checkpoint("p2-cleo-wide")?, handle).await?;
         if advancing.iter().any(|h| h == handle) {
-            assert_eq!(reply.status, StatusCode::CREATED, "{handle}: {}", reply.body);
+            assert_eq!(
+                reply.status,
+                StatusCode::CREATED,
+                "{handle}: {}",
+                reply.body
+            );
         } else {
             assert_eq!(*handle, left_out);
-            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{handle}: {}", reply.body);
+            assert_eq!(
+                reply.status,
+                StatusCode::FORBIDDEN,
+                "{handle}: {}",
+                reply.body
+            );
             assert!(reply.body.contains("phase 1"), "{}", reply.body);
         }
     }
@@ -220,15 +314,45 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
     let id = reply.json::<SubmissionCreated>()?.id.to_string();
     let form = PhaseForm::of(&phases::detail(&pool, 2).await?.ok_or("phase 2")?.spec);
     let mut edit = edit_fields(&form)?;
-    edit.extend([("number".into(), "2".into()), ("csrf_token".into(), String::new()), ("reason".into(), "x".into())]);
+    edit.extend([
+        ("number".into(), "2".into()),
+        ("csrf_token".into(), String::new()),
+        ("reason".into(), "x".into()),
+    ]);
     let edit: Vec<(&str, &str)> = edit.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let actions: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        ("organizer/move_phase", vec![("csrf_token", ""), ("number", "1"), ("to", "closed"), ("reason", "x")]),
+        (
+            "organizer/move_phase",
+            vec![
+                ("csrf_token", ""),
+                ("number", "1"),
+                ("to", "closed"),
+                ("reason", "x"),
+            ],
+        ),
         ("organizer/edit_phase", edit),
-        ("organizer/adjust_advancement", vec![("csrf_token", ""), ("number", "1"), ("handle", "ada"), ("advance", "add"), ("reason", "x")]),
-        ("organizer/finalize_phase", vec![("csrf_token", ""), ("number", "1"), ("reason", "x")]),
-        ("organizer/disqualify", vec![("csrf_token", ""), ("id", &id), ("reason", "x")]),
-        ("organizer/rerun", vec![("csrf_token", ""), ("id", &id), ("reason", "x")]),
+        (
+            "organizer/adjust_advancement",
+            vec![
+                ("csrf_token", ""),
+                ("number", "1"),
+                ("handle", "ada"),
+                ("advance", "add"),
+                ("reason", "x"),
+            ],
+        ),
+        (
+            "organizer/finalize_phase",
+            vec![("csrf_token", ""), ("number", "1"), ("reason", "x")],
+        ),
+        (
+            "organizer/disqualify",
+            vec![("csrf_token", ""), ("id", &id), ("reason", "x")],
+        ),
+        (
+            "organizer/rerun",
+            vec![("csrf_token", ""), ("id", &id), ("reason", "x")],
+        ),
     ];
     let reads = [
         "/api/organizer/phase_review?number=1",
@@ -254,14 +378,19 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
                 reply.status,
                 reply.body
             );
-            assert!(!reply.body.contains("ada@example.org") && !reply.body.contains("\"subject\""), "{}", reply.body);
+            assert!(
+                !reply.body.contains("ada@example.org") && !reply.body.contains("\"subject\""),
+                "{}",
+                reply.body
+            );
         }
     }
     assert_eq!(audit_count(&pool).await?, before, "nothing happened");
     assert_eq!(phase_state(&pool, 1).await?, "open");
-    let disqualified: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM submissions WHERE disqualified = 1")
-        .fetch_one(&pool)
-        .await?;
+    let disqualified: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM submissions WHERE disqualified = 1")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(disqualified, 0);
     Ok(())
 }
@@ -275,7 +404,15 @@ async fn submissions_received_before_the_close_are_still_scored(pool: SqlitePool
     let (_, ada) = contributor(&pool, "ada").await?;
     let reply = submit_to(&app, &ada, 1, &demo_checkpoint("p1-ada-first")?, "ada").await?;
     let id = reply.json::<SubmissionCreated>()?.id;
-    ascent_store::lifecycle::move_phase(&pool, 1, ascent_domain::PhaseState::Closed, org, "closing", ascent_store::now()).await?;
+    ascent_store::lifecycle::move_phase(
+        &pool,
+        1,
+        ascent_domain::PhaseState::Closed,
+        org,
+        "closing",
+        ascent_store::now(),
+    )
+    .await?;
     let refused = server_fn(&app, "", "organizer/finalize_phase", &[]).await?;
     assert!(!refused.status.is_success());
     assert!(matches!(
@@ -289,7 +426,9 @@ async fn submissions_received_before_the_close_are_still_scored(pool: SqlitePool
         .map_err(|e| e.to_string())?;
     scored_all(&pool).await?;
     server.stop().await.map_err(|e| e.to_string())?;
-    let board = ascent_store::lifecycle::final_board(&pool, 1).await?.ok_or("closed")?;
+    let board = ascent_store::lifecycle::final_board(&pool, 1)
+        .await?
+        .ok_or("closed")?;
     assert_eq!(board.pending, 0);
     assert_eq!(board.rows.len(), 1);
     assert_eq!(board.rows[0].submission_id, id);

@@ -176,7 +176,11 @@ async fn propose(conn: &mut SqliteConnection, number: u8) -> Result<Proposal> {
         .zip(&verdicts)
         .map(|(place, verdict)| FinalRow {
             rank: place.rank,
-            handle: handles.get(&place.user_id).copied().unwrap_or("?").to_owned(),
+            handle: handles
+                .get(&place.user_id)
+                .copied()
+                .unwrap_or("?")
+                .to_owned(),
             submission_id: place.submission_id,
             private_loss: place.private_loss,
             public_rank: place.public_rank,
@@ -345,7 +349,11 @@ pub async fn adjust(
         &mut tx,
         Change {
             actor: Some(actor),
-            action: if advance { "advancement added" } else { "advancement removed" },
+            action: if advance {
+                "advancement added"
+            } else {
+                "advancement removed"
+            },
             subject: format!("phase {number} / {handle}"),
             reason,
             detail: json!({ "phase": number, "contributor": handle, "advance": advance }),
@@ -545,9 +553,11 @@ mod tests {
     /// use top-2 to see someone left out.
     async fn phase_with_scores(pool: &SqlitePool) -> Result<(i64, Vec<i64>)> {
         load_preset(pool, &demo_preset(NOW), NOW, false).await?;
-        sqlx::query("UPDATE phases SET advancement_rule = 'top_k', advancement_value = 2 WHERE number = 1")
-            .execute(pool)
-            .await?;
+        sqlx::query(
+            "UPDATE phases SET advancement_rule = 'top_k', advancement_value = 2 WHERE number = 1",
+        )
+        .execute(pool)
+        .await?;
         let organizer = user(pool, "org").await?;
         let mut people = Vec::new();
         for handle in ["ada", "bob", "cy", "dee"] {
@@ -564,7 +574,11 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn a_phase_closes_ranks_privately_and_promotes(pool: SqlitePool) -> Result<()> {
         let (org, people) = phase_with_scores(&pool).await?;
-        assert_eq!(final_board(&pool, 1).await?, None, "no final ranking while open");
+        assert_eq!(
+            final_board(&pool, 1).await?,
+            None,
+            "no final ranking while open"
+        );
         let public: Vec<String> = standings::leaderboard(&pool, 1, 0, 10)
             .await?
             .expect("phase")
@@ -574,7 +588,15 @@ mod tests {
             .collect();
         assert_eq!(public, ["ada", "bob", "cy", "dee"]);
 
-        move_phase(&pool, 1, PhaseState::Closed, org, "end of the prototype", NOW + 10).await?;
+        move_phase(
+            &pool,
+            1,
+            PhaseState::Closed,
+            org,
+            "end of the prototype",
+            NOW + 10,
+        )
+        .await?;
         let board = final_board(&pool, 1).await?.expect("closed");
         let ranked: Vec<(&str, u64, i64, bool)> = board
             .rows
@@ -583,12 +605,35 @@ mod tests {
             .collect();
         assert_eq!(
             ranked,
-            [("cy", 3, 2, true), ("ada", 1, -1, true), ("bob", 2, -1, false), ("dee", 4, 0, false)]
+            [
+                ("cy", 3, 2, true),
+                ("ada", 1, -1, true),
+                ("bob", 2, -1, false),
+                ("dee", 4, 0, false)
+            ]
         );
         assert_eq!(board.rule, "The best 2 contributors advance.");
 
-        adjust(&pool, 1, "bob", true, org, "tied within noise with ada", NOW + 11).await?;
-        adjust(&pool, 1, "ada", false, org, "shared weights with a banned account", NOW + 12).await?;
+        adjust(
+            &pool,
+            1,
+            "bob",
+            true,
+            org,
+            "tied within noise with ada",
+            NOW + 11,
+        )
+        .await?;
+        adjust(
+            &pool,
+            1,
+            "ada",
+            false,
+            org,
+            "shared weights with a banned account",
+            NOW + 12,
+        )
+        .await?;
         let board = final_board(&pool, 1).await?.expect("closed");
         let advancing: Vec<&str> = board
             .rows
@@ -598,7 +643,9 @@ mod tests {
             .collect();
         assert_eq!(advancing, ["cy", "bob"]);
         assert!(board.rows[1].proposed && !board.rows[1].advances);
-        assert!(adjust(&pool, 1, "nobody", true, org, "x", NOW).await.is_err());
+        assert!(adjust(&pool, 1, "nobody", true, org, "x", NOW)
+            .await
+            .is_err());
         assert!(matches!(
             adjust(&pool, 1, "dee", true, org, "  ", NOW).await,
             Err(StoreError::Refused(_))
@@ -610,10 +657,22 @@ mod tests {
         let frozen = final_board(&pool, 1).await?.expect("finalized");
         assert_eq!(frozen.state, PhaseState::Finalized);
         assert_eq!(
-            frozen.rows.iter().map(|r| (r.handle.as_str(), r.advances, r.proposed)).collect::<Vec<_>>(),
-            [("cy", true, true), ("ada", false, true), ("bob", true, false), ("dee", false, false)]
+            frozen
+                .rows
+                .iter()
+                .map(|r| (r.handle.as_str(), r.advances, r.proposed))
+                .collect::<Vec<_>>(),
+            [
+                ("cy", true, true),
+                ("ada", false, true),
+                ("bob", true, false),
+                ("dee", false, false)
+            ]
         );
-        assert_eq!(frozen.rows[1].adjustment.as_deref(), Some("shared weights with a banned account"));
+        assert_eq!(
+            frozen.rows[1].adjustment.as_deref(),
+            Some("shared weights with a banned account")
+        );
         assert_eq!(promoted(&pool, 1).await?, ["cy", "bob"]);
         assert_eq!(promoted_counts(&pool).await?, [(1, 2)]);
 
@@ -622,7 +681,12 @@ mod tests {
             .execute(&pool)
             .await?;
         let mut conn = pool.acquire().await?;
-        for (who, allowed) in [(people[2], true), (people[1], true), (people[0], false), (people[3], false)] {
+        for (who, allowed) in [
+            (people[2], true),
+            (people[1], true),
+            (people[0], false),
+            (people[3], false),
+        ] {
             let facts = uploads::entry_facts(&mut conn, 2, who, 10, NOW + 30).await?;
             // (No held-out data is attached here: eligibility is the rule under test.)
             let eligible = !matches!(check_entry(&facts), Err(Refusal::NotEligible { .. }));
@@ -630,15 +694,22 @@ mod tests {
         }
         drop(conn);
         let cy_news = notifications::of_user(&pool, people[2], 10).await?;
-        assert!(cy_news[0].text.contains("advanced to phase 2"), "{cy_news:?}");
+        assert!(
+            cy_news[0].text.contains("advanced to phase 2"),
+            "{cy_news:?}"
+        );
         let dee_news = notifications::of_user(&pool, people[3], 10).await?;
         assert!(dee_news[0].text.contains("#4 of 4"), "{dee_news:?}");
 
         // A finalized phase is final.
-        assert!(matches!(finalize(&pool, 1, org, "again", NOW).await, Err(StoreError::Refused(_))));
-        let cy_best: i64 = sqlx::query_scalar("SELECT submission_id FROM final_standings WHERE rank = 1")
-            .fetch_one(&pool)
-            .await?;
+        assert!(matches!(
+            finalize(&pool, 1, org, "again", NOW).await,
+            Err(StoreError::Refused(_))
+        ));
+        let cy_best: i64 =
+            sqlx::query_scalar("SELECT submission_id FROM final_standings WHERE rank = 1")
+                .fetch_one(&pool)
+                .await?;
         assert!(matches!(
             moderation::disqualify(&pool, cy_best, org, "late", NOW).await,
             Err(StoreError::Refused(_))
@@ -673,7 +744,10 @@ mod tests {
         move_phase(&pool, 1, PhaseState::Closed, org, "closing", NOW + 10).await?;
         assert_eq!(final_board(&pool, 1).await?.expect("closed").pending, 1);
         let refused = finalize(&pool, 1, org, "too early", NOW + 11).await;
-        assert!(matches!(&refused, Err(StoreError::Refused(m)) if m.contains("still being scored")), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(StoreError::Refused(m)) if m.contains("still being scored")),
+            "{refused:?}"
+        );
         let state: String = sqlx::query_scalar("SELECT state FROM phases WHERE number = 1")
             .fetch_one(&pool)
             .await?;
@@ -693,12 +767,24 @@ mod tests {
             move_phase(&pool, 2, PhaseState::Open, org, "", NOW).await,
             Err(StoreError::Refused(_))
         ));
-        move_phase(&pool, 2, PhaseState::Open, org, "phase 1 ended early", NOW + 5).await?;
+        move_phase(
+            &pool,
+            2,
+            PhaseState::Open,
+            org,
+            "phase 1 ended early",
+            NOW + 5,
+        )
+        .await?;
         let (state, opens_at): (String, i64) =
             sqlx::query_as("SELECT state, opens_at FROM phases WHERE number = 2")
                 .fetch_one(&pool)
                 .await?;
-        assert_eq!((state.as_str(), opens_at), ("open", NOW + 5), "the schedule follows");
+        assert_eq!(
+            (state.as_str(), opens_at),
+            ("open", NOW + 5),
+            "the schedule follows"
+        );
         assert!(matches!(
             move_phase(&pool, 9, PhaseState::Open, org, "x", NOW).await,
             Err(StoreError::NotFound(_))
@@ -709,16 +795,21 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn disqualifying_and_rerunning_refresh_the_standings(pool: SqlitePool) -> Result<()> {
         let (org, people) = phase_with_scores(&pool).await?;
-        let ada_best: i64 = sqlx::query_scalar("SELECT submission_id FROM standings WHERE user_id = ?")
-            .bind(people[0])
-            .fetch_one(&pool)
-            .await?;
+        let ada_best: i64 =
+            sqlx::query_scalar("SELECT submission_id FROM standings WHERE user_id = ?")
+                .bind(people[0])
+                .fetch_one(&pool)
+                .await?;
         moderation::disqualify(&pool, ada_best, org, "copied weights", NOW + 5).await?;
-        let board = standings::leaderboard(&pool, 1, 0, 10).await?.expect("phase");
+        let board = standings::leaderboard(&pool, 1, 0, 10)
+            .await?
+            .expect("phase");
         assert_eq!(board.rows[0].handle, "bob");
         assert_eq!(board.total, 3);
         assert_eq!(standings::best_over_time(&pool, 1).await?[0].loss, 2.05);
-        assert!(moderation::disqualify(&pool, ada_best, org, "again", NOW).await.is_err());
+        assert!(moderation::disqualify(&pool, ada_best, org, "again", NOW)
+            .await
+            .is_err());
         let found = moderation::search(
             &pool,
             &moderation::SubmissionQuery {
@@ -729,21 +820,34 @@ mod tests {
         )
         .await?;
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].disqualified_reason.as_deref(), Some("copied weights"));
+        assert_eq!(
+            found[0].disqualified_reason.as_deref(),
+            Some("copied weights")
+        );
 
         // Re-running needs stored files: these test submissions have none.
-        let bob_best: i64 = sqlx::query_scalar("SELECT submission_id FROM standings WHERE user_id = ?")
-            .bind(people[1])
-            .fetch_one(&pool)
-            .await?;
+        let bob_best: i64 =
+            sqlx::query_scalar("SELECT submission_id FROM standings WHERE user_id = ?")
+                .bind(people[1])
+                .fetch_one(&pool)
+                .await?;
         assert!(matches!(
             moderation::rerun(&pool, bob_best, org, "worker fault", NOW).await,
             Err(StoreError::Refused(m)) if m.contains("no stored files")
         ));
         // The audit log cannot be edited or emptied.
-        assert!(sqlx::query("UPDATE audit_log SET reason = 'nothing'").execute(&pool).await.is_err());
-        assert!(sqlx::query("DELETE FROM audit_log").execute(&pool).await.is_err());
-        assert_eq!(audit_actions(&pool).await?.last().map(String::as_str), Some(&*format!("submission disqualified submission {ada_best}")));
+        assert!(sqlx::query("UPDATE audit_log SET reason = 'nothing'")
+            .execute(&pool)
+            .await
+            .is_err());
+        assert!(sqlx::query("DELETE FROM audit_log")
+            .execute(&pool)
+            .await
+            .is_err());
+        assert_eq!(
+            audit_actions(&pool).await?.last().map(String::as_str),
+            Some(&*format!("submission disqualified submission {ada_best}"))
+        );
         Ok(())
     }
 }

@@ -55,7 +55,8 @@ pub async fn search(
     if query.disqualified_only {
         sql.push(" AND s.disqualified = 1");
     }
-    sql.push(" ORDER BY s.id DESC LIMIT ").push_bind(i64::from(limit));
+    sql.push(" ORDER BY s.id DESC LIMIT ")
+        .push_bind(i64::from(limit));
     let rows: Vec<SubmissionRow> = sql.build_query_as().fetch_all(pool).await?;
     rows.into_iter().map(SubmissionView::try_from).collect()
 }
@@ -69,12 +70,11 @@ struct Target {
 
 /// Takes the write lock, reads the submission, and refuses if its phase is final.
 async fn target(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Target> {
-    let found: Option<(i64, i64, String, bool)> = sqlx::query_as(
-        "SELECT phase, user_id, state, disqualified FROM submissions WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let found: Option<(i64, i64, String, bool)> =
+        sqlx::query_as("SELECT phase, user_id, state, disqualified FROM submissions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some((phase, user_id, state, disqualified)) = found else {
         return Err(StoreError::NotFound(format!("there is no submission {id}")));
     };

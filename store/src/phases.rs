@@ -156,10 +156,7 @@ impl TryFrom<SummaryRow> for PhaseSummary {
             contributors: unsigned(row.contributors, "contributors")?,
             submissions: unsigned(row.submissions, "submissions")?,
             best_loss: row.best_loss,
-            advanced: row
-                .advanced
-                .map(|n| unsigned(n, "advanced"))
-                .transpose()?,
+            advanced: row.advanced.map(|n| unsigned(n, "advanced")).transpose()?,
         })
     }
 }
@@ -315,7 +312,10 @@ pub async fn update(
     .bind(edited.closes_at)
     .bind(&edited.model.architecture)
     .bind(i64::from(edited.model.vocab_size))
-    .bind(i64::try_from(edited.model.max_parameters).map_err(|_| StoreError::Refused("parameter cap too large".into()))?)
+    .bind(
+        i64::try_from(edited.model.max_parameters)
+            .map_err(|_| StoreError::Refused("parameter cap too large".into()))?,
+    )
     .bind(i64::from(edited.model.min_context))
     .bind(&edited.evaluation.dataset)
     .bind(i64::from(edited.evaluation.seq_len))
@@ -323,7 +323,10 @@ pub async fn update(
     .bind(edited.evaluation.public_share)
     .bind(i64::from(edited.evaluation.time_limit_minutes) * 60)
     .bind(i64::from(edited.submissions.per_day))
-    .bind(i64::try_from(edited.submissions.max_bytes).map_err(|_| StoreError::Refused("size limit too large".into()))?)
+    .bind(
+        i64::try_from(edited.submissions.max_bytes)
+            .map_err(|_| StoreError::Refused("size limit too large".into()))?,
+    )
     .bind(rule)
     .bind(value)
     .bind(edited.epsilon)

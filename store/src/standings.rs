@@ -279,11 +279,7 @@ pub(crate) async fn intervals(
     .bind(i64::from(phase))
     .fetch_one(pool)
     .await?;
-    let parts = split::window_parts(
-        secret.as_bytes(),
-        unsigned(windows, "windows")?,
-        share,
-    );
+    let parts = split::window_parts(secret.as_bytes(), unsigned(windows, "windows")?, share);
     let tokens_per_window = unsigned::<u32>(seq_len, "seq_len")?.saturating_sub(1);
     for &id in submissions {
         let nll: Option<String> =

@@ -14,9 +14,21 @@ use crate::functions::phase_admin::AdjustAdvancement;
 /// `▲ 2`, `▼ 1` or `–`, with a sentence for screen readers and tooltips.
 fn movement(row: &FinalRow) -> impl IntoView {
     let (class, text, title) = match row.movement {
-        0 => ("move same", "–".to_owned(), "same place as on the public board".to_owned()),
-        n if n > 0 => ("move up", format!("▲ {n}"), format!("up {n} from the public board")),
-        n => ("move down", format!("▼ {}", -n), format!("down {} from the public board", -n)),
+        0 => (
+            "move same",
+            "–".to_owned(),
+            "same place as on the public board".to_owned(),
+        ),
+        n if n > 0 => (
+            "move up",
+            format!("▲ {n}"),
+            format!("up {n} from the public board"),
+        ),
+        n => (
+            "move down",
+            format!("▼ {}", -n),
+            format!("down {} from the public board", -n),
+        ),
     };
     view! { <span class=class title=title.clone() aria-label=title>{text}</span> }
 }

@@ -1,9 +1,9 @@
 //! Server functions: what pages read and change. Each returns `AppError`, the one
 //! error type of this crate's boundary, which travels to the browser as JSON.
 
-pub mod organizer;
 pub mod moderation;
 pub mod notifications;
+pub mod organizer;
 pub mod people;
 pub mod phase_admin;
 pub mod phases;

@@ -4,10 +4,10 @@ use ascent_domain::format;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::components::console::{refusal, ConsoleNav};
 use crate::components::phase_bits::StateBadge;
 use crate::components::workers::Workers;
 use crate::functions::organizer::{load_console, ConsoleData, CreateWorker, RevokeWorker};
-use crate::components::console::{refusal, ConsoleNav};
 
 #[component]
 pub fn OrganizerPage() -> impl IntoView {

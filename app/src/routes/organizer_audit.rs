@@ -12,7 +12,12 @@ use crate::functions::moderation::{audit_log, AUDIT_PAGE};
 #[component]
 pub fn OrganizerAuditPage() -> impl IntoView {
     let query = use_query_map();
-    let before = move || query.read().get("before").and_then(|b| b.parse::<i64>().ok());
+    let before = move || {
+        query
+            .read()
+            .get("before")
+            .and_then(|b| b.parse::<i64>().ok())
+    };
     let entries = Resource::new(before, audit_log);
     view! {
         <Title text="Audit log · console" />

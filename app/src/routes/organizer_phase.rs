@@ -33,7 +33,12 @@ pub fn OrganizerPhasePage() -> impl IntoView {
         finalize: ServerAction::new(),
         edit: ServerAction::new(),
     };
-    let number = move || params.read().get("number").and_then(|n| n.parse::<u8>().ok());
+    let number = move || {
+        params
+            .read()
+            .get("number")
+            .and_then(|n| n.parse::<u8>().ok())
+    };
     let data = Resource::new(
         move || {
             (
@@ -164,12 +169,28 @@ fn AdvancementPanel(board: FinalBoard, actions: Actions) -> impl IntoView {
     let closed = board.state == PhaseState::Closed;
     let advancing = board.advancing();
     let pending = board.pending;
-    let next = if number < 7 { format!("phase {}", number + 1) } else { "the winners' list".to_owned() };
+    let next = if number < 7 {
+        format!("phase {}", number + 1)
+    } else {
+        "the winners' list".to_owned()
+    };
     let exports = [
-        (format!("/api/phases/{number}/final.csv"), "final standings (CSV)"),
-        (format!("/api/phases/{number}/final"), "final standings (JSON)"),
-        (format!("/api/phases/{number}/advancement.csv"), "advancement list (CSV)"),
-        (format!("/api/phases/{number}/advancement"), "advancement list (JSON)"),
+        (
+            format!("/api/phases/{number}/final.csv"),
+            "final standings (CSV)",
+        ),
+        (
+            format!("/api/phases/{number}/final"),
+            "final standings (JSON)",
+        ),
+        (
+            format!("/api/phases/{number}/advancement.csv"),
+            "advancement list (CSV)",
+        ),
+        (
+            format!("/api/phases/{number}/advancement"),
+            "advancement list (JSON)",
+        ),
     ];
     let finalize = closed.then(|| {
         let label = format!("Finalize and promote {advancing} to {next}");
@@ -234,7 +255,11 @@ fn SettingsPanel(
     }
     let form = PhaseForm::of(&review.spec);
     let frozen = review.summary.submissions > 0;
-    let rules = [("top_k", "best K"), ("top_fraction", "best fraction"), ("within_margin", "within a margin of the best")];
+    let rules = [
+        ("top_k", "best K"),
+        ("top_fraction", "best fraction"),
+        ("within_margin", "within a margin of the best"),
+    ];
     let rule_options = rules
         .into_iter()
         .map(|(value, label)| {
@@ -242,7 +267,11 @@ fn SettingsPanel(
             view! { <option value=value selected=selected>{label}</option> }
         })
         .collect_view();
-    let field = |name: &'static str, label: &'static str, value: String, kind: &'static str, locked: bool| {
+    let field = |name: &'static str,
+                 label: &'static str,
+                 value: String,
+                 kind: &'static str,
+                 locked: bool| {
         let hidden = locked.then(|| value.clone());
         view! {
             <label>

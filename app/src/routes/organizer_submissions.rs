@@ -28,7 +28,9 @@ pub fn OrganizerSubmissionsPage() -> impl IntoView {
     };
     let results = Resource::new(
         move || (filters(), disqualify.version().get(), rerun.version().get()),
-        |((text, phase, state, disqualified), ..)| search_submissions(text, phase, state, disqualified),
+        |((text, phase, state, disqualified), ..)| {
+            search_submissions(text, phase, state, disqualified)
+        },
     );
     view! {
         <Title text="Submissions · console" />

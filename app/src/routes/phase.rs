@@ -133,7 +133,10 @@ fn FinalPanel(board: FinalBoard, next: u8) -> impl IntoView {
         PhaseState::Finalized => format!("Final. {advancing} winners."),
         _ => {
             let pending = if board.pending > 0 {
-                format!(" {} submissions received before the close are still being scored.", board.pending)
+                format!(
+                    " {} submissions received before the close are still being scored.",
+                    board.pending
+                )
             } else {
                 String::new()
             };

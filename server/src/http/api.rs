@@ -300,7 +300,11 @@ pub enum FinalExport {
     Advancement,
 }
 
-async fn final_rows(state: &AppState, raw: &str, export: FinalExport) -> Result<ApiFinal, ApiError> {
+async fn final_rows(
+    state: &AppState,
+    raw: &str,
+    export: FinalExport,
+) -> Result<ApiFinal, ApiError> {
     let number = phase_number(raw)?;
     let board = lifecycle::final_board(&state.pool, number)
         .await?
@@ -376,7 +380,11 @@ pub async fn final_csv(
         FinalExport::Standings => "final-standings",
         FinalExport::Advancement => "advancement",
     };
-    let suffix = if board.provisional { "-provisional" } else { "" };
+    let suffix = if board.provisional {
+        "-provisional"
+    } else {
+        ""
+    };
     let disposition = format!(
         "attachment; filename=\"ascent-phase-{}-{what}{suffix}.csv\"",
         board.phase

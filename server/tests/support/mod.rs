@@ -58,7 +58,9 @@ fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             b' ' => "+".to_owned(),
             other => format!("%{other:02X}"),
         })
@@ -192,7 +194,11 @@ pub fn checkpoint(name: &str) -> TestResult<Vec<(String, Vec<u8>)>> {
 
 /// The files of one of the demo's trained checkpoints (`demo/checkpoints/<name>`).
 pub fn demo_checkpoint(name: &str) -> TestResult<Vec<(String, Vec<u8>)>> {
-    files_of(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/checkpoints").join(name))
+    files_of(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../demo/checkpoints")
+            .join(name),
+    )
 }
 
 fn files_of(dir: &Path) -> TestResult<Vec<(String, Vec<u8>)>> {
