@@ -58,6 +58,7 @@ pub struct PhaseSummary {
     pub seq_len: u32,
     pub contributors: u64,
     pub submissions: u64,
+    /// The best loss: on the public part, or once finalized the winner's private loss.
     pub best_loss: Option<f64>,
     /// How many it promoted, once finalized.
     pub advanced: Option<u64>,

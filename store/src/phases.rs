@@ -134,7 +134,10 @@ const SUMMARY_SELECT: &str = "
            p.vocab_size, p.seq_len,
            p.contributor_count AS contributors,
            p.submission_count AS submissions,
-           (SELECT MIN(loss) FROM standings s WHERE s.phase = p.number) AS best_loss,
+           -- A finalized phase's best is its winner's loss on the private part.
+           CASE WHEN p.state = 'finalized'
+                THEN (SELECT f.private_loss FROM final_standings f WHERE f.phase = p.number AND f.rank = 1)
+                ELSE (SELECT MIN(loss) FROM standings s WHERE s.phase = p.number) END AS best_loss,
            (SELECT SUM(f.advanced) FROM final_standings f WHERE f.phase = p.number) AS advanced";
 
 impl TryFrom<SummaryRow> for PhaseSummary {

@@ -33,8 +33,12 @@ pub fn LeaderboardTable(board: Leaderboard) -> impl IntoView {
                     </td>
                     <td class="num">
                         <a href=submission>{format::loss(row.loss)}</a>
+                        {row.interval.map(|i| view! {
+                            <span class="interval" title="Bootstrap 95% interval over the scored windows: overlapping intervals mean the gap may be noise">
+                                {interval(Some(i))}
+                            </span>
+                        })}
                     </td>
-                    <td class="num interval">{interval(row.interval)}</td>
                     <td class="num">{format!("{:.2}", row.perplexity)}</td>
                     <td class="num">{format::parameters(row.parameters)}</td>
                     <td class="num">{row.submissions}</td>
@@ -50,8 +54,7 @@ pub fn LeaderboardTable(board: Leaderboard) -> impl IntoView {
                     <tr>
                         <th class="num" scope="col">"Rank"</th>
                         <th scope="col">"Contributor"</th>
-                        <th class="num" scope="col" title="Mean cross-entropy in nats per token; lower is better">"Best loss"</th>
-                        <th class="num" scope="col" title="Bootstrap 95% interval over the scored windows (leading rows): overlapping intervals mean the gap may be noise">"95% interval"</th>
+                        <th class="num" scope="col" title="Mean cross-entropy in nats per token; lower is better. Below it, for the leading rows, the bootstrap 95% interval">"Best loss"</th>
                         <th class="num" scope="col">"Perplexity"</th>
                         <th class="num" scope="col">"Parameters"</th>
                         <th class="num" scope="col">"Submissions"</th>
