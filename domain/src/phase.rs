@@ -238,11 +238,13 @@ mod tests {
         assert_eq!(Open.organizer_move(Closed), Ok(()));
         assert!(Closed
             .organizer_move(Finalized)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("promoting"));
         assert!(Open
             .organizer_move(Open)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("already open"));
         assert!(Finalized.organizer_move(Open).is_err());
         assert!(Closed.organizer_move(Open).is_err());

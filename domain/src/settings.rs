@@ -108,7 +108,8 @@ mod tests {
         assert_eq!(check(&all, &edited, PhaseState::Upcoming, 0), Ok(()));
         edited.evaluation.public_share = 1.0;
         assert!(check(&all, &edited, PhaseState::Upcoming, 0)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("public_share"));
     }
 
@@ -118,12 +119,14 @@ mod tests {
         let mut edited = all[1].clone();
         edited.model.max_parameters = all[0].model.max_parameters;
         assert!(check(&all, &edited, PhaseState::Upcoming, 0)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("max_parameters"));
         let mut edited = all[1].clone();
         edited.closes_at = all[2].opens_at + 1;
         assert!(check(&all, &edited, PhaseState::Upcoming, 0)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("opens before phase 2 closes"));
     }
 
@@ -136,13 +139,15 @@ mod tests {
         assert_eq!(check(&all, &edited, PhaseState::Open, 12), Ok(()));
         edited.evaluation.windows = 32;
         assert!(check(&all, &edited, PhaseState::Open, 12)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("number of windows"));
         assert_eq!(check(&all, &edited, PhaseState::Open, 0), Ok(()));
         let mut edited = all[0].clone();
         edited.epsilon = 0.01;
         assert!(check(&all, &edited, PhaseState::Open, 1)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("epsilon"));
     }
 
@@ -152,16 +157,19 @@ mod tests {
         let mut edited = all[0].clone();
         edited.opens_at -= 10;
         assert!(check(&all, &edited, PhaseState::Open, 0)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("opening time"));
         let mut edited = all[0].clone();
         edited.closes_at = NOW;
         assert!(check(&all, &edited, PhaseState::Open, 0)
-            .err().unwrap_or_default()
+            .err()
+            .unwrap_or_default()
             .contains("future"));
         for state in [PhaseState::Closed, PhaseState::Finalized] {
             assert!(check(&all, &all[0], state, 0)
-                .err().unwrap_or_default()
+                .err()
+                .unwrap_or_default()
                 .contains("final"));
         }
     }

@@ -31,13 +31,7 @@ pub async fn move_phase(
 ) -> Result<()> {
     let reason = required_reason(reason)?;
     let mut tx = crate::write(pool).await?;
-    // Take the write lock first, so nothing changes between the check and the move.
-    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
-        .bind(now)
-        .bind(i64::from(number))
-        .execute(&mut *tx)
-        .await?;
-    let from = state_of(&mut tx, number).await?;
+    let from = touch(&mut tx, number, now).await?;
     from.organizer_move(to).map_err(StoreError::Refused)?;
     let (opens_at, closes_at): (i64, i64) =
         sqlx::query_as("SELECT opens_at, closes_at FROM phases WHERE number = ?")
@@ -65,6 +59,19 @@ pub async fn move_phase(
     record_transition(&mut tx, number, from, to, Some(actor), reason, now).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Marks a phase changed (its pages are cached by `updated_at` and `standings_version`)
+/// and returns its state, inside the caller's write transaction.
+pub(crate) async fn touch(conn: &mut SqliteConnection, number: u8, now: i64) -> Result<PhaseState> {
+    sqlx::query(
+        "UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?",
+    )
+    .bind(now)
+    .bind(i64::from(number))
+    .execute(&mut *conn)
+    .await?;
+    state_of(conn, number).await
 }
 
 /// Records a state change in `phase_transitions` and the audit log.
@@ -306,12 +313,7 @@ pub async fn adjust(
 ) -> Result<()> {
     let reason = required_reason(reason)?;
     let mut tx = crate::write(pool).await?;
-    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
-        .bind(now)
-        .bind(i64::from(number))
-        .execute(&mut *tx)
-        .await?;
-    let state = state_of(&mut tx, number).await?;
+    let state = touch(&mut tx, number, now).await?;
     if state != PhaseState::Closed {
         return Err(StoreError::Refused(format!(
             "phase {number} is {state}: its advancement list can be changed only while it is closed and not yet finalized"
@@ -387,12 +389,7 @@ pub async fn finalize(
 ) -> Result<Finalized> {
     let reason = required_reason(reason)?;
     let mut tx = crate::write(pool).await?;
-    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
-        .bind(now)
-        .bind(i64::from(number))
-        .execute(&mut *tx)
-        .await?;
-    let state = state_of(&mut tx, number).await?;
+    let state = touch(&mut tx, number, now).await?;
     if state != PhaseState::Closed {
         return Err(StoreError::Refused(format!(
             "phase {number} is {state}; only a closed phase can be finalized"

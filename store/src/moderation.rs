@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
 
 use crate::audit::{self, required_reason, Change};
-use crate::phases::state_of;
+use crate::lifecycle::touch;
 use crate::profiles::{SubmissionRow, SUBMISSION_SELECT};
 use crate::standings::{rebuild_records, refresh_contributor};
 use crate::{unsigned, Result, StoreError};
@@ -79,12 +79,7 @@ async fn target(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Target
         return Err(StoreError::NotFound(format!("there is no submission {id}")));
     };
     let phase: u8 = unsigned(phase, "phase")?;
-    sqlx::query("UPDATE phases SET updated_at = ?, standings_version = standings_version + 1 WHERE number = ?")
-        .bind(now)
-        .bind(i64::from(phase))
-        .execute(&mut *conn)
-        .await?;
-    if state_of(conn, phase).await? == PhaseState::Finalized {
+    if touch(conn, phase, now).await? == PhaseState::Finalized {
         return Err(StoreError::Refused(format!(
             "phase {phase} is finalized; its results are final"
         )));
@@ -119,22 +114,16 @@ pub async fn disqualify(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    refresh_contributor(&mut tx, target.phase, target.user_id).await?;
-    rebuild_records(&mut tx, target.phase).await?;
-    audit::record(
-        &mut tx,
-        Change {
-            actor: Some(actor),
-            action: "submission disqualified",
-            subject: format!("submission {id}"),
-            reason,
-            detail: json!({ "phase": target.phase, "state": target.state }),
-            at: now,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let detail = json!({ "phase": target.phase, "state": target.state });
+    let change = Change {
+        actor: Some(actor),
+        action: "submission disqualified",
+        subject: format!("submission {id}"),
+        reason,
+        detail,
+        at: now,
+    };
+    settle(tx, &target, change).await
 }
 
 /// Puts a scored or failed submission back in the queue to be scored again from its
@@ -187,20 +176,27 @@ pub async fn rerun(pool: &SqlitePool, id: i64, actor: i64, reason: &str, now: i6
             .execute(&mut *tx)
             .await?;
     }
+    let detail = json!({ "phase": target.phase, "previous_state": target.state });
+    let change = Change {
+        actor: Some(actor),
+        action: "submission re-run",
+        subject: format!("submission {id}"),
+        reason,
+        detail,
+        at: now,
+    };
+    settle(tx, &target, change).await
+}
+
+/// Refreshes the standings the change touched, records it, and commits.
+async fn settle(
+    mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    target: &Target,
+    change: Change<'_>,
+) -> Result<()> {
     refresh_contributor(&mut tx, target.phase, target.user_id).await?;
     rebuild_records(&mut tx, target.phase).await?;
-    audit::record(
-        &mut tx,
-        Change {
-            actor: Some(actor),
-            action: "submission re-run",
-            subject: format!("submission {id}"),
-            reason,
-            detail: json!({ "phase": target.phase, "previous_state": target.state }),
-            at: now,
-        },
-    )
-    .await?;
+    audit::record(&mut tx, change).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use leptos::server_fn::codec::GetUrl;
 
 use super::AppError;
 #[cfg(feature = "ssr")]
-use super::{organizer::require_organizer, phase_admin::refused_as_invalid};
+use super::{organizer::organizer_with_pool, phase_admin::refused_as_invalid};
 
 /// Most submissions one search returns.
 pub const SEARCH_LIMIT: u32 = 100;
@@ -23,8 +23,7 @@ pub async fn search_submissions(
 ) -> Result<Vec<SubmissionView>, AppError> {
     use ascent_store::moderation::{search, SubmissionQuery};
 
-    require_organizer("/organizer/submissions")?;
-    let pool = crate::ssr::pool()?;
+    let (_, pool) = organizer_with_pool("/organizer/submissions")?;
     let query = SubmissionQuery {
         text,
         phase,
@@ -37,8 +36,7 @@ pub async fn search_submissions(
 #[server(endpoint = "organizer/disqualify")]
 pub async fn disqualify(csrf_token: String, id: i64, reason: String) -> Result<(), AppError> {
     let _checked_by_the_security_layer = csrf_token;
-    let organizer = require_organizer("/organizer/submissions")?;
-    let pool = crate::ssr::pool()?;
+    let (organizer, pool) = organizer_with_pool("/organizer/submissions")?;
     ascent_store::moderation::disqualify(&pool, id, organizer.id, &reason, ascent_store::now())
         .await
         .map_err(refused_as_invalid)
@@ -47,8 +45,7 @@ pub async fn disqualify(csrf_token: String, id: i64, reason: String) -> Result<(
 #[server(endpoint = "organizer/rerun")]
 pub async fn rerun(csrf_token: String, id: i64, reason: String) -> Result<(), AppError> {
     let _checked_by_the_security_layer = csrf_token;
-    let organizer = require_organizer("/organizer/submissions")?;
-    let pool = crate::ssr::pool()?;
+    let (organizer, pool) = organizer_with_pool("/organizer/submissions")?;
     ascent_store::moderation::rerun(&pool, id, organizer.id, &reason, ascent_store::now())
         .await
         .map_err(refused_as_invalid)
@@ -60,7 +57,6 @@ pub const AUDIT_PAGE: u32 = 50;
 /// The audit log, newest first, older than entry `before` if given.
 #[server(input = GetUrl, endpoint = "organizer/audit")]
 pub async fn audit_log(before: Option<i64>) -> Result<Vec<AuditEntry>, AppError> {
-    require_organizer("/organizer/audit")?;
-    let pool = crate::ssr::pool()?;
+    let (_, pool) = organizer_with_pool("/organizer/audit")?;
     Ok(ascent_store::audit::recent(&pool, AUDIT_PAGE, before).await?)
 }

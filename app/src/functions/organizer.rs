@@ -36,6 +36,13 @@ pub fn require_organizer(path: &str) -> Result<Viewer, AppError> {
     }
 }
 
+/// The signed-in organizer and the database, for an organizer's server function.
+#[cfg(feature = "ssr")]
+pub fn organizer_with_pool(path: &str) -> Result<(Viewer, ascent_store::SqlitePool), AppError> {
+    let organizer = require_organizer(path)?;
+    Ok((organizer, crate::ssr::pool()?))
+}
+
 /// Everything the console shows, read at once (one resource: a page whose data comes
 /// in several resources made at different depths hydrates unreliably).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

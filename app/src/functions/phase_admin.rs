@@ -9,7 +9,7 @@ use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-use super::organizer::require_organizer;
+use super::organizer::organizer_with_pool;
 use super::AppError;
 
 /// The console's page for one phase.
@@ -28,8 +28,7 @@ pub struct PhaseReviewData {
 pub async fn phase_review(number: u8) -> Result<Option<PhaseReviewData>, AppError> {
     use ascent_store::{datasets, lifecycle, phases};
 
-    let viewer = require_organizer(&format!("/organizer/phases/{number}"))?;
-    let pool = crate::ssr::pool()?;
+    let (viewer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
     let Some(detail) = phases::detail(&pool, number).await? else {
         return Ok(None);
     };
@@ -55,11 +54,10 @@ pub async fn move_phase(
     reason: String,
 ) -> Result<(), AppError> {
     let _checked_by_the_security_layer = csrf_token;
-    let organizer = require_organizer(&format!("/organizer/phases/{number}"))?;
+    let (organizer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
     let to = to
         .parse()
         .map_err(|e: ascent_domain::phase::UnknownPhaseState| AppError::Invalid(e.to_string()))?;
-    let pool = crate::ssr::pool()?;
     ascent_store::lifecycle::move_phase(
         &pool,
         number,
@@ -84,7 +82,7 @@ pub async fn adjust_advancement(
     reason: String,
 ) -> Result<(), AppError> {
     let _checked_by_the_security_layer = csrf_token;
-    let organizer = require_organizer(&format!("/organizer/phases/{number}"))?;
+    let (organizer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
     let advance = match advance.as_str() {
         "add" => true,
         "remove" => false,
@@ -94,7 +92,6 @@ pub async fn adjust_advancement(
             )))
         }
     };
-    let pool = crate::ssr::pool()?;
     ascent_store::lifecycle::adjust(
         &pool,
         number,
@@ -117,8 +114,7 @@ pub async fn finalize_phase(
     reason: String,
 ) -> Result<Vec<String>, AppError> {
     let _checked_by_the_security_layer = csrf_token;
-    let organizer = require_organizer(&format!("/organizer/phases/{number}"))?;
-    let pool = crate::ssr::pool()?;
+    let (organizer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
     let done = ascent_store::lifecycle::finalize(
         &pool,
         number,
@@ -245,8 +241,7 @@ pub async fn edit_phase(
     reason: String,
 ) -> Result<(), AppError> {
     let _checked_by_the_security_layer = csrf_token;
-    let organizer = require_organizer(&format!("/organizer/phases/{number}"))?;
-    let pool = crate::ssr::pool()?;
+    let (organizer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
     let Some(current) = ascent_store::phases::detail(&pool, number).await? else {
         return Err(AppError::NotFound(format!("there is no phase {number}")));
     };
@@ -290,9 +285,17 @@ mod tests {
         assert_eq!(form.apply(spec).as_ref(), Ok(spec));
         let mut bad = form.clone();
         bad.windows = "many".into();
-        assert!(bad.apply(spec).err().unwrap_or_default().starts_with("windows:"));
+        assert!(bad
+            .apply(spec)
+            .err()
+            .unwrap_or_default()
+            .starts_with("windows:"));
         let mut bad = form;
         bad.closes_at = "tomorrow".into();
-        assert!(bad.apply(spec).err().unwrap_or_default().starts_with("closes at:"));
+        assert!(bad
+            .apply(spec)
+            .err()
+            .unwrap_or_default()
+            .starts_with("closes at:"));
     }
 }
