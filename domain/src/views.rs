@@ -127,8 +127,12 @@ pub struct SubmissionView {
 pub struct PhaseReached {
     pub phase: u8,
     pub title: String,
+    /// The public loss while the phase runs; the private one once it is finalized.
     pub best_loss: Option<f64>,
+    /// Place on the leaderboard, or in the final ranking once finalized.
     pub rank: Option<u64>,
+    /// Once the phase is finalized: whether they advanced.
+    pub advanced: Option<bool>,
 }
 
 /// A contributor's public profile.
@@ -139,6 +143,8 @@ pub struct ContributorProfile {
     pub joined_at: i64,
     pub phases: Vec<PhaseReached>,
     pub submissions: Vec<SubmissionView>,
+    /// Phases after the first they may enter, and why ("promoted" or "invited").
+    pub eligible: Vec<(u8, String)>,
 }
 
 /// A recorded change of a phase's state.

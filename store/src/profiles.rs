@@ -81,34 +81,53 @@ pub async fn contributor(
         return Ok(None);
     };
     let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?;
-    let phases: Vec<(i64, String, Option<f64>, Option<i64>)> = sqlx::query_as(
-        "SELECT p.number, p.title, s.loss,
-                CASE WHEN s.loss IS NULL THEN NULL ELSE
-                  (SELECT COUNT(*) + 1 FROM standings o
-                   WHERE o.phase = s.phase AND (o.loss < s.loss
-                     OR (o.loss = s.loss AND (o.achieved_at < s.achieved_at
-                       OR (o.achieved_at = s.achieved_at AND o.submission_id < s.submission_id)))))
-                END AS rank
-         FROM phases p
-         LEFT JOIN standings s ON s.phase = p.number AND s.user_id = ?
-         WHERE s.user_id IS NOT NULL
-            OR EXISTS (SELECT 1 FROM submissions x WHERE x.phase = p.number AND x.user_id = ?)
+    let reached: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT p.number, p.title, p.state FROM phases p
+         WHERE EXISTS (SELECT 1 FROM submissions x WHERE x.phase = p.number AND x.user_id = ?)
          ORDER BY p.number",
     )
     .bind(user_id)
-    .bind(user_id)
     .fetch_all(pool)
     .await?;
-    let phases = phases
+    let mut phases = Vec::with_capacity(reached.len());
+    for (number, title, state) in reached {
+        let phase: u8 = unsigned(number, "phase")?;
+        let (best_loss, rank, advanced) = if state == "finalized" {
+            let fin: Option<(f64, i64, bool)> = sqlx::query_as(
+                "SELECT private_loss, rank, advanced FROM final_standings WHERE phase = ? AND user_id = ?",
+            )
+            .bind(number)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+            match fin {
+                Some((loss, rank, advanced)) => {
+                    (Some(loss), Some(unsigned(rank, "rank")?), Some(advanced))
+                }
+                None => (None, None, Some(false)),
+            }
+        } else {
+            match crate::standings::place_of(pool, phase, user_id).await? {
+                Some((rank, loss)) => (Some(loss), Some(rank), None),
+                None => (None, None, None),
+            }
+        };
+        phases.push(PhaseReached {
+            phase,
+            title,
+            best_loss,
+            rank,
+            advanced,
+        });
+    }
+    let eligible: Vec<(i64, String)> =
+        sqlx::query_as("SELECT phase, reason FROM phase_entrants WHERE user_id = ? ORDER BY phase")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+    let eligible = eligible
         .into_iter()
-        .map(|(phase, title, best_loss, rank)| {
-            Ok(PhaseReached {
-                phase: unsigned(phase, "phase")?,
-                title,
-                best_loss,
-                rank: rank.map(|r| unsigned(r, "rank")).transpose()?,
-            })
-        })
+        .map(|(phase, reason)| Ok((unsigned(phase, "phase")?, reason)))
         .collect::<Result<Vec<_>>>()?;
     let rows: Vec<SubmissionRow> = sqlx::query_as(&format!(
         "{SUBMISSION_SELECT} WHERE s.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ?"
@@ -127,5 +146,6 @@ pub async fn contributor(
         joined_at,
         phases,
         submissions,
+        eligible,
     }))
 }

@@ -260,6 +260,36 @@ pub async fn leaderboard(
     }))
 }
 
+/// A contributor's place on a phase's leaderboard and their standing loss, ranked as
+/// [`leaderboard`] ranks; `None` if they have no standing there.
+pub async fn place_of(pool: &SqlitePool, phase: u8, user_id: i64) -> Result<Option<(u64, f64)>> {
+    let epsilon: f64 = sqlx::query_scalar("SELECT epsilon FROM phases WHERE number = ?")
+        .bind(i64::from(phase))
+        .fetch_one(pool)
+        .await?;
+    let rows: Vec<(i64, f64, i64, i64)> = sqlx::query_as(
+        "SELECT user_id, loss, achieved_at, submission_id FROM standings WHERE phase = ?",
+    )
+    .bind(i64::from(phase))
+    .fetch_all(pool)
+    .await?;
+    let scores: Vec<Scored> = rows
+        .into_iter()
+        .map(|(user_id, loss, at, submission_id)| Scored {
+            submission_id,
+            user_id,
+            loss,
+            at,
+            disqualified: false,
+        })
+        .collect();
+    Ok(ranking::rank(&scores, epsilon)
+        .iter()
+        .zip(1u64..)
+        .find(|(s, _)| s.user_id == user_id)
+        .map(|(s, place)| (place, s.loss)))
+}
+
 /// Bootstrap 95% intervals of the given submissions' losses on one part of the
 /// phase's windows, resampling windows (`domain::ranking::bootstrap_interval`, seeded by
 /// the submission id so a page shows the same interval on every visit).
