@@ -99,11 +99,22 @@ export function launchBrowser() {
   });
 }
 
-// Opens a page and waits until the WebAssembly bundle has hydrated it.
+// Opens a page and waits until the WebAssembly bundle has hydrated it. When it does not,
+// the failure carries what the browser logged (a hydration mismatch names the view).
 export async function openHydrated(context, url) {
   const page = await context.newPage();
+  const logged = [];
+  const note = (text) => logged.push(text);
+  page.on('console', (message) => {
+    if (message.type() === 'error') note(message.text());
+  });
+  page.on('pageerror', (error) => note(String(error)));
   await page.goto(url);
-  await page.waitForSelector('body[data-hydrated]', { timeout: 30_000 });
+  try {
+    await page.waitForSelector('body[data-hydrated]', { timeout: 30_000 });
+  } catch (error) {
+    throw new Error(`${url} did not hydrate:\n${logged.join('\n') || '(nothing logged)'}`, { cause: error });
+  }
   return page;
 }
 

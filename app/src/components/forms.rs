@@ -8,6 +8,12 @@ use crate::functions::session::use_session;
 use crate::functions::AppError;
 
 /// The hidden CSRF token; the server refuses a state-changing request without it.
+///
+/// It waits for the session in a `<Transition>` of its own, and every `<Transition>`
+/// takes a hydration id. Inside the header's session `Suspend` use [`CsrfInput`]
+/// instead: the server may poll that `Suspend` on another thread while a page is
+/// creating its resources, and an id taken there shifts the page's resource ids, so the
+/// browser looks for their data under the wrong id and cannot hydrate.
 #[component]
 pub fn CsrfField() -> impl IntoView {
     let session = use_session();
@@ -15,10 +21,16 @@ pub fn CsrfField() -> impl IntoView {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 let token = session.info.await.map(|s| s.csrf_token).unwrap_or_default();
-                view! { <input type="hidden" name="csrf_token" value=token /> }
+                view! { <CsrfInput token /> }
             })}
         </Transition>
     }
+}
+
+/// The hidden CSRF token, where the session has already been read.
+#[component]
+pub fn CsrfInput(token: String) -> impl IntoView {
+    view! { <input type="hidden" name="csrf_token" value=token /> }
 }
 
 /// The error of the last submission of a form: from the action when the page is

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos::server::ServerAction;
 
-use crate::components::forms::CsrfField;
+use crate::components::forms::CsrfInput;
 use crate::functions::session::{use_session, Logout};
 
 #[component]
@@ -35,7 +35,7 @@ pub fn Header() -> impl IntoView {
                                             {(unread > 0).then(|| view! { <span class="count">{unread}</span> })}
                                         </a>
                                         <a class="me" href=profile>{viewer.handle.clone()}</a>
-                                        <LogoutButton action=session.logout />
+                                        <LogoutButton action=session.logout csrf_token=info.csrf_token />
                                     }
                                         .into_any()
                                 }
@@ -56,11 +56,13 @@ pub fn Header() -> impl IntoView {
     }
 }
 
+/// Rendered inside the header's session `Suspend`, so it takes the token from there
+/// rather than from a `CsrfField` (see `CsrfField` for why).
 #[component]
-fn LogoutButton(action: ServerAction<Logout>) -> impl IntoView {
+fn LogoutButton(action: ServerAction<Logout>, csrf_token: String) -> impl IntoView {
     view! {
         <ActionForm action attr:class="inline">
-            <CsrfField />
+            <CsrfInput token=csrf_token />
             <button type="submit" class="link-button">"Log out"</button>
         </ActionForm>
     }

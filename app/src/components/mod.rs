@@ -8,5 +8,6 @@ pub mod leaderboard;
 pub mod live;
 pub mod phase_bits;
 pub mod score_chart;
+pub mod secret;
 pub mod tokens;
 pub mod workers;

@@ -5,57 +5,45 @@ use ascent_domain::format;
 use leptos::prelude::*;
 
 use crate::components::forms::{action_error, CsrfField, FormError};
-use crate::functions::tokens::{
-    my_api_tokens, ApiTokenRow, CreateApiToken, RevokeApiToken, TokenPanel,
-};
-use crate::functions::AppError;
+use crate::components::secret::ShownOnce;
+use crate::functions::tokens::{ApiTokenRow, CreateApiToken, RevokeApiToken, TokenPanel};
 
-/// The panel's actions and data. Made by the page, outside its suspense, so that a
-/// re-render of the page's content does not make them again (their data must match
-/// between the server and the hydrating browser).
+/// The panel's actions. Made by the page, outside its transition, so that a re-render
+/// of the page's content does not make them again; the page's one resource refetches
+/// when either has run.
 #[derive(Clone, Copy)]
-pub struct TokensState {
+pub struct TokenActions {
     pub create: ServerAction<CreateApiToken>,
     pub revoke: ServerAction<RevokeApiToken>,
-    pub panel: Resource<Result<Option<TokenPanel>, AppError>>,
 }
 
-impl TokensState {
-    /// For the profile of `handle()`; the panel is `None` unless it is the viewer's.
-    pub fn new(handle: impl Fn() -> String + Send + Sync + 'static) -> TokensState {
-        let create = ServerAction::<CreateApiToken>::new();
-        let revoke = ServerAction::<RevokeApiToken>::new();
-        let panel = Resource::new(
-            move || (handle(), create.version().get(), revoke.version().get()),
-            |(handle, _, _)| my_api_tokens(handle),
-        );
-        TokensState {
-            create,
-            revoke,
-            panel,
+impl TokenActions {
+    pub fn new() -> TokenActions {
+        TokenActions {
+            create: ServerAction::new(),
+            revoke: ServerAction::new(),
         }
     }
 }
 
-/// The viewer's own tokens; nothing on anyone else's profile.
-#[component]
-pub fn ApiTokens(state: TokensState) -> impl IntoView {
-    view! {
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                matches!(state.panel.await, Ok(Some(_))).then(|| view! { <TokenSection state /> })
-            })}
-        </Transition>
+impl Default for TokenActions {
+    fn default() -> Self {
+        TokenActions::new()
     }
 }
 
+/// The viewer's own tokens, from the page's data.
 #[component]
-fn TokenSection(state: TokensState) -> impl IntoView {
-    let TokensState {
-        create,
-        revoke,
-        panel,
-    } = state;
+pub fn ApiTokens(panel: TokenPanel, actions: TokenActions) -> impl IntoView {
+    let TokenActions { create, revoke } = actions;
+    // A token created by the hydrated form is the action's value; one created by a form
+    // posted without JavaScript comes with the page's data.
+    let fresh = create
+        .value()
+        .get_untracked()
+        .and_then(Result::ok)
+        .or(panel.created.clone());
+    let phase = panel.open_phase.unwrap_or(1);
     view! {
         <section class="panel" id="api-tokens">
             <h2>"API tokens"</h2>
@@ -63,27 +51,8 @@ fn TokenSection(state: TokensState) -> impl IntoView {
                 "A token lets a program submit as you, e.g. "<code>"ascent-eval submit"</code>
                 " on the machine that trained your model. Keep it secret; revoke it when that machine no longer needs it."
             </p>
-            <Transition fallback=|| view! { <p class="loading">"Loading tokens…"</p> }>
-                {move || Suspend::new(async move {
-                    match panel.await {
-                        Ok(None) => ().into_any(),
-                        Ok(Some(panel)) => {
-                            let fresh = create
-                                .value()
-                                .get_untracked()
-                                .and_then(Result::ok)
-                                .or(panel.created.clone());
-                            let phase = panel.open_phase.unwrap_or(1);
-                            view! {
-                                {fresh.map(|token| view! { <NewToken token server=panel.server_url.clone() phase /> })}
-                                <TokenList tokens=panel.tokens revoke />
-                            }
-                                .into_any()
-                        }
-                        Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            {fresh.map(|token| view! { <NewToken token server=panel.server_url.clone() phase /> })}
+            <TokenList tokens=panel.tokens revoke />
             <ActionForm action=create attr:class="inline-form" attr:id="new-token-form">
                 <CsrfField />
                 <label>
@@ -98,22 +67,19 @@ fn TokenSection(state: TokensState) -> impl IntoView {
     }
 }
 
-/// A token just created: shown once, with the command that uses it.
+/// A token just created, with the command that uses it.
 #[component]
 fn NewToken(token: String, server: String, phase: u8) -> impl IntoView {
     let command = format!(
         "export ASCENT_TOKEN={token}\nascent-eval submit --server {server} --phase {phase} DIR"
     );
     view! {
-        <div class="secret" role="status">
-            <p>
-                <strong>"Your new token."</strong>
-                " Copy it now: it is shown only this once (Ascent keeps only its hash)."
-            </p>
-            <code class="secret-value">{token}</code>
-            <p class="hint">"Submit a checkpoint directory from a terminal:"</p>
-            <pre class="command"><code>{command}</code></pre>
-        </div>
+        <ShownOnce
+            what="Your new token."
+            secret=token
+            usage="Submit a checkpoint directory from a terminal:"
+            command
+        />
     }
 }
 

@@ -5,6 +5,7 @@ use ascent_domain::format;
 use leptos::prelude::*;
 
 use crate::components::forms::{action_error, CsrfField, FormError};
+use crate::components::secret::ShownOnce;
 use crate::functions::organizer::{CreateWorker, RevokeWorker, WorkerRow, WorkersPanel};
 
 /// The section, from the console's data; `create` and `revoke` refetch it.
@@ -46,14 +47,12 @@ pub fn Workers(
 fn NewWorkerToken(token: String, server: String) -> impl IntoView {
     let command = format!("ascent-eval worker --server {server} --token {token}");
     view! {
-        <div class="secret" role="status">
-            <p>
-                <strong>"The new worker's token."</strong>
-                " Copy it now: it is shown only this once. Run the worker with it on the scoring machine:"
-            </p>
-            <code class="secret-value">{token}</code>
-            <pre class="command"><code>{command}</code></pre>
-        </div>
+        <ShownOnce
+            what="The new worker's token."
+            secret=token
+            usage="Run the worker with it on the scoring machine:"
+            command
+        />
     }
 }
 

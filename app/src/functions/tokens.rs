@@ -2,7 +2,6 @@
 //! on their own profile page. A token is shown once, when it is created.
 
 use leptos::prelude::*;
-use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
 use super::AppError;
@@ -33,19 +32,17 @@ fn signed_in() -> Result<ascent_domain::views::Viewer, AppError> {
     crate::ssr::viewer().ok_or(AppError::Unauthenticated)
 }
 
-/// The token panel of `handle`'s profile: `None` unless the viewer is `handle`.
-#[server(input = GetUrl)]
-pub async fn my_api_tokens(handle: String) -> Result<Option<TokenPanel>, AppError> {
+/// The token panel of user `user_id`'s own profile (the caller checks it is the viewer's).
+#[cfg(feature = "ssr")]
+pub async fn token_panel(
+    pool: &ascent_store::SqlitePool,
+    user_id: i64,
+) -> Result<TokenPanel, AppError> {
     use ascent_domain::protocol::API_TOKEN_PREFIX;
     use ascent_domain::PhaseState;
     use ascent_store::{api_tokens, phases};
 
-    let Some(viewer) = crate::ssr::viewer().filter(|v| v.handle.eq_ignore_ascii_case(&handle))
-    else {
-        return Ok(None);
-    };
-    let pool = crate::ssr::pool()?;
-    let tokens = api_tokens::list(&pool, viewer.id)
+    let tokens = api_tokens::list(pool, user_id)
         .await?
         .into_iter()
         .map(|t| ApiTokenRow {
@@ -55,17 +52,17 @@ pub async fn my_api_tokens(handle: String) -> Result<Option<TokenPanel>, AppErro
             last_used_at: t.last_used_at,
         })
         .collect();
-    let open_phase = phases::summaries(&pool)
+    let open_phase = phases::summaries(pool)
         .await?
         .into_iter()
         .find(|p| p.state == PhaseState::Open)
         .map(|p| p.number);
-    Ok(Some(TokenPanel {
+    Ok(TokenPanel {
         tokens,
         server_url: crate::ssr::site_origin(),
         open_phase,
         created: crate::ssr::take_handed_over_secret(API_TOKEN_PREFIX),
-    }))
+    })
 }
 
 /// Creates an API token for the viewer and returns it (shown once).

@@ -1,32 +1,45 @@
-//! A contributor's public profile: phases reached and submission history.
+//! A contributor's public profile: phases reached and submission history, and on the
+//! viewer's own profile their API tokens.
 
 use ascent_domain::format;
-use ascent_domain::views::{ContributorProfile, Role, SubmissionView};
+use ascent_domain::views::{Role, SubmissionView};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::tokens::{ApiTokens, TokensState};
-use crate::functions::people::load_profile;
+use crate::components::tokens::{ApiTokens, TokenActions};
+use crate::functions::people::{load_contributor_page, ContributorPageData};
 use crate::routes::not_found::found_or_not_found;
 
 #[component]
 pub fn ContributorPage() -> impl IntoView {
     let params = use_params_map();
     let handle = move || params.read().get("handle").unwrap_or_default();
-    let profile = Resource::new(handle, load_profile);
-    let tokens = TokensState::new(handle);
+    let actions = TokenActions::new();
+    // One resource for the whole page, as on the console: creating or revoking a token
+    // reads the page again.
+    let page = Resource::new(
+        move || {
+            (
+                handle(),
+                actions.create.version().get(),
+                actions.revoke.version().get(),
+            )
+        },
+        |(handle, _, _)| load_contributor_page(handle),
+    );
     view! {
-        <Suspense fallback=|| view! { <p class="loading">"Loading profile…"</p> }>
+        <Transition fallback=|| view! { <p class="loading">"Loading profile…"</p> }>
             {move || Suspend::new(async move {
-                found_or_not_found(profile.await, |profile| view! { <Profile profile tokens /> }.into_any())
+                found_or_not_found(page.await, |data| view! { <Profile data actions /> }.into_any())
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
 #[component]
-fn Profile(profile: ContributorProfile, tokens: TokensState) -> impl IntoView {
+fn Profile(data: ContributorPageData, actions: TokenActions) -> impl IntoView {
+    let ContributorPageData { profile, tokens } = data;
     let phases = if profile.phases.is_empty() {
         view! { <p class="empty">"Has not taken part in a phase yet."</p> }.into_any()
     } else {
@@ -70,7 +83,7 @@ fn Profile(profile: ContributorProfile, tokens: TokensState) -> impl IntoView {
             <h2>"Submissions"</h2>
             <SubmissionList submissions=profile.submissions />
         </section>
-        <ApiTokens state=tokens />
+        {tokens.map(|panel| view! { <ApiTokens panel actions /> })}
     }
 }
 
