@@ -27,6 +27,13 @@ test('a newcomer sees a finalized phase with its private ranking and who advance
   const api = await (await fetch(`${env.server.url}/api/phases/1`)).json();
   assert.equal(api.state, 'finalized');
   assert.equal(api.promoted.length, 5);
+
+  // The winner's profile says where they finished and what they may enter now.
+  const winner = api.promoted[0];
+  const profile = await openHydrated(context, `${env.server.url}/contributors/${winner}`);
+  assert.match(await profile.locator('#eligible').innerText(), /Phase 2 — promoted from phase 1/);
+  assert.match(await profile.locator('.plain-list').last().innerText(), /Phase 1: Prototype — finished #1 · private loss \d\.\d{4}\s+advanced/i);
+  await profile.screenshot({ path: path.join(screenshots, 'profile-promoted.png'), fullPage: true });
   await context.close();
 });
 

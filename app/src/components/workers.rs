@@ -6,7 +6,12 @@ use leptos::prelude::*;
 
 use crate::components::forms::{action_error, CsrfField, FormError};
 use crate::components::secret::ShownOnce;
-use crate::functions::organizer::{CreateWorker, RevokeWorker, WorkerRow, WorkersPanel};
+use crate::functions::organizer::{
+    queue_snapshot, CreateWorker, RevokeWorker, WorkerRow, WorkersPanel,
+};
+
+/// How often the console reads the queue and the workers again.
+const LIVE_SECONDS: u64 = 5;
 
 /// The section, from the console's data; `create` and `revoke` refetch it.
 #[component]
@@ -20,15 +25,33 @@ pub fn Workers(
         .get_untracked()
         .and_then(Result::ok)
         .or(panel.created.clone());
+    let server_url = panel.server_url.clone();
+    // The queue and the workers stay live: the browser reads them again every few
+    // seconds (the rest of the console, forms included, is left alone).
+    let live = RwSignal::new(panel);
+    Effect::new(move |_| {
+        let every = std::time::Duration::from_secs(LIVE_SECONDS);
+        let refresh = move || {
+            leptos::task::spawn_local(async move {
+                if let Ok(latest) = queue_snapshot().await {
+                    live.set(latest);
+                }
+            });
+        };
+        if let Ok(handle) = set_interval_with_handle(refresh, every) {
+            on_cleanup(move || handle.clear());
+        }
+    });
     view! {
         <section class="panel" id="workers">
             <h2>"Queue and workers"</h2>
+            <p class="hint">{format!("Live: refreshed every {LIVE_SECONDS} seconds.")}</p>
             <dl class="stats">
-                <div class="stat"><dt>"jobs waiting"</dt><dd id="jobs-waiting">{panel.waiting}</dd></div>
-                <div class="stat"><dt>"jobs running"</dt><dd id="jobs-running">{panel.running}</dd></div>
+                <div class="stat"><dt>"jobs waiting"</dt><dd id="jobs-waiting">{move || live.with(|p| p.waiting)}</dd></div>
+                <div class="stat"><dt>"jobs running"</dt><dd id="jobs-running">{move || live.with(|p| p.running)}</dd></div>
             </dl>
-            {fresh.map(|token| view! { <NewWorkerToken token server=panel.server_url.clone() /> })}
-            <WorkerTable workers=panel.workers now=panel.now revoke />
+            {fresh.map(|token| view! { <NewWorkerToken token server=server_url.clone() /> })}
+            {move || live.with(|p| view! { <WorkerTable workers=p.workers.clone() now=p.now revoke /> })}
             <ActionForm action=create attr:class="inline-form" attr:id="new-worker-form">
                 <CsrfField />
                 <label>

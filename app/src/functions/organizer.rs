@@ -59,7 +59,11 @@ pub async fn load_console() -> Result<ConsoleData, AppError> {
     Ok(ConsoleData {
         viewer,
         overview: ascent_store::console::overview(&pool).await?,
-        workers: workers_panel(&pool).await?,
+        workers: workers_panel(
+            &pool,
+            crate::ssr::take_handed_over_secret(ascent_domain::protocol::WORKER_TOKEN_PREFIX),
+        )
+        .await?,
     })
 }
 
@@ -94,8 +98,10 @@ pub struct WorkersPanel {
 }
 
 #[cfg(feature = "ssr")]
-async fn workers_panel(pool: &ascent_store::SqlitePool) -> Result<WorkersPanel, AppError> {
-    use ascent_domain::protocol::WORKER_TOKEN_PREFIX;
+async fn workers_panel(
+    pool: &ascent_store::SqlitePool,
+    created: Option<String>,
+) -> Result<WorkersPanel, AppError> {
     use ascent_store::{jobs, workers};
 
     let now = ascent_store::now();
@@ -120,9 +126,17 @@ async fn workers_panel(pool: &ascent_store::SqlitePool) -> Result<WorkersPanel, 
         waiting,
         running,
         now,
-        created: crate::ssr::take_handed_over_secret(WORKER_TOKEN_PREFIX),
+        created,
         server_url: crate::ssr::site_origin(),
     })
+}
+
+/// The queue and the workers now, for the console's live section.
+#[server(input = GetUrl, endpoint = "organizer/queue")]
+pub async fn queue_snapshot() -> Result<WorkersPanel, AppError> {
+    let (_, pool) = organizer_with_pool("/organizer")?;
+    // A token handed over to the page is shown by the page, not by a refresh.
+    workers_panel(&pool, None).await
 }
 
 /// Registers a remote worker and returns its token (shown once).

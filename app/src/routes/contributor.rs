@@ -48,16 +48,28 @@ fn Profile(data: ContributorPageData, actions: TokenActions) -> impl IntoView {
             .into_iter()
             .map(|reached| {
                 let href = format!("/phases/{}", reached.phase);
-                let standing = match (reached.rank, reached.best_loss) {
-                    (Some(rank), Some(loss)) => {
+                let standing = match (reached.rank, reached.best_loss, reached.advanced) {
+                    (Some(rank), Some(loss), Some(_)) => {
+                        format!("finished #{rank} · private loss {}", format::loss(loss))
+                    }
+                    (Some(rank), Some(loss), None) => {
                         format!("rank {rank} · best loss {}", format::loss(loss))
                     }
                     _ => "no scored submission yet".to_owned(),
                 };
+                let advanced = reached.advanced.map(|advanced| {
+                    if advanced {
+                        view! { <span class="badge advances">"advanced"</span> }.into_any()
+                    } else {
+                        view! { <span class="badge state-draft">"did not advance"</span> }
+                            .into_any()
+                    }
+                });
                 view! {
                     <li>
                         <a href=href>{format!("Phase {}: {}", reached.phase, reached.title)}</a>
-                        <span class="muted">{format!(" — {standing}")}</span>
+                        <span class="muted">{format!(" — {standing} ")}</span>
+                        {advanced}
                     </li>
                 }
             })
@@ -75,6 +87,31 @@ fn Profile(data: ContributorPageData, actions: TokenActions) -> impl IntoView {
             </div>
             <p class="muted">{format!("Joined {}", format::date(profile.joined_at))}</p>
         </section>
+        {(!profile.eligible.is_empty()).then(|| {
+            let items = profile
+                .eligible
+                .iter()
+                .map(|(phase, why)| {
+                    let how = if why == "promoted" {
+                        format!("promoted from phase {}", phase.saturating_sub(1))
+                    } else {
+                        "invited by the organizers".to_owned()
+                    };
+                    view! {
+                        <li>
+                            <a href=format!("/phases/{phase}")>{format!("Phase {phase}")}</a>
+                            <span class="muted">{format!(" — {how}")}</span>
+                        </li>
+                    }
+                })
+                .collect_view();
+            view! {
+                <section class="panel eligible" id="eligible">
+                    <h2>"May enter"</h2>
+                    <ul class="plain-list">{items}</ul>
+                </section>
+            }
+        })}
         <section class="panel">
             <h2>"Phases"</h2>
             {phases}
