@@ -48,7 +48,7 @@ test('an organizer closes phase 2, adjusts the advancement list and promotes thr
   await page.fill('#move-form input[name=reason]', 'the foundation phase ends early for the demo');
   await page.click('#move-form button[type=submit]');
   await page.waitForSelector('#advancement table.final');
-  assert.match(await page.locator('.title-row .badge').innerText(), /closed/);
+  assert.match(await page.locator('.title-row .badge').innerText(), /closed/i);
   const rows = page.locator('#advancement table.final tbody tr');
   assert.equal(await rows.count(), 4);
   await page.screenshot({ path: path.join(screenshots, 'console-phase-closed.png'), fullPage: true });
@@ -63,7 +63,7 @@ test('an organizer closes phase 2, adjusts the advancement list and promotes thr
 
   await page.fill('#finalize-form input[name=reason]', 'reviewed with the jury');
   await page.click('#finalize-form button[type=submit]');
-  await page.waitForFunction(() => document.querySelector('.title-row .badge')?.textContent.includes('finalized'));
+  await page.waitForFunction(() => /finalized/i.test(document.querySelector('.title-row .badge')?.textContent ?? ''));
   assert.equal(await page.locator('#finalize-form').count(), 0);
   await page.screenshot({ path: path.join(screenshots, 'console-phase-finalized.png'), fullPage: true });
 

@@ -207,7 +207,7 @@ fn AdvancementPanel(board: FinalBoard, actions: Actions) -> impl IntoView {
                     <span>"Reason (for the audit log)"</span>
                     <input type="text" name="reason" required maxlength="500" placeholder="e.g. reviewed; no objections" />
                 </label>
-                <button type="submit" class="button" disabled=pending > 0>{label}</button>
+                <button type="submit" class="button" disabled={pending > 0}>{label}</button>
             </ActionForm>
             <FormError error=action_error(actions.finalize) />
         }
