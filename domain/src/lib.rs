@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod ranking;
 pub mod settings;
 pub mod split;
+pub mod statement;
 pub mod throttle;
 pub mod views;
 

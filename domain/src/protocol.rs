@@ -316,6 +316,11 @@ pub struct ScoredCheckpoint {
     pub dtype: String,
     /// Wall time of validation, loading and scoring on the worker.
     pub seconds: f64,
+    /// When the worker finished (unix seconds).
+    pub scored_at: i64,
+    /// The worker's ed25519 signature (hex) over the `statement::ScoreStatement` of
+    /// these measurements.
+    pub signature: String,
 }
 
 /// Why a checkpoint file name is refused at the door.

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 import { useServerAndBrowser, openHydrated, register, logIn, root, screenshots, ORGANIZER } from '../support.mjs';
 
@@ -168,6 +169,10 @@ test('the organizer sees the workers and the queue, creates and revokes a worker
   assert.match(await workers.innerText(), /built-in/);
   assert.match(await page.locator('#jobs-waiting').innerText(), /^\d+$/);
   await page.fill('#new-worker-form input[name=name]', 'gpu-01');
+  // The worker's public key, as `ascent-eval key` prints it: 32 raw bytes in hex.
+  const { publicKey } = generateKeyPairSync('ed25519');
+  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex');
+  await page.fill('#new-worker-form input[name=public_key]', raw);
   await page.click('#new-worker-form button[type=submit]');
   await workers.locator('.secret-value').waitFor();
   assert.match(await workers.locator('.secret-value').innerText(), /^ascw_/);

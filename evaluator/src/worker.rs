@@ -3,8 +3,11 @@
 //! a heartbeat keeps the lease, report the outcome, repeat.
 
 mod job;
+pub mod key;
 mod lease;
 mod outcome;
+
+use ascent_domain::statement::WorkerKey;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -37,15 +40,23 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// Return after one job, or as soon as the queue is empty (tests).
     pub once: bool,
+    /// The worker's signing key; its public half is registered with the worker's token.
+    pub key: WorkerKey,
 }
 
 impl WorkerOptions {
     /// CPU, f32, a claim every 5 s, running until stopped.
-    pub fn new(server: impl Into<String>, token: impl Into<String>, cache_dir: PathBuf) -> Self {
+    pub fn new(
+        server: impl Into<String>,
+        token: impl Into<String>,
+        cache_dir: PathBuf,
+        key: WorkerKey,
+    ) -> Self {
         WorkerOptions {
             server: server.into(),
             token: token.into(),
             cache_dir,
+            key,
             device: Device::Cpu,
             dtype: DType::F32,
             poll_interval: Duration::from_secs(5),
@@ -85,6 +96,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
         dtype: options.dtype,
         stop,
         verified_data: &verified_data,
+        key: &options.key,
     };
     let claim = ClaimRequest {
         evaluator_version: env!("CARGO_PKG_VERSION").to_owned(),

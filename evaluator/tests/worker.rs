@@ -231,7 +231,8 @@ fn worker_api(
 }
 
 fn options(url: &str, cache: &Path) -> WorkerOptions {
-    let mut o = WorkerOptions::new(url, "ascw_test", cache.to_owned());
+    let key = ascent_domain::statement::WorkerKey::from_secret([1; 32]);
+    let mut o = WorkerOptions::new(url, "ascw_test", cache.to_owned(), key);
     o.poll_interval = Duration::from_millis(50);
     o.once = true;
     o

@@ -155,11 +155,16 @@ pub async fn ensure_split(pool: &SqlitePool, phase: u8) -> anyhow::Result<()> {
     Ok(phases::ensure_split(pool, phase).await?)
 }
 
-/// Registers a remote worker; prints its token once.
-pub async fn create_worker(pool: &SqlitePool, name: &str) -> anyhow::Result<String> {
-    let token = workers::create(pool, name, None, ascent_store::now()).await?;
+/// Registers a remote worker with its public key; prints its token once.
+pub async fn create_worker(
+    pool: &SqlitePool,
+    name: &str,
+    public_key: &str,
+) -> anyhow::Result<String> {
+    let token = workers::create(pool, name, public_key, None, ascent_store::now()).await?;
     Ok(format!(
-        "worker {name:?} registered. Its token (shown only now):\n{token}\nRun: ascent-eval worker --server URL --token {token}"
+        "worker {name:?} registered; it signs its scores with key {}. Its token (shown only now):\n{token}\nRun: ascent-eval worker --server URL --token {token}",
+        public_key.trim()
     ))
 }
 

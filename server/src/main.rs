@@ -77,8 +77,13 @@ enum DataCommand {
 
 #[derive(Subcommand)]
 enum WorkerCommand {
-    /// Register a worker and print its token (shown once).
-    Create { name: String },
+    /// Register a worker with the public half of its signing key (printed on the
+    /// worker by `ascent-eval key`) and print its token (shown once).
+    Create {
+        name: String,
+        #[arg(long, value_name = "HEX")]
+        public_key: String,
+    },
     /// Revoke a worker's token: its leases lapse and its results are refused.
     Revoke { name: String },
 }
@@ -135,8 +140,8 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<Str
             ascent_server::demo::seed(config, &open_database(config).await?, &dir).await
         }
         AdminCommand::Worker {
-            command: WorkerCommand::Create { name },
-        } => admin::create_worker(&open_database(config).await?, &name).await,
+            command: WorkerCommand::Create { name, public_key },
+        } => admin::create_worker(&open_database(config).await?, &name, &public_key).await,
         AdminCommand::Worker {
             command: WorkerCommand::Revoke { name },
         } => admin::revoke_worker(&open_database(config).await?, &name).await,

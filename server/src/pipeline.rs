@@ -78,7 +78,11 @@ impl BuiltInWorkers {
                 threads: Vec::new(),
             });
         }
-        let (id, token) = workers::renew_built_in(&state.pool, now()).await?;
+        // The built-in workers sign their scores like any worker, with a key kept in the
+        // data directory.
+        let key_path = state.config.data_dir.join("keys/built-in-worker.key");
+        let (key, _) = ascent_evaluator::worker::key::load_or_create(&key_path)?;
+        let (id, token) = workers::renew_built_in(&state.pool, &key.public_hex(), now()).await?;
         let released = jobs::release_worker(&state.pool, id, now()).await?;
         if released > 0 {
             tracing::info!(
@@ -93,6 +97,7 @@ impl BuiltInWorkers {
                 server_url.clone(),
                 token.clone(),
                 cache_dir.join(n.to_string()),
+                key.clone(),
             );
             // On the same machine a claim is cheap: look often so the demo feels live.
             options.poll_interval = Duration::from_secs(1);

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use ascent_domain::protocol::{
-    ClaimRequest, JobAssignment, JobOutcome, JobResult, SubmissionCreated,
+    ClaimRequest, JobAssignment, JobOutcome, JobResult, ScoredCheckpoint, SubmissionCreated,
 };
+use ascent_domain::statement::{spec_sha256, verify, ScoreStatement, WorkerKey};
 use ascent_evaluator::client::Client;
 use ascent_evaluator::worker::{self, WorkerOptions, WorkerSummary};
 use ascent_server::http::router;
@@ -41,7 +42,7 @@ async fn submitted(
 
 /// Runs the worker loop until the queue is empty (each `once` run does one job).
 async fn work(url: &str, token: &str, cache: &Path) -> TestResult<WorkerSummary> {
-    let mut options = WorkerOptions::new(url, token, cache.to_owned());
+    let mut options = WorkerOptions::new(url, token, cache.to_owned(), support::worker_key());
     options.once = true;
     let mut total = WorkerSummary::default();
     loop {
@@ -125,7 +126,14 @@ async fn a_remote_worker_scores_good_checkpoints_and_fails_hostile_ones(
     }
     let bad = submitted(&pool, dir.path(), &bob, &hostile, "hostile").await?;
 
-    let token = workers::create(&pool, "gpu-1", None, ascent_store::now()).await?;
+    let token = workers::create(
+        &pool,
+        "gpu-1",
+        &support::worker_key().public_hex(),
+        None,
+        ascent_store::now(),
+    )
+    .await?;
     let summary = work(&server.url(), &token, &dir.path().join("cache")).await?;
     assert_eq!(
         (summary.scored, summary.invalid, summary.errors),
@@ -198,8 +206,22 @@ async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(
     let (_, ada) = contributor(&pool, "ada").await?;
     let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
     let now = ascent_store::now();
-    let lost = workers::create(&pool, "lost", None, now).await?;
-    let healthy = workers::create(&pool, "healthy", None, now).await?;
+    let lost = workers::create(
+        &pool,
+        "lost",
+        &support::worker_key().public_hex(),
+        None,
+        now,
+    )
+    .await?;
+    let healthy = workers::create(
+        &pool,
+        "healthy",
+        &support::worker_key().public_hex(),
+        None,
+        now,
+    )
+    .await?;
 
     // The first worker claims the job, then goes silent.
     let url = server.url();
@@ -224,7 +246,14 @@ async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(
 
     // The first worker comes back with a result: refused, and nothing changes.
     let url = server.url();
-    let lost = workers::create(&pool, "lost-again", None, now).await?;
+    let lost = workers::create(
+        &pool,
+        "lost-again",
+        &support::worker_key().public_hex(),
+        None,
+        now,
+    )
+    .await?;
     let late = tokio::task::spawn_blocking(move || -> TestResult<Option<u16>> {
         let client = Client::new(&url, Some(&lost))?;
         let result = JobResult {
@@ -254,7 +283,14 @@ async fn failures_on_our_side_are_retried_then_do_not_count(pool: SqlitePool) ->
     let server = server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
     let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
-    let token = workers::create(&pool, "flaky", None, ascent_store::now()).await?;
+    let token = workers::create(
+        &pool,
+        "flaky",
+        &support::worker_key().public_hex(),
+        None,
+        ascent_store::now(),
+    )
+    .await?;
     for attempt in 1..=3 {
         let url = server.url();
         let token = token.clone();
@@ -302,7 +338,14 @@ async fn a_revoked_worker_is_refused(pool: SqlitePool) -> TestResult {
     let (_, ada) = contributor(&pool, "ada").await?;
     submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
     let now = ascent_store::now();
-    let token = workers::create(&pool, "retired", None, now).await?;
+    let token = workers::create(
+        &pool,
+        "retired",
+        &support::worker_key().public_hex(),
+        None,
+        now,
+    )
+    .await?;
     let id = workers::list(&pool, now)
         .await?
         .into_iter()
@@ -334,7 +377,14 @@ async fn a_job_past_its_time_limit_is_taken_back(pool: SqlitePool) -> TestResult
     let server = server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
     let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
-    let token = workers::create(&pool, "slow", None, ascent_store::now()).await?;
+    let token = workers::create(
+        &pool,
+        "slow",
+        &support::worker_key().public_hex(),
+        None,
+        ascent_store::now(),
+    )
+    .await?;
     let url = server.url();
     let job =
         tokio::task::spawn_blocking(move || claim(&Client::new(&url, Some(&token))?)).await??;
@@ -354,6 +404,108 @@ async fn a_job_past_its_time_limit_is_taken_back(pool: SqlitePool) -> TestResult
             .fetch_one(&pool)
             .await?;
     assert!(reason.is_some_and(|r| r.contains("limit of 10 minutes")));
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A scored result as a worker would send it for `job`, signed with `key`.
+fn signed_result(job: &JobAssignment, key: &WorkerKey, window_nll: Vec<f64>) -> ScoredCheckpoint {
+    let mut scored = ScoredCheckpoint {
+        window_nll,
+        seq_len: job.seq_len,
+        parameters: 1_000,
+        weights_sha256: "ab".repeat(32),
+        data_sha256: job.data.sha256.clone(),
+        evaluator_version: "test".into(),
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        seconds: 0.1,
+        scored_at: ascent_store::now(),
+        signature: String::new(),
+    };
+    let spec = spec_sha256(
+        job.seq_len,
+        job.windows,
+        &job.data.sha256,
+        job.limits.max_parameters,
+    );
+    scored.signature = key.sign(&ScoreStatement::of(job.submission_id, &spec, &scored));
+    scored
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn only_a_score_signed_with_the_workers_registered_key_is_accepted(
+    pool: SqlitePool,
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+    let key = support::worker_key();
+    let token = workers::create(
+        &pool,
+        "signer",
+        &key.public_hex(),
+        None,
+        ascent_store::now(),
+    )
+    .await?;
+    let url = server.url();
+    let signer = key.clone();
+    let statuses = tokio::task::spawn_blocking(move || -> TestResult<Vec<Option<u16>>> {
+        let key = signer;
+        let client = Client::new(&url, Some(&token))?;
+        let job = claim(&client)?;
+        let losses = vec![200.0; job.windows as usize];
+        let post = |scored: ScoredCheckpoint| {
+            let result = JobResult {
+                lease: job.lease.clone(),
+                outcome: JobOutcome::Scored(scored),
+            };
+            match client.post_json::<_, serde_json::Value>(
+                &format!("/api/worker/jobs/{}/result", job.job_id),
+                &result,
+            ) {
+                Ok(_) => Some(204),
+                Err(e) => e.status(),
+            }
+        };
+        // Signed by another key: a forgery.
+        let forged = signed_result(&job, &WorkerKey::from_secret([7; 32]), losses.clone());
+        // Signed by the worker, then altered: one window made better.
+        let mut altered = signed_result(&job, &key, losses.clone());
+        altered.window_nll[0] = 100.0;
+        // Signed for another submission.
+        let mut elsewhere = job.clone();
+        elsewhere.submission_id += 1;
+        let misplaced = signed_result(&elsewhere, &key, losses.clone());
+        let honest = signed_result(&job, &key, losses);
+        Ok(vec![
+            post(forged),
+            post(altered),
+            post(misplaced),
+            post(honest),
+        ])
+    })
+    .await??;
+    assert_eq!(statuses, [Some(403), Some(403), Some(403), Some(204)]);
+
+    // The accepted statement is kept with its signature, and anyone can check it.
+    let (statement, signature, public_key, loss): (String, String, String, f64) = sqlx::query_as(
+        "SELECT score_statement, score_signature, score_key, loss FROM submissions WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(public_key, key.public_hex());
+    assert_eq!(verify(&statement, &signature, &public_key), Ok(()));
+    let parsed: ScoreStatement = serde_json::from_str(&statement)?;
+    assert_eq!(parsed.submission_id, id);
+    assert!(
+        (parsed.loss - loss).abs() < 1e-12,
+        "{} vs {loss}",
+        parsed.loss
+    );
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -241,6 +241,10 @@ pub struct ScoredJob {
     pub window_nll: String,
     pub evaluator_version: String,
     pub device: String,
+    /// The statement the worker signed (canonical JSON), its signature and the key.
+    pub statement: String,
+    pub signature: String,
+    pub public_key: String,
 }
 
 /// How a job ended.
@@ -295,7 +299,8 @@ pub async fn complete(
             .await?;
             sqlx::query(
                 "UPDATE submissions SET weights_sha256 = ?, window_nll = ?, evaluator_version = ?,
-                        device = ?, scored_by = ?
+                        device = ?, scored_by = ?, score_statement = ?, score_signature = ?,
+                        score_key = ?
                  WHERE id = ?",
             )
             .bind(&scored.weights_sha256)
@@ -303,6 +308,9 @@ pub async fn complete(
             .bind(&scored.evaluator_version)
             .bind(&scored.device)
             .bind(worker_id)
+            .bind(&scored.statement)
+            .bind(&scored.signature)
+            .bind(&scored.public_key)
             .bind(submission_id)
             .execute(&mut *tx)
             .await?;

@@ -3,6 +3,7 @@
 //! token is replaced at every start.
 
 use ascent_domain::protocol::WORKER_TOKEN_PREFIX;
+use ascent_domain::statement::check_public_key;
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
@@ -43,22 +44,30 @@ fn check_name(name: &str) -> Result<&str> {
     }
 }
 
-/// Registers a worker; returns its token, to be shown once.
+/// Registers a worker with the public half of its signing key (`ascent-eval key`);
+/// returns its token, to be shown once.
 pub async fn create(
     pool: &SqlitePool,
     name: &str,
+    public_key: &str,
     created_by: Option<i64>,
     now: i64,
 ) -> Result<String> {
     let name = check_name(name)?;
+    let public_key = check_public_key(public_key).map_err(|e| {
+        StoreError::Conflict(format!(
+            "the worker's public key: {e} (print it on the worker with `ascent-eval key`)"
+        ))
+    })?;
     let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
     sqlx::query(
-        "INSERT INTO workers (name, token_hash, created_at, created_by) VALUES (?, ?, ?, ?)",
+        "INSERT INTO workers (name, token_hash, created_at, created_by, public_key) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(name)
     .bind(sha256_hex(&token))
     .bind(now)
     .bind(created_by)
+    .bind(&public_key)
     .execute(pool)
     .await
     .map_err(|e| match e {
@@ -71,18 +80,24 @@ pub async fn create(
     Ok(token)
 }
 
-/// Gives the built-in worker a fresh token (the old one dies with the old process);
-/// returns its id and the token.
-pub async fn renew_built_in(pool: &SqlitePool, now: i64) -> Result<(i64, String)> {
+/// Gives the built-in worker a fresh token (the old one dies with the old process) and
+/// its signing key's public half; returns its id and the token.
+pub async fn renew_built_in(
+    pool: &SqlitePool,
+    public_key: &str,
+    now: i64,
+) -> Result<(i64, String)> {
     let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
     let id = sqlx::query_scalar(
-        "INSERT INTO workers (name, token_hash, built_in, created_at) VALUES (?, ?, 1, ?)
-         ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash, revoked_at = NULL
+        "INSERT INTO workers (name, token_hash, built_in, created_at, public_key) VALUES (?, ?, 1, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash, revoked_at = NULL,
+             public_key = excluded.public_key
          RETURNING id",
     )
     .bind(BUILT_IN)
     .bind(sha256_hex(&token))
     .bind(now)
+    .bind(public_key)
     .fetch_one(pool)
     .await?;
     Ok((id, token))
@@ -114,6 +129,17 @@ pub async fn authenticate(pool: &SqlitePool, token: &str, now: i64) -> Result<Op
     .bind(sha256_hex(token))
     .fetch_optional(pool)
     .await?)
+}
+
+/// The public half of a worker's signing key, as registered.
+pub async fn public_key(pool: &SqlitePool, worker_id: i64) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT public_key FROM workers WHERE id = ?")
+            .bind(worker_id)
+            .fetch_optional(pool)
+            .await?
+            .flatten(),
+    )
 }
 
 /// Notes what a worker runs on (from its claim requests).

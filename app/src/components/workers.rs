@@ -58,6 +58,10 @@ pub fn Workers(
                     <span>"New worker"</span>
                     <input type="text" name="name" placeholder="a name, e.g. gpu-01" maxlength="40" required />
                 </label>
+                <label>
+                    <span>"Its public key"</span>
+                    <input type="text" name="public_key" placeholder="64 hex digits from `ascent-eval key`" maxlength="64" minlength="64" required />
+                </label>
                 <button type="submit" class="button">"Create worker"</button>
             </ActionForm>
             <FormError error=action_error(create) />

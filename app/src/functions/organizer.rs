@@ -141,17 +141,26 @@ pub async fn queue_snapshot() -> Result<WorkersPanel, AppError> {
 
 /// Registers a remote worker and returns its token (shown once).
 #[server]
-pub async fn create_worker(csrf_token: String, name: String) -> Result<String, AppError> {
+pub async fn create_worker(
+    csrf_token: String,
+    name: String,
+    public_key: String,
+) -> Result<String, AppError> {
     let _checked_by_the_security_layer = csrf_token;
     let organizer = require_organizer("/organizer")?;
     let pool = crate::ssr::pool()?;
-    let token =
-        ascent_store::workers::create(&pool, &name, Some(organizer.id), ascent_store::now())
-            .await
-            .map_err(|e| match e {
-                ascent_store::StoreError::Conflict(message) => AppError::Invalid(message),
-                other => other.into(),
-            })?;
+    let token = ascent_store::workers::create(
+        &pool,
+        &name,
+        &public_key,
+        Some(organizer.id),
+        ascent_store::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        ascent_store::StoreError::Conflict(message) => AppError::Invalid(message),
+        other => other.into(),
+    })?;
     tracing::info!(by = organizer.id, name = %name.trim(), "worker created from the console");
     crate::ssr::hand_over_secret(&token);
     Ok(token)

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ascent_domain::protocol::{
     check_file_name, JobAssignment, JobOutcome, JobStage, ScoredCheckpoint, LEASE_HEADER,
 };
+use ascent_domain::statement::{spec_sha256, ScoreStatement, WorkerKey};
 use candle_core::{DType, Device};
 
 use super::lease::{keep, CancelReason, JobState, Lease};
@@ -31,6 +32,8 @@ pub struct Context<'a> {
     pub stop: &'a AtomicBool,
     /// Data files hashed since this worker started (name, length), not hashed again.
     pub verified_data: &'a Mutex<HashSet<(String, u64)>>,
+    /// Signs each score (`statement::ScoreStatement`).
+    pub key: &'a WorkerKey,
 }
 
 /// Runs `job` to its outcome; `None` when the lease was lost (report nothing).
@@ -128,7 +131,7 @@ fn work(
             job.windows
         )));
     }
-    Ok(ScoredCheckpoint {
+    let mut scored = ScoredCheckpoint {
         window_nll: report.score.window_nll,
         seq_len: job.seq_len,
         parameters: report.parameters,
@@ -138,7 +141,25 @@ fn work(
         device: report.device,
         dtype: report.dtype,
         seconds: report.seconds,
-    })
+        scored_at: unix_now(),
+        signature: String::new(),
+    };
+    let spec = spec_sha256(
+        job.seq_len,
+        job.windows,
+        &job.data.sha256,
+        job.limits.max_parameters,
+    );
+    scored.signature = cx
+        .key
+        .sign(&ScoreStatement::of(job.submission_id, &spec, &scored));
+    Ok(scored)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Downloads the checkpoint into `model_dir` and makes sure the data is in the cache.

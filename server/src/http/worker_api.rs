@@ -6,6 +6,7 @@ use ascent_domain::protocol::{
     ClaimRequest, Heartbeat, JobAssignment, JobOutcome, JobResult, LeaseRenewal, ScoredCheckpoint,
     LEASE_HEADER,
 };
+use ascent_domain::statement::{spec_sha256, verify, ScoreStatement};
 use ascent_evaluator::score::{summarize, SplitSpec};
 use ascent_store::jobs::{self, JobEnd, ScoredJob, LEASE_SECONDS};
 use ascent_store::submissions::ScoreRecord;
@@ -178,6 +179,8 @@ pub async fn result(
     let end = match result.outcome {
         JobOutcome::Scored(scored) => {
             let spec = phases::scoring_spec(&state.pool, phase).await?;
+            let (statement, public_key) =
+                signed_statement(&state, worker_id, submission_id, &spec, &scored).await?;
             match checked_score(&scored, &spec) {
                 Ok(record) => JobEnd::Scored(ScoredJob {
                     score: record,
@@ -186,6 +189,9 @@ pub async fn result(
                     weights_sha256: scored.weights_sha256,
                     evaluator_version: scored.evaluator_version,
                     device: scored.device,
+                    statement: statement.canonical(),
+                    signature: scored.signature,
+                    public_key,
                 }),
                 Err(problem) => {
                     tracing::warn!(
@@ -205,6 +211,37 @@ pub async fn result(
     tracing::info!(job_id, submission_id, worker_id, "result accepted");
     state.changes.notify();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The statement of a scored result, once its signature verifies with the key registered
+/// for the worker; a result that does not is refused (the job stays leased, then goes
+/// back to the queue for another worker).
+async fn signed_statement(
+    state: &AppState,
+    worker_id: i64,
+    submission_id: i64,
+    spec: &phases::ScoringSpec,
+    scored: &ScoredCheckpoint,
+) -> Result<(ScoreStatement, String), ApiError> {
+    let Some(public_key) = workers::public_key(&state.pool, worker_id).await? else {
+        return Err(ApiError::Forbidden(
+            "this worker has no registered public key, so its scores cannot be verified; register it with the worker's token".into(),
+        ));
+    };
+    let spec_hash = spec_sha256(
+        spec.seq_len,
+        spec.windows,
+        spec.data_sha256.as_deref().unwrap_or_default(),
+        spec.max_parameters,
+    );
+    let statement = ScoreStatement::of(submission_id, &spec_hash, scored);
+    if let Err(error) = verify(&statement.canonical(), &scored.signature, &public_key) {
+        tracing::warn!(worker_id, submission_id, %error, "score signature refused");
+        return Err(ApiError::Forbidden(format!(
+            "the score's signature was refused: {error}"
+        )));
+    }
+    Ok((statement, public_key))
 }
 
 /// Checks a worker's measurements against the job (right data, right windows, sane

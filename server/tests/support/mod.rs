@@ -308,3 +308,8 @@ pub async fn submit_to(
     )
     .await
 }
+
+/// The signing key of the tests' remote workers (its public half registered with them).
+pub fn worker_key() -> ascent_domain::statement::WorkerKey {
+    ascent_domain::statement::WorkerKey::from_secret([42; 32])
+}

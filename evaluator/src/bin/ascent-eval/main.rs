@@ -71,6 +71,9 @@ enum Command {
     Validate(ValidateArgs),
     /// Score submissions for an Ascent server until stopped (Ctrl-C).
     Worker(worker::WorkerArgs),
+    /// Create the worker's signing key if needed and print its public half, which an
+    /// organizer registers with the worker's token.
+    Key(worker::KeyArgs),
     /// Upload a checkpoint directory to a phase (resumable) and print its URL.
     Submit(submit::SubmitArgs),
 }
@@ -182,6 +185,7 @@ fn main() -> ExitCode {
         Command::Score(args) => exit_status(run_score(args)),
         Command::Validate(args) => exit_status(run_validate(args)),
         Command::Worker(args) => worker::run(args),
+        Command::Key(args) => worker::key(args),
         Command::Submit(args) => submit::run(args),
     });
     match outcome {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ascent_evaluator::worker::{self, WorkerOptions};
+use ascent_evaluator::worker::{self, key, WorkerOptions};
 
 use crate::{device, DeviceArg, DtypeArg};
 
@@ -32,6 +32,42 @@ pub struct WorkerArgs {
     /// Exit after one job, or at once if the queue is empty.
     #[arg(long)]
     once: bool,
+    /// The worker's signing key (created if missing; default: worker.key in the cache).
+    /// Its public half must be registered with the token: see `ascent-eval key`.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct KeyArgs {
+    /// Where the key is kept (created if missing; default: worker.key in the cache).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+}
+
+/// `ascent-eval key`: creates the worker's key if needed and prints its public half.
+pub fn key(args: KeyArgs) -> u8 {
+    let Some(path) = args
+        .key
+        .or_else(|| default_cache().map(|c| c.join("worker.key")))
+    else {
+        eprintln!("ascent-eval: no key path: set --key, XDG_CACHE_HOME or HOME");
+        return 2;
+    };
+    match key::load_or_create(&path) {
+        Ok((key, created)) => {
+            if created {
+                eprintln!("ascent-eval: created the worker key {}", path.display());
+            }
+            println!("{}", key.public_hex());
+            eprintln!("ascent-eval: an organizer registers it: ascent admin worker create NAME --public-key {}", key.public_hex());
+            0
+        }
+        Err(e) => {
+            eprintln!("ascent-eval: {e}");
+            e.exit_code() as u8
+        }
+    }
 }
 
 /// Set by Ctrl-C; a second Ctrl-C exits at once.
@@ -57,6 +93,23 @@ pub fn run(args: WorkerArgs) -> u8 {
     }) {
         tracing::warn!(error = %e, "cannot handle Ctrl-C");
     }
+    let key_path = args.key.unwrap_or_else(|| cache_dir.join("worker.key"));
+    let signing = match key::load_or_create(&key_path) {
+        Ok((signing, created)) => {
+            if created {
+                eprintln!(
+                    "ascent-eval: created the worker key {}; register its public half {} with this worker's token",
+                    key_path.display(),
+                    signing.public_hex()
+                );
+            }
+            signing
+        }
+        Err(e) => {
+            eprintln!("ascent-eval: {e}");
+            return e.exit_code() as u8;
+        }
+    };
     let options = WorkerOptions {
         server: args.server,
         token: args.token,
@@ -65,6 +118,7 @@ pub fn run(args: WorkerArgs) -> u8 {
         dtype: args.dtype.dtype(),
         poll_interval: Duration::from_secs(args.poll.max(1)),
         once: args.once,
+        key: signing,
     };
     match worker::run(&options, &STOP) {
         Ok(summary) => {
@@ -76,7 +130,7 @@ pub fn run(args: WorkerArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("ascent-eval: {e}");
-            e.exit_code()
+            e.exit_code() as u8
         }
     }
 }
