@@ -189,6 +189,23 @@ pub struct SubmissionReport {
     pub attempts: u32,
     /// Path of its page.
     pub url: String,
+    /// What the scoring worker signed (hidden with the whole loss while the phase is
+    /// open: its window losses would give the private part away to anyone with the
+    /// phase's secret, and its whole loss with the public part).
+    pub signed: Option<SignedScore>,
+}
+
+/// A worker's signed statement of a score, as kept by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedScore {
+    /// The canonical JSON of the `statement::ScoreStatement` that was signed.
+    pub statement: String,
+    /// Ed25519 signature, hex.
+    pub signature: String,
+    /// The worker's registered public key, hex.
+    pub public_key: String,
+    /// The worker's name.
+    pub worker: String,
 }
 
 impl SubmissionReport {
@@ -199,6 +216,7 @@ impl SubmissionReport {
         if phase_open && !organizer {
             self.loss = None;
             self.private_loss = None;
+            self.signed = None;
         }
         if !owner && !organizer {
             self.error = self.error.map(|_| "failed".to_owned());
@@ -414,9 +432,21 @@ mod tests {
             progress: None,
             attempts: 1,
             url: "/submissions/1".into(),
+            signed: Some(SignedScore {
+                statement: "{}".into(),
+                signature: "00".into(),
+                public_key: "11".into(),
+                worker: "gpu-1".into(),
+            }),
         };
         let public = report.clone().redacted(false, false, true);
         assert_eq!((public.loss, public.private_loss), (None, None));
+        assert_eq!(public.signed, None);
+        assert!(report
+            .clone()
+            .redacted(false, false, false)
+            .signed
+            .is_some());
         assert_eq!(public.public_loss, Some(2.1));
         assert_eq!(public.error.as_deref(), Some("failed"));
         let owner = report.clone().redacted(true, false, true);

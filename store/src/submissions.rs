@@ -2,7 +2,9 @@
 
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use ascent_domain::protocol::{JobProgress, JobStage, SubmissionReport, SubmissionState};
+use ascent_domain::protocol::{
+    JobProgress, JobStage, SignedScore, SubmissionReport, SubmissionState,
+};
 use ascent_domain::PhaseState;
 
 use crate::standings::{self, LandedScore};
@@ -131,6 +133,10 @@ struct ReportRow {
     progress_done: Option<i64>,
     progress_total: Option<i64>,
     lease_expires_at: Option<i64>,
+    score_statement: Option<String>,
+    score_signature: Option<String>,
+    score_key: Option<String>,
+    worker: Option<String>,
 }
 
 /// A submission with its job's live progress; `None` if there is no such submission.
@@ -139,9 +145,11 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
         "SELECT s.phase, s.user_id, u.handle, s.state, s.created_at, s.scored_at, s.files_sha256,
                 s.bytes, s.parameters, s.loss, s.public_loss, s.private_loss, s.error,
                 p.state AS phase_state, j.attempts, j.stage, j.progress_done, j.progress_total,
-                j.lease_expires_at
+                j.lease_expires_at, s.score_statement, s.score_signature, s.score_key,
+                w.name AS worker
          FROM submissions s JOIN users u ON u.id = s.user_id JOIN phases p ON p.number = s.phase
          LEFT JOIN jobs j ON j.submission_id = s.id
+         LEFT JOIN workers w ON w.id = s.scored_by
          WHERE s.id = ?",
     )
     .bind(id)
@@ -167,6 +175,10 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
         progress_done: done,
         progress_total: total,
         lease_expires_at: lease_until,
+        score_statement,
+        score_signature,
+        score_key,
+        worker,
     }) = row
     else {
         return Ok(None);
@@ -213,6 +225,15 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
                 .transpose()?
                 .unwrap_or(0),
             url: format!("/submissions/{id}"),
+            signed: match (score_statement, score_signature, score_key) {
+                (Some(statement), Some(signature), Some(public_key)) => Some(SignedScore {
+                    statement,
+                    signature,
+                    public_key,
+                    worker: worker.unwrap_or_default(),
+                }),
+                _ => None,
+            },
         },
     }))
 }

@@ -120,6 +120,28 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
                 </p>
             })}
         </section>
+        {move || r().signed.map(|signed| view! { <SignedPanel signed /> })}
+    }
+}
+
+/// The statement the scoring worker signed, for anyone to check.
+#[component]
+fn SignedPanel(signed: ascent_domain::protocol::SignedScore) -> impl IntoView {
+    view! {
+        <section class="panel signed" id="signature">
+            <h2>"Signed score"</h2>
+            <p class="hint">
+                {format!("Worker {} signed this statement of what it measured with its ed25519 key; the server checked the signature against the key registered for that worker before it accepted the score. Check it yourself with any ed25519 library: the message is the statement's exact text.", signed.worker)}
+            </p>
+            <dl class="rules-list wide">
+                <dt>"Worker key"</dt><dd><code class="hash">{signed.public_key}</code></dd>
+                <dt>"Signature"</dt><dd><code class="hash">{signed.signature}</code></dd>
+            </dl>
+            <details>
+                <summary>"Statement"</summary>
+                <pre class="statement"><code>{signed.statement}</code></pre>
+            </details>
+        </section>
     }
 }
 
