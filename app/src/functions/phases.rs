@@ -22,6 +22,8 @@ pub struct PhasePageData {
     pub detail: PhaseDetail,
     pub leaderboard: Leaderboard,
     pub best_over_time: Vec<ScorePoint>,
+    /// The phase's submissions scored by now (the chart's last count).
+    pub scored: u64,
     /// Server time when the page was made; the chart runs up to it.
     pub now: i64,
 }
@@ -50,10 +52,12 @@ pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, 
         return Ok(None);
     };
     let best_over_time = standings::best_over_time(&pool, number).await?;
+    let scored = standings::scored_count(&pool, number).await?;
     let data = PhasePageData {
         detail,
         leaderboard,
         best_over_time,
+        scored,
         now: ascent_store::now(),
     };
     if let Some(cache) = cache {
