@@ -47,16 +47,20 @@ pub fn date(unix: i64) -> String {
         .unwrap_or_else(|| "—".to_owned())
 }
 
-/// A time-axis label: the time of day (`14:03 UTC`) when the axis spans less than two
-/// days, so its labels differ; the date otherwise.
+/// A time-axis label, as precise as the axis needs for its labels to differ: the time
+/// with seconds (`14:03:25 UTC`) on a span under ten minutes (a phase's first minutes),
+/// the time of day (`14:03 UTC`) under two days, the date otherwise.
 pub fn axis_time(unix: i64, span_seconds: i64) -> String {
-    if span_seconds < 2 * 24 * 60 * 60 {
-        chrono::DateTime::from_timestamp(unix, 0)
-            .map(|t| t.format("%H:%M UTC").to_string())
-            .unwrap_or_else(|| "—".to_owned())
+    let pattern = if span_seconds < 10 * 60 {
+        "%H:%M:%S UTC"
+    } else if span_seconds < 2 * 24 * 60 * 60 {
+        "%H:%M UTC"
     } else {
-        date(unix)
-    }
+        return date(unix);
+    };
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format(pattern).to_string())
+        .unwrap_or_else(|| "—".to_owned())
 }
 
 /// A time as an HTML `datetime-local` input shows it (`2026-11-25T14:03`), in UTC.
@@ -109,14 +113,27 @@ pub fn duration(secs: i64) -> String {
     }
 }
 
+/// A count with its noun: `1 submission`, `3 submissions` (regular plurals).
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(0, "record"), "0 records");
+        assert_eq!(count(1, "submission"), "1 submission");
+        assert_eq!(count(12, "submission"), "12 submissions");
+    }
+
+    #[test]
     fn axis_labels_show_times_on_short_spans() {
         let at = 1_795_624_980; // 2026-11-25 16:43 UTC
         assert_eq!(axis_time(at, 3600), "16:43 UTC");
+        assert_eq!(axis_time(at + 25, 90), "16:43:25 UTC");
         assert_eq!(axis_time(at, 30 * 24 * 3600), "25 Nov 2026");
     }
 

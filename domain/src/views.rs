@@ -95,11 +95,13 @@ pub struct Leaderboard {
     pub rows: Vec<LeaderboardRow>,
 }
 
-/// A point of a phase's best score over time.
+/// A point of a phase's best score over time: a new best loss.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScorePoint {
     pub at: i64,
     pub loss: f64,
+    /// Submissions of the phase scored by then, this one included.
+    pub scored_so_far: u64,
 }
 
 /// A submission as its page and lists show it.

@@ -98,6 +98,22 @@ test('upload a checkpoint through the page, watch it get scored live, see it on 
   assert.equal(boardLoads.loads, 0, 'the leaderboard updated without a reload');
   assert.match(await board.locator('table.leaderboard tbody tr').first().innerText(), /1\s+grace/);
   await board.screenshot({ path: path.join(screenshots, 'leaderboard-live.png'), fullPage: true });
+  // The phase's chart counts the scored submission.
+  const chart = page.locator('figure.chart');
+  await page.goto(`${env.server.url}/phases/1`);
+  assert.match(await chart.locator('.count.total').textContent(), /^1 scored$/);
+  assert.match(await chart.locator('figcaption').innerText(), /1 record, from \d\.\d{4} to \d\.\d{4}; 1 submission scored so far/);
+  await chart.screenshot({ path: path.join(screenshots, 'phase-chart.png') });
+
+  // The home page's scaling curve has one point per phase with a best loss: phase 1.
+  const home = await openHydrated(context, env.server.url);
+  const phases = await (await fetch(`${env.server.url}/api/phases`)).json();
+  const scored = phases.filter((p) => p.best_loss !== null).map((p) => String(p.number));
+  assert.deepEqual(scored, ['1']);
+  const points = home.locator('figure.scaling-chart .scaling-point');
+  assert.deepEqual(await points.evaluateAll((gs) => gs.map((g) => g.dataset.phase)), scored);
+  assert.equal(await home.locator('figure.scaling-chart g.cap').count(), 7);
+  await home.locator('figure.scaling-chart').screenshot({ path: path.join(screenshots, 'scaling-chart.png') });
 
   // The quota went down by one.
   const again = await openHydrated(context, `${env.server.url}/phases/1/submit`);

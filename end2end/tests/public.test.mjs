@@ -17,6 +17,12 @@ test('home lists the seven phases with the open one highlighted', async () => {
   assert.equal(await current.count(), 1);
   assert.match(await current.innerText(), /Phase 1[\s\S]*open/i);
   assert.match(await page.locator('#take-part').innerText(), /How to take part/);
+  // The scaling curve: every phase's cap, and no point before any score.
+  const scaling = page.locator('figure.scaling-chart');
+  assert.equal(await scaling.locator('g.cap').count(), 7);
+  assert.equal(await scaling.locator('.scaling-point').count(), 0);
+  assert.match(await scaling.locator('svg').innerHTML(), /No phase has a scored submission yet/);
+  assert.match(await scaling.locator('figcaption').innerText(), /none of the 7 phases/);
   await page.screenshot({ path: path.join(screenshots, 'home.png'), fullPage: true });
   await context.close();
 });

@@ -185,6 +185,56 @@ async fn home_renders_the_seven_phases(pool: SqlitePool) -> TestResult {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn home_draws_the_scaling_curve_through_the_scored_phases(pool: SqlitePool) -> TestResult {
+    let app = app(&pool).await?;
+    let ada = user(&pool, "ada", Role::Contributor).await?;
+    // Phases 1, 2 and 4 have scores (phase 1 two of them); 3, 5, 6 and 7 none.
+    for (phase, loss, at) in [(1, 3.1, 100), (1, 2.9, 150), (2, 2.6, 200), (4, 2.2, 300)] {
+        let id = submissions::create(
+            &pool,
+            &NewSubmission {
+                phase,
+                user_id: ada,
+                weights_sha256: format!("{phase}-{at}"),
+                bytes: 1,
+                at,
+            },
+        )
+        .await?;
+        let score = ScoreRecord {
+            loss,
+            public_loss: loss,
+            private_loss: loss,
+            parameters: 50_000,
+            at,
+        };
+        submissions::record_score(&pool, id, score).await?;
+    }
+    let home = send(&app, get("/", "")?).await?;
+    let body = &home.body;
+    assert_eq!(body.matches("class=\"scaling-point\"").count(), 3);
+    for phase in [1, 2, 4] {
+        assert!(
+            body.contains(&format!("data-phase=\"{phase}\" class=\"scaling-point\"")),
+            "phase {phase} has its point: {body}"
+        );
+    }
+    assert_eq!(body.matches("class=\"cap\"").count(), 3);
+    assert_eq!(body.matches("class=\"cap unscored\"").count(), 4);
+    assert_eq!(body.matches("class=\"scaling-line\"").count(), 1);
+    assert!(body.contains("3 of 7 phases scored, from 2.9000 at 100K parameters to 2.2000 at 800K"));
+    assert!(body.contains("<title id=\"scaling-chart-title\">"));
+
+    // Phase 1's chart: two records, two scored submissions.
+    let phase = send(&app, get("/phases/1", "")?).await?;
+    assert!(phase.body.contains(">2 scored</text>"), "{}", phase.body);
+    assert!(phase
+        .body
+        .contains("2 records, from 3.1000 to 2.9000; 2 submissions scored so far."));
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn the_api_lists_phases_and_leaderboards(pool: SqlitePool) -> TestResult {
     let app = app(&pool).await?;
     let ada = user(&pool, "ada", Role::Contributor).await?;

@@ -332,15 +332,33 @@ pub(crate) async fn intervals(
     Ok(found)
 }
 
-/// Every improvement of the phase's best loss, oldest first.
+/// Every improvement of the phase's best loss, oldest first, with the number of the
+/// phase's submissions scored by then.
 pub async fn best_over_time(pool: &SqlitePool, phase: u8) -> Result<Vec<ScorePoint>> {
-    let points: Vec<(i64, f64)> =
-        sqlx::query_as("SELECT at, loss FROM phase_records WHERE phase = ? ORDER BY at, loss DESC")
-            .bind(i64::from(phase))
-            .fetch_all(pool)
-            .await?;
-    Ok(points
+    let points: Vec<(i64, f64, i64)> = sqlx::query_as(
+        "SELECT at, loss, scored_so_far FROM phase_records WHERE phase = ? ORDER BY at, loss DESC",
+    )
+    .bind(i64::from(phase))
+    .fetch_all(pool)
+    .await?;
+    points
         .into_iter()
-        .map(|(at, loss)| ScorePoint { at, loss })
-        .collect())
+        .map(|(at, loss, scored)| {
+            Ok(ScorePoint {
+                at,
+                loss,
+                scored_so_far: unsigned(scored, "scored_so_far")?,
+            })
+        })
+        .collect()
+}
+
+/// How many of the phase's submissions are scored now (the last count of the chart).
+pub async fn scored_count(pool: &SqlitePool, phase: u8) -> Result<u64> {
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM submissions WHERE phase = ? AND state = 'scored'")
+            .bind(i64::from(phase))
+            .fetch_one(pool)
+            .await?;
+    unsigned(count, "scored count")
 }

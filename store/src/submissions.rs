@@ -242,7 +242,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
 pub(crate) mod tests {
     use super::*;
     use crate::phases::{load_preset, tests::demo_preset};
-    use crate::standings::{best_over_time, leaderboard};
+    use crate::standings::{best_over_time, leaderboard, scored_count};
 
     pub(crate) async fn user(pool: &SqlitePool, handle: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(
@@ -319,12 +319,15 @@ pub(crate) mod tests {
             page_two.rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
             [3]
         );
-        let records: Vec<(i64, f64)> = best_over_time(&pool, 1)
+        let records: Vec<(i64, f64, u64)> = best_over_time(&pool, 1)
             .await?
             .iter()
-            .map(|p| (p.at, p.loss))
+            .map(|p| (p.at, p.loss, p.scored_so_far))
             .collect();
-        assert_eq!(records, [(10, 3.0), (20, 2.5), (30, 2.0)]);
+        // Each record counts the scored submissions by then, itself included.
+        assert_eq!(records, [(10, 3.0, 1), (20, 2.5, 2), (30, 2.0, 3)]);
+        assert_eq!(scored_count(&pool, 1).await?, 5);
+        assert_eq!(scored_count(&pool, 2).await?, 0);
         Ok(())
     }
 

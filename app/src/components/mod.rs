@@ -7,6 +7,7 @@ pub mod layout;
 pub mod leaderboard;
 pub mod live;
 pub mod phase_bits;
+pub mod scaling_chart;
 pub mod score_chart;
 pub mod secret;
 pub mod tokens;

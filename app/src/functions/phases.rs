@@ -24,6 +24,8 @@ pub struct PhasePageData {
     pub best_over_time: Vec<ScorePoint>,
     /// The final ranking on the private part, once the phase is closed.
     pub final_board: Option<FinalBoard>,
+    /// The phase's submissions scored by now (the chart's last count).
+    pub scored: u64,
     /// Server time when the page was made; the chart runs up to it.
     pub now: i64,
 }
@@ -53,11 +55,13 @@ pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, 
     };
     let best_over_time = standings::best_over_time(&pool, number).await?;
     let final_board = ascent_store::lifecycle::final_board(&pool, number).await?;
+    let scored = standings::scored_count(&pool, number).await?;
     let data = PhasePageData {
         detail,
         leaderboard,
         best_over_time,
         final_board,
+        scored,
         now: ascent_store::now(),
     };
     if let Some(cache) = cache {

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::phase_bits::StateBadge;
+use crate::components::scaling_chart::ScalingChart;
 use crate::functions::phases::list_phases;
 
 /// The phase to highlight: the open one, else the next to open, else the last.
@@ -39,7 +40,14 @@ pub fn HomePage() -> impl IntoView {
                         Ok(list) if list.is_empty() => view! {
                             <p class="empty">"No phases are configured yet. An organizer loads them with "<code>"ascent admin phases load"</code>"."</p>
                         }.into_any(),
-                        Ok(list) => view! { <Timeline phases=list /> }.into_any(),
+                        Ok(list) => view! {
+                            <Timeline phases=list.clone() />
+                            <section class="scaling panel" aria-labelledby="scaling-heading">
+                                <h2 id="scaling-heading">"The scaling curve"</h2>
+                                <p class="hint">"Each phase's best loss against its parameter cap: as the models grow, the best loss should fall."</p>
+                                <ScalingChart phases=list />
+                            </section>
+                        }.into_any(),
                         Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
                     }
                 })}

@@ -110,7 +110,7 @@ fn PhaseView(page: PhasePageData) -> impl IntoView {
                 </p>
                 <LeaderboardTable board=page.leaderboard />
                 <h2>"Best score over time"</h2>
-                <ScoreChart points=page.best_over_time start=summary.opens_at end=chart_end />
+                <ScoreChart points=page.best_over_time scored=page.scored start=summary.opens_at end=chart_end />
             </div>
             <aside class="panel rules">
                 <Rules spec />
