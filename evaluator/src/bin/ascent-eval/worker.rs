@@ -130,7 +130,7 @@ pub fn run(args: WorkerArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("ascent-eval: {e}");
-            e.exit_code() as u8
+            e.exit_code()
         }
     }
 }
