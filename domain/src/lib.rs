@@ -7,6 +7,7 @@ pub mod account;
 pub mod entry;
 pub mod format;
 pub mod limits;
+pub mod model_card;
 pub mod phase;
 pub mod preset;
 pub mod protocol;

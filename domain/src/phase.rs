@@ -178,6 +178,10 @@ pub struct PhaseSpec {
     pub advancement: AdvancementRule,
     /// Relative margin a later submission must beat an earlier one by to rank above it.
     pub epsilon: f64,
+    /// Whether the promoted checkpoints become public downloads (with a model card) once
+    /// the phase is finalized.
+    #[serde(default)]
+    pub open_weights: bool,
 }
 
 #[cfg(test)]

@@ -64,6 +64,8 @@ struct RawPhase {
     evaluation: EvalSpec,
     submissions: SubmissionLimits,
     advancement: RawAdvancement,
+    #[serde(default)]
+    open_weights: bool,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +154,7 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
         submissions: raw.submissions,
         advancement,
         epsilon: raw.epsilon,
+        open_weights: raw.open_weights,
     };
     check_spec(&spec)?;
     Ok(spec)

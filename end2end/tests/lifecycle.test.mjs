@@ -20,6 +20,16 @@ test('a newcomer sees a finalized phase with its private ranking and who advance
   assert.match(await rows.first().locator('td').nth(4).innerText(), /^#\d · \d\.\d{4}$/);
   await page.screenshot({ path: path.join(screenshots, 'phase-finalized.png'), fullPage: true });
 
+  // The winner's checkpoint is public now, with its hashes, a model card and the signed score.
+  const winnerHref = await rows.first().locator('td').nth(2).locator('a').getAttribute('href');
+  const submission = await openHydrated(context, `${env.server.url}${winnerHref}`);
+  assert.match(await submission.locator('#open-weights').innerText(), /model\.safetensors[\s\S]*[0-9a-f]{64}/);
+  assert.match(await submission.locator('#signature').innerText(), /Worker built-in signed/);
+  const card = await fetch(`${env.server.url}${winnerHref.replace('/submissions/', '/api/submissions/')}/model-card.md`);
+  assert.equal(card.status, 200);
+  assert.match(await card.text(), /finished #1 of 8/);
+  await submission.screenshot({ path: path.join(screenshots, 'submission-open-weights.png'), fullPage: true });
+
   const home = await openHydrated(context, `${env.server.url}/`);
   assert.match(await home.locator('.phase-card').first().innerText(), /5 advanced to phase 2/);
   await home.screenshot({ path: path.join(screenshots, 'home-demo.png'), fullPage: true });

@@ -236,6 +236,16 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
         .unwrap_or_default()
         .to_owned();
 
+    // Weights stay closed until the phase is finalized.
+    let winner_submission = finals[0]["submission_id"].as_i64().ok_or("id")?;
+    let early = get(
+        &app,
+        "",
+        &format!("/api/submissions/{winner_submission}/files/config.json"),
+    )
+    .await?;
+    assert_eq!(early.status, StatusCode::NOT_FOUND, "{}", early.body);
+
     let before = audit_count(&pool).await?;
     let promoted = server_fn(
         &app,
@@ -263,6 +273,49 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
         3,
         "a header and two rows: {}",
         csv.body
+    );
+
+    // Finalized: the split secret is published and the promoted checkpoints are open.
+    let secret = phase["split_secret"].as_str().ok_or("a published secret")?;
+    assert_eq!(secret, phases::scoring_spec(&pool, 1).await?.split_secret);
+    let winner = finals[0]["contributor"].as_str().ok_or("winner")?;
+    let checkpoint = match winner {
+        "ada" => "p1-ada-first",
+        "basil" => "p1-basil-first",
+        _ => "p1-cleo-deep",
+    };
+    let file = get(
+        &app,
+        "",
+        &format!("/api/submissions/{winner_submission}/files/config.json"),
+    )
+    .await?;
+    assert_eq!(file.status, StatusCode::OK);
+    let original = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../demo/checkpoints")
+            .join(checkpoint)
+            .join("config.json"),
+    )?;
+    assert_eq!(file.body, original, "the winner's own file");
+    let card = get(
+        &app,
+        "",
+        &format!("/api/submissions/{winner_submission}/model-card.md"),
+    )
+    .await?;
+    assert!(card.body.contains("finished #1 of 3"), "{}", card.body);
+    let left_out_submission = finals[2]["submission_id"].as_i64().ok_or("id")?;
+    let closed = get(
+        &app,
+        "",
+        &format!("/api/submissions/{left_out_submission}/files/config.json"),
+    )
+    .await?;
+    assert_eq!(
+        closed.status,
+        StatusCode::NOT_FOUND,
+        "not promoted: not published"
     );
 
     // Phase 2 opens; only the promoted may enter.

@@ -527,6 +527,107 @@ pub async fn promoted(pool: &SqlitePool, number: u8) -> Result<Vec<String>> {
     .await?)
 }
 
+/// A promoted checkpoint of a finalized phase whose rules open the weights: what its
+/// download page and model card need. `None` for every other submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenCheckpoint {
+    /// Where its files are stored.
+    pub upload_id: String,
+    pub card: ascent_domain::model_card::CardFacts,
+}
+
+pub async fn open_checkpoint(
+    pool: &SqlitePool,
+    submission_id: i64,
+) -> Result<Option<OpenCheckpoint>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        upload_id: Option<String>,
+        handle: String,
+        phase: i64,
+        title: String,
+        rank: i64,
+        ranked: i64,
+        private_loss: f64,
+        public_loss: f64,
+        parameters: Option<i64>,
+        max_parameters: i64,
+        seq_len: i64,
+        windows: i64,
+        dataset: String,
+        weights_sha256: Option<String>,
+        scored_at: Option<i64>,
+        score_key: Option<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT s.upload_id, u.handle, s.phase, p.title, f.rank,
+                (SELECT COUNT(*) FROM final_standings g WHERE g.phase = f.phase) AS ranked,
+                f.private_loss, f.public_loss, s.parameters, p.max_parameters, p.seq_len, p.windows,
+                p.dataset, s.weights_sha256, s.scored_at, s.score_key
+         FROM final_standings f
+         JOIN submissions s ON s.id = f.submission_id
+         JOIN users u ON u.id = f.user_id
+         JOIN phases p ON p.number = f.phase
+         WHERE f.submission_id = ? AND f.advanced = 1 AND p.state = 'finalized' AND p.open_weights = 1",
+    )
+    .bind(submission_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let Some(upload_id) = row.upload_id else {
+        return Ok(None);
+    };
+    let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
+    )
+    .bind(&upload_id)
+    .fetch_all(pool)
+    .await?;
+    let files = files
+        .into_iter()
+        .map(|(name, bytes, sha256)| {
+            Ok((name, unsigned(bytes, "bytes")?, sha256.unwrap_or_default()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(OpenCheckpoint {
+        upload_id,
+        card: ascent_domain::model_card::CardFacts {
+            submission_id,
+            contributor: row.handle,
+            phase: unsigned(row.phase, "phase")?,
+            phase_title: row.title,
+            rank: unsigned(row.rank, "rank")?,
+            ranked: unsigned(row.ranked, "ranked")?,
+            private_loss: row.private_loss,
+            public_loss: row.public_loss,
+            parameters: row
+                .parameters
+                .map(|p| unsigned(p, "parameters"))
+                .transpose()?
+                .unwrap_or(0),
+            max_parameters: unsigned(row.max_parameters, "max_parameters")?,
+            seq_len: unsigned(row.seq_len, "seq_len")?,
+            windows: unsigned(row.windows, "windows")?,
+            dataset: row.dataset,
+            weights_sha256: row.weights_sha256.unwrap_or_default(),
+            files,
+            scored_at: row.scored_at.unwrap_or(0),
+            signed_by: row.score_key,
+        },
+    }))
+}
+
+/// A finalized phase's split secret, published so anyone can recompute the public and
+/// private parts of its signed window losses; `None` until the phase is finalized.
+pub async fn published_split_secret(pool: &SqlitePool, number: u8) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT split_secret FROM phases WHERE number = ? AND state = 'finalized'",
+    )
+    .bind(i64::from(number))
+    .fetch_optional(pool)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,8 +56,8 @@ pub async fn load_preset(
             "INSERT INTO phases (number, title, summary, state, opens_at, closes_at, architecture,
                  vocab_size, max_parameters, min_context, dataset, seq_len, windows, public_share,
                  per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at,
-                 time_limit_seconds, split_secret)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
+                 time_limit_seconds, open_weights, split_secret)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
              ON CONFLICT (number) DO UPDATE SET
                  title = excluded.title, summary = excluded.summary, state = excluded.state,
                  opens_at = excluded.opens_at, closes_at = excluded.closes_at,
@@ -69,6 +69,7 @@ pub async fn load_preset(
                  advancement_value = excluded.advancement_value, epsilon = excluded.epsilon,
                  preset = excluded.preset, updated_at = excluded.updated_at,
                  time_limit_seconds = excluded.time_limit_seconds,
+                 open_weights = excluded.open_weights,
                  standings_version = phases.standings_version + 1",
         )
         .bind(i64::from(spec.number))
@@ -93,6 +94,7 @@ pub async fn load_preset(
         .bind(&preset.name)
         .bind(now)
         .bind(i64::from(spec.evaluation.time_limit_minutes) * 60)
+        .bind(spec.open_weights)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -186,6 +188,7 @@ struct SpecRow {
     advancement_rule: String,
     advancement_value: f64,
     epsilon: f64,
+    open_weights: bool,
 }
 
 /// Changes whenever anything a phase's page shows changes: its settings, its
@@ -224,7 +227,8 @@ pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>
 async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Option<PhaseDetail>> {
     let found: Option<DetailRow> = sqlx::query_as(&format!(
         "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share, p.time_limit_seconds,
-                p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon
+                p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon,
+                p.open_weights
          FROM phases p WHERE p.number = ?"
     ))
     .bind(i64::from(number))
@@ -260,6 +264,7 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
         },
         advancement,
         epsilon: row.epsilon,
+        open_weights: row.open_weights,
     };
     Ok(Some(PhaseDetail { summary, spec }))
 }
@@ -305,7 +310,7 @@ pub async fn update(
         "UPDATE phases SET title = ?, summary = ?, opens_at = ?, closes_at = ?, architecture = ?,
              vocab_size = ?, max_parameters = ?, min_context = ?, dataset = ?, seq_len = ?,
              windows = ?, public_share = ?, time_limit_seconds = ?, per_day = ?, max_bytes = ?,
-             advancement_rule = ?, advancement_value = ?, epsilon = ?,
+             advancement_rule = ?, advancement_value = ?, epsilon = ?, open_weights = ?,
              standings_version = standings_version + 1
          WHERE number = ?",
     )
@@ -333,6 +338,7 @@ pub async fn update(
     .bind(rule)
     .bind(value)
     .bind(edited.epsilon)
+    .bind(edited.open_weights)
     .bind(i64::from(number))
     .execute(&mut *tx)
     .await?;

@@ -145,6 +145,9 @@ pub struct PhaseForm {
     pub advancement_rule: String,
     pub advancement_value: String,
     pub epsilon: String,
+    /// A checkbox: "on" when ticked, absent (empty) when not.
+    #[serde(default)]
+    pub open_weights: String,
 }
 
 impl PhaseForm {
@@ -171,6 +174,7 @@ impl PhaseForm {
             advancement_rule: rule.to_owned(),
             advancement_value: value,
             epsilon: spec.epsilon.to_string(),
+            open_weights: if spec.open_weights { "on" } else { "" }.to_owned(),
         }
     }
 
@@ -217,6 +221,7 @@ impl PhaseForm {
         spec.submissions.per_day = num(&self.per_day, "submissions per day")?;
         spec.submissions.max_bytes = num(&self.max_bytes, "largest upload")?;
         spec.epsilon = num(&self.epsilon, "epsilon")?;
+        spec.open_weights = matches!(self.open_weights.as_str(), "on" | "true");
         spec.advancement = match self.advancement_rule.as_str() {
             "top_k" => AdvancementRule::TopK(num(&self.advancement_value, "advancement value")?),
             "top_fraction" => {

@@ -79,6 +79,9 @@ pub struct SubmissionPageData {
     pub weights_sha256: Option<String>,
     /// The organizers' reason, once disqualified (shown to everyone: it changed the board).
     pub disqualified: Option<String>,
+    /// Its files (name, bytes, SHA-256) once it is an open checkpoint: promoted by a
+    /// finalized phase whose rules open the weights.
+    pub open_files: Option<Vec<(String, u64, String)>>,
 }
 
 #[server(input = GetUrl)]
@@ -108,5 +111,8 @@ pub async fn submission_page(id: i64) -> Result<Option<SubmissionPageData>, AppE
         disqualified: view
             .disqualified
             .then(|| view.disqualified_reason.unwrap_or_default()),
+        open_files: ascent_store::lifecycle::open_checkpoint(&pool, id)
+            .await?
+            .map(|open| open.card.files),
     }))
 }

@@ -318,6 +318,10 @@ fn SettingsPanel(
                         <select name="form[advancement_rule]">{rule_options}</select>
                     </label>
                     {field("advancement_value", "Rule value (K, fraction or margin)", form.advancement_value.clone(), "number", false)}
+                    <label class="check">
+                        <input type="checkbox" name="form[open_weights]" value="on" checked={form.open_weights == "on"} />
+                        <span>"Publish the promoted checkpoints once finalized (open weights)"</span>
+                    </label>
                 </fieldset>
                 <label>
                     <span>"Reason (for the audit log)"</span>

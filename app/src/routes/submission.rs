@@ -47,6 +47,7 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
         phase_title,
         weights_sha256,
         disqualified,
+        open_files,
     } = data;
     let id = report.id;
     let title = format!("Submission #{id}");
@@ -120,7 +121,43 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
                 </p>
             })}
         </section>
+        {open_files.map(|files| view! { <OpenWeights id files /> })}
         {move || r().signed.map(|signed| view! { <SignedPanel signed /> })}
+    }
+}
+
+/// The downloads of an open checkpoint, with their hashes and the model card.
+#[component]
+fn OpenWeights(id: i64, files: Vec<(String, u64, String)>) -> impl IntoView {
+    let rows = files
+        .into_iter()
+        .map(|(name, bytes, sha256)| {
+            let href = format!("/api/submissions/{id}/files/{name}");
+            view! {
+                <tr>
+                    <td><a href=href download>{name}</a></td>
+                    <td class="num">{format::bytes(bytes)}</td>
+                    <td><code class="hash">{sha256}</code></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let card = format!("/api/submissions/{id}/model-card.md");
+    view! {
+        <section class="panel" id="open-weights">
+            <h2>"Open weights"</h2>
+            <p class="hint">
+                "This checkpoint was promoted when its phase was finalized, and the phase's rules publish promoted checkpoints. Download it and check each file with "
+                <code>"sha256sum"</code>". "
+                <a href=card>"Model card"</a>
+            </p>
+            <div class="table-wrap">
+                <table>
+                    <thead><tr><th scope="col">"File"</th><th class="num" scope="col">"Size"</th><th scope="col">"SHA-256"</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        </section>
     }
 }
 

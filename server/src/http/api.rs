@@ -241,6 +241,10 @@ pub struct ApiPhaseDetail {
     pub rules: ascent_domain::PhaseSpec,
     /// Handles promoted to the next phase, in final order; `null` until finalized.
     pub promoted: Option<Vec<String>>,
+    /// The secret that split the windows into the public and private parts, published
+    /// once the phase is finalized so anyone can recompute both from the signed window
+    /// losses; `null` until then.
+    pub split_secret: Option<String>,
 }
 
 pub async fn phase(
@@ -256,10 +260,12 @@ pub async fn phase(
     } else {
         None
     };
+    let split_secret = lifecycle::published_split_secret(&state.pool, number).await?;
     Ok(Json(ApiPhaseDetail {
         phase: ApiPhase::from(detail.summary),
         rules: detail.spec,
         promoted,
+        split_secret,
     }))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod open_weights;
 pub mod security;
 pub mod submissions;
 pub mod uploads;
@@ -46,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/phases/{number}/events", get(submissions::phase_events))
         .route("/api/submissions/{id}", get(submissions::show))
         .route("/api/submissions/{id}/events", get(submissions::events))
+        .route("/api/submissions/{id}/files/{name}", get(open_weights::file))
+        .route("/api/submissions/{id}/model-card.md", get(open_weights::card))
         .route("/api/uploads", post(uploads::start))
         .route("/api/uploads/{id}", get(uploads::status).delete(uploads::abandon))
         .route("/api/uploads/{id}/files/{name}", patch(uploads::append))

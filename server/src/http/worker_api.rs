@@ -119,7 +119,10 @@ fn lease_of(request: &Request) -> Result<String, ApiError> {
         })
 }
 
-async fn serve_file(path: std::path::PathBuf, request: Request) -> Result<Response, ApiError> {
+pub(crate) async fn serve_file(
+    path: std::path::PathBuf,
+    request: Request,
+) -> Result<Response, ApiError> {
     let response = ServeFile::new(path)
         .oneshot(request)
         .await
