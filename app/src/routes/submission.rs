@@ -121,8 +121,8 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
                 </p>
             })}
         </section>
-        {open_files.map(|files| view! { <OpenWeights id files /> })}
-        {move || r().signed.map(|signed| view! { <SignedPanel signed /> })}
+        {open_files.map(|files| view! { <OpenWeights id files /> }.into_any())}
+        {move || r().signed.map(|signed| view! { <SignedPanel signed /> }.into_any())}
     }
 }
 
