@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 
 use crate::config::Config;
 use crate::events::Changes;
+use crate::http::api::BoardCache;
 use crate::storage::Storage;
 
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct AppState {
     pub storage: Storage,
     /// Change notices for live event streams.
     pub changes: Changes,
+    /// Ranked leaderboards for the JSON/CSV API, by phase and page version.
+    pub boards: BoardCache,
 }
 
 impl AppState {
@@ -34,6 +37,7 @@ impl AppState {
             leptos_options,
             storage: Storage::new(&config.data_dir),
             changes: Changes::default(),
+            boards: BoardCache::default(),
             config: Arc::new(config),
         }
     }

@@ -10,6 +10,9 @@ use axum::Json;
 use http::{header, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::state::AppState;
 
 /// The API's error: a status and a message, served as `{"error": "..."}`.
@@ -168,15 +171,54 @@ fn phase_number(raw: &str) -> Result<u8, ApiError> {
         })
 }
 
+/// Whole leaderboards by phase, as ranked at a page version: ranking a phase reads all
+/// its standings, so the API does it once per change rather than once per request.
+#[derive(Clone, Default)]
+pub struct BoardCache(Arc<Mutex<HashMap<u8, (phases::PageVersion, Arc<Leaderboard>)>>>);
+
 async fn load(
     state: &AppState,
     number: u8,
     offset: u64,
     limit: u64,
 ) -> Result<Leaderboard, ApiError> {
-    standings::leaderboard(&state.pool, number, offset, limit)
+    let missing = || ApiError::NotFound(format!("phase {number} is not configured"));
+    // The version first: a change in between only costs a rebuild next time.
+    let version = phases::page_version(&state.pool, number)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("phase {number} is not configured")))
+        .ok_or_else(missing)?;
+    let cached = state.boards.0.lock().ok().and_then(|boards| {
+        boards
+            .get(&number)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, b)| b.clone())
+    });
+    let whole = match cached {
+        Some(board) => board,
+        None => {
+            let board = Arc::new(
+                standings::leaderboard(&state.pool, number, 0, u64::MAX >> 1)
+                    .await?
+                    .ok_or_else(missing)?,
+            );
+            if let Ok(mut boards) = state.boards.0.lock() {
+                boards.insert(number, (version, board.clone()));
+            }
+            board
+        }
+    };
+    Ok(Leaderboard {
+        phase: whole.phase,
+        total: whole.total,
+        offset,
+        rows: whole
+            .rows
+            .iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect(),
+    })
 }
 
 pub async fn leaderboard(
