@@ -174,7 +174,10 @@ fn phase_number(raw: &str) -> Result<u8, ApiError> {
 /// Whole leaderboards by phase, as ranked at a page version: ranking a phase reads all
 /// its standings, so the API does it once per change rather than once per request.
 #[derive(Clone, Default)]
-pub struct BoardCache(Arc<Mutex<HashMap<u8, (phases::PageVersion, Arc<Leaderboard>)>>>);
+pub struct BoardCache(Arc<Mutex<HashMap<u8, RankedBoard>>>);
+
+/// A phase's whole leaderboard and the page version it was ranked at.
+type RankedBoard = (phases::PageVersion, Arc<Leaderboard>);
 
 async fn load(
     state: &AppState,
