@@ -87,7 +87,17 @@ pub(crate) async fn refresh_contributor(
             disqualified: false,
         })
         .collect();
-    match ranking::standings(&scores, epsilon).first() {
+    let had_standing: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM standings WHERE phase = ? AND user_id = ?)",
+    )
+    .bind(phase_key)
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let standing = ranking::standings(&scores, epsilon).first().cloned();
+    // The phase's contributor count moves by one when a standing appears or goes.
+    let delta = i64::from(standing.is_some()) - i64::from(had_standing);
+    match standing {
         Some(standing) => {
             let parameters = own
                 .iter()
@@ -121,10 +131,11 @@ pub(crate) async fn refresh_contributor(
         }
     }
     sqlx::query(
-        "UPDATE phases SET contributor_count = (SELECT COUNT(*) FROM standings WHERE phase = ?1),
+        "UPDATE phases SET contributor_count = contributor_count + ?,
                            standings_version = standings_version + 1
-         WHERE number = ?1",
+         WHERE number = ?",
     )
+    .bind(delta)
     .bind(phase_key)
     .execute(&mut **tx)
     .await?;
