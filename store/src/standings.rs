@@ -189,19 +189,9 @@ struct RowData {
     submission_id: i64,
 }
 
-/// How many leading rows get a bootstrap confidence interval.
-pub const INTERVAL_ROWS: u64 = 10;
-const BOOTSTRAP_ROUNDS: usize = 1000;
-
-/// A page of a phase's leaderboard, ranked by `domain::ranking::rank`: best public loss
-/// first, a later standing above an earlier one only if it is better by more than the
-/// phase's epsilon, exact ties to the earlier. `None` if there is no such phase.
-pub async fn leaderboard(
-    pool: &SqlitePool,
-    phase: u8,
-    offset: u64,
-    limit: u64,
-) -> Result<Option<Leaderboard>> {
+/// A phase's contributor count and its standings in `ranking::rank` order; `None` if
+/// there is no such phase.
+async fn ranked_rows(pool: &SqlitePool, phase: u8) -> Result<Option<(i64, Vec<RowData>)>> {
     let phase_key = i64::from(phase);
     let found: Option<(i64, f64)> =
         sqlx::query_as("SELECT contributor_count, epsilon FROM phases WHERE number = ?")
@@ -229,17 +219,38 @@ pub async fn leaderboard(
             disqualified: false,
         })
         .collect();
-    let ranked = ranking::rank(&scores, epsilon);
+    let order = ranking::rank(&scores, epsilon);
+    let mut by_submission: HashMap<i64, RowData> =
+        all.into_iter().map(|r| (r.submission_id, r)).collect();
+    let ranked = order
+        .iter()
+        .filter_map(|s| by_submission.remove(&s.submission_id))
+        .collect();
+    Ok(Some((total, ranked)))
+}
+
+/// How many leading rows get a bootstrap confidence interval.
+pub const INTERVAL_ROWS: u64 = 10;
+const BOOTSTRAP_ROUNDS: usize = 1000;
+
+/// A page of a phase's leaderboard, ranked by `domain::ranking::rank`: best public loss
+/// first, a later standing above an earlier one only if it is better by more than the
+/// phase's epsilon, exact ties to the earlier. `None` if there is no such phase.
+pub async fn leaderboard(
+    pool: &SqlitePool,
+    phase: u8,
+    offset: u64,
+    limit: u64,
+) -> Result<Option<Leaderboard>> {
+    let Some((total, ranked)) = ranked_rows(pool, phase).await? else {
+        return Ok(None);
+    };
     let page: Vec<(u64, &RowData)> = ranked
         .iter()
         .zip(1u64..)
         .skip(usize::try_from(offset).unwrap_or(usize::MAX))
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .filter_map(|(standing, rank)| {
-            all.iter()
-                .find(|r| r.submission_id == standing.submission_id)
-                .map(|row| (rank, row))
-        })
+        .map(|(row, rank)| (rank, row))
         .collect();
     let leading: Vec<i64> = page
         .iter()
@@ -274,31 +285,14 @@ pub async fn leaderboard(
 /// A contributor's place on a phase's leaderboard and their standing loss, ranked as
 /// [`leaderboard`] ranks; `None` if they have no standing there.
 pub async fn place_of(pool: &SqlitePool, phase: u8, user_id: i64) -> Result<Option<(u64, f64)>> {
-    let epsilon: f64 = sqlx::query_scalar("SELECT epsilon FROM phases WHERE number = ?")
-        .bind(i64::from(phase))
-        .fetch_one(pool)
-        .await?;
-    let rows: Vec<(i64, f64, i64, i64)> = sqlx::query_as(
-        "SELECT user_id, loss, achieved_at, submission_id FROM standings WHERE phase = ?",
-    )
-    .bind(i64::from(phase))
-    .fetch_all(pool)
-    .await?;
-    let scores: Vec<Scored> = rows
-        .into_iter()
-        .map(|(user_id, loss, at, submission_id)| Scored {
-            submission_id,
-            user_id,
-            loss,
-            at,
-            disqualified: false,
-        })
-        .collect();
-    Ok(ranking::rank(&scores, epsilon)
+    let Some((_, ranked)) = ranked_rows(pool, phase).await? else {
+        return Ok(None);
+    };
+    Ok(ranked
         .iter()
         .zip(1u64..)
-        .find(|(s, _)| s.user_id == user_id)
-        .map(|(s, place)| (place, s.loss)))
+        .find(|(row, _)| row.user_id == user_id)
+        .map(|(row, place)| (place, row.loss)))
 }
 
 /// Bootstrap 95% intervals of the given submissions' losses on one part of the
