@@ -14,7 +14,10 @@ use ascent_app::{shell, App};
 use axum::routing::{get, patch, post};
 use axum::{middleware, Router};
 use leptos::prelude::provide_context;
-use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
+use leptos_axum::{
+    file_and_error_handler_with_context, generate_route_list, AxumRouteListing, LeptosRoutes,
+};
+use std::sync::OnceLock;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -22,9 +25,17 @@ use tracing::Level;
 use crate::http::api::FinalExport;
 use crate::state::AppState;
 
+/// The site's page routes, generated once per process. Leptos stops resources from
+/// loading process-wide while it generates them (one global flag), so generating them
+/// again while another router renders a page would leave that page waiting forever.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole application router, as the binary serves it and tests drive it.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let context = {
         let pool = state.pool.clone();
         let page_cache = PhasePageCache::default();
