@@ -11,6 +11,7 @@ pub mod model_card;
 pub mod phase;
 pub mod preset;
 pub mod protocol;
+pub mod public_log;
 pub mod ranking;
 pub mod settings;
 pub mod split;

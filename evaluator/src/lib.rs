@@ -25,6 +25,7 @@ pub mod score;
 pub mod shard;
 pub use ascent_domain::split;
 pub mod submit;
+pub mod verify;
 pub mod worker;
 
 pub use error::{EvalError, Result};

@@ -5,12 +5,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ascent_domain::protocol::{NewUpload, SubmissionCreated, UploadFile, UploadStatus};
 use ascent_evaluator::client::Client;
 use ascent_evaluator::submit;
+use support::process::Server;
 use support::{fixture, TestResult};
 use ureq::http::Method;
 
@@ -23,116 +23,6 @@ fn write_preset(dir: &Path) -> TestResult<PathBuf> {
     let path = dir.join("preset.toml");
     std::fs::write(&path, text)?;
     Ok(path)
-}
-
-struct Server {
-    data: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn ascent(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ascent"));
-        command
-            .env("ASCENT_DATA_DIR", &self.data)
-            .env("ASCENT_ADDR", format!("127.0.0.1:{}", self.port))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        command
-    }
-
-    fn admin(&self, args: &[&str]) -> TestResult {
-        let status = self.ascent().arg("admin").args(args).status()?;
-        if !status.success() {
-            return Err(format!("ascent admin {args:?} failed").into());
-        }
-        Ok(())
-    }
-
-    fn new(data: &Path) -> TestResult<Server> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let server = Server {
-            data: data.to_owned(),
-            port,
-            child: None,
-        };
-        server.admin(&["migrate"])?;
-        server.admin(&["phases", "load", &write_preset(data)?.display().to_string()])?;
-        let heldout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/data/heldout.bin");
-        server.admin(&[
-            "data",
-            "add",
-            "--phase",
-            "1",
-            &heldout.display().to_string(),
-        ])?;
-        Ok(server)
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self, workers: usize) -> TestResult {
-        let child = self
-            .ascent()
-            .arg("serve")
-            .env("ASCENT_WORKERS", workers.to_string())
-            .spawn()?;
-        self.child = Some(child);
-        let client = Client::new(&self.url(), None)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(response) = client.send(Method::GET, "/healthz", &[], ()) {
-                if response.status() == 200 {
-                    return Ok(());
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err("the server did not start".into())
-    }
-
-    /// SIGKILL: no shutdown, no flushing, no goodbye.
-    fn kill(&mut self) -> TestResult {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-
-    /// Runs `work` on the server's database, directly.
-    fn with_database<T>(
-        &self,
-        work: impl AsyncFnOnce(&ascent_store::SqlitePool) -> TestResult<T>,
-    ) -> TestResult<T> {
-        let url = format!("sqlite://{}", self.data.join("ascent.db").display());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let pool = ascent_store::connect(&url).await?;
-            let result = work(&pool).await;
-            pool.close().await;
-            result
-        })
-    }
-
-    /// A contributor with an API token, written straight into the database.
-    fn contributor(&self, handle: &str) -> TestResult<String> {
-        self.with_database(async |pool| Ok(support::contributor(pool, handle).await?.1))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.kill();
-    }
 }
 
 fn report(client: &Client, id: i64) -> TestResult<serde_json::Value> {
@@ -161,7 +51,7 @@ fn wait_for(
 #[test]
 fn uploads_and_jobs_survive_kill_9() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let mut server = Server::new(dir.path())?;
+    let mut server = Server::new(dir.path(), &write_preset(dir.path())?)?;
     let token = server.contributor("ada")?;
     server.start(0)?;
     let client = Client::new(&server.url(), Some(&token))?;
@@ -265,7 +155,7 @@ fn uploads_and_jobs_survive_kill_9() -> TestResult {
 #[test]
 fn ascent_eval_submit_uploads_and_waits_for_the_score() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let mut server = Server::new(dir.path())?;
+    let mut server = Server::new(dir.path(), &write_preset(dir.path())?)?;
     let token = server.contributor("ada")?;
     server.start(1)?;
     let client = Client::new(&server.url(), Some(&token))?;
@@ -292,7 +182,7 @@ fn a_worker_lost_mid_scoring_with_the_server_is_replaced_and_its_late_result_ref
     };
 
     let dir = tempfile::tempdir()?;
-    let mut server = Server::new(dir.path())?;
+    let mut server = Server::new(dir.path(), &write_preset(dir.path())?)?;
     let token = server.contributor("ada")?;
     let worker_token = server.with_database(async |pool| {
         Ok(ascent_store::workers::create(

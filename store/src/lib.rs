@@ -13,6 +13,7 @@ pub mod moderation;
 pub mod notifications;
 pub mod phases;
 pub mod profiles;
+pub mod public_log;
 pub mod sessions;
 pub mod standings;
 pub mod submissions;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use ascent_domain::format;
+use ascent_domain::public_log::Event;
 use ascent_domain::ranking::{self, Entry, Verdict};
 use ascent_domain::split::Part;
 use ascent_domain::views::{FinalBoard, FinalRow};
@@ -16,7 +17,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use crate::audit::{self, required_reason, Change};
 use crate::phases::{advancement_rule, state_of};
 use crate::standings::{intervals, INTERVAL_ROWS};
-use crate::{notifications, unsigned, Result, StoreError};
+use crate::{notifications, public_log, unsigned, Result, StoreError};
 
 /// Moves a phase by hand (publish, open early, close early; see
 /// `PhaseState::organizer_move`). Opening or closing early also moves the schedule's
@@ -107,7 +108,19 @@ pub(crate) async fn record_transition(
             at: now,
         },
     )
-    .await
+    .await?;
+    let moved = Event::PhaseMoved {
+        phase: number,
+        from: from.as_str().to_owned(),
+        to: to.as_str().to_owned(),
+        reason: reason.to_owned(),
+    };
+    public_log::append(conn, &moved, now).await?;
+    if to == PhaseState::Closed {
+        // The private board is public from the close on, and so is what was signed.
+        public_log::reveal_phase(conn, number, now).await?;
+    }
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -480,6 +493,17 @@ pub async fn finalize(
         now,
     )
     .await?;
+    let split_secret: Option<String> =
+        sqlx::query_scalar("SELECT split_secret FROM phases WHERE number = ?")
+            .bind(i64::from(number))
+            .fetch_one(&mut *tx)
+            .await?;
+    let finalized = Event::PhaseFinalized {
+        phase: number,
+        split_secret: split_secret.unwrap_or_default(),
+        advanced: promoted.clone(),
+    };
+    public_log::append(&mut tx, &finalized, now).await?;
     audit::record(
         &mut tx,
         Change {

@@ -2,6 +2,7 @@
 //! Each needs a reason, goes into the audit log, and refreshes the standings in the
 //! same transaction. A finalized phase's results are final: both are refused there.
 
+use ascent_domain::public_log::Event;
 use ascent_domain::views::SubmissionView;
 use ascent_domain::PhaseState;
 use serde_json::json;
@@ -11,7 +12,7 @@ use crate::audit::{self, required_reason, Change};
 use crate::lifecycle::touch;
 use crate::profiles::{SubmissionRow, SUBMISSION_SELECT};
 use crate::standings::{rebuild_records, refresh_contributor};
-use crate::{unsigned, Result, StoreError};
+use crate::{public_log, unsigned, Result, StoreError};
 
 /// What the console's submission search filters on; empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,6 +115,11 @@ pub async fn disqualify(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    let event = Event::Disqualified {
+        submission: id,
+        reason: reason.to_owned(),
+    };
+    public_log::append(&mut tx, &event, now).await?;
     let detail = json!({ "phase": target.phase, "state": target.state });
     let change = Change {
         actor: Some(actor),
@@ -176,6 +182,11 @@ pub async fn rerun(pool: &SqlitePool, id: i64, actor: i64, reason: &str, now: i6
             .execute(&mut *tx)
             .await?;
     }
+    let event = Event::Rerun {
+        submission: id,
+        reason: reason.to_owned(),
+    };
+    public_log::append(&mut tx, &event, now).await?;
     let detail = json!({ "phase": target.phase, "previous_state": target.state });
     let change = Change {
         actor: Some(actor),

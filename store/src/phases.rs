@@ -2,11 +2,12 @@
 
 use ascent_domain::phase::{AdvancementRule, EvalSpec, PhaseSpec, PhaseState, SubmissionLimits};
 use ascent_domain::preset::Preset;
+use ascent_domain::public_log::Event;
 use ascent_domain::views::{PhaseDetail, PhaseSummary};
 use ascent_domain::ModelLimits;
 use sqlx::SqlitePool;
 
-use crate::{unsigned, Result, StoreError};
+use crate::{public_log, unsigned, Result, StoreError};
 
 /// What loading a preset did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,12 +103,20 @@ pub async fn load_preset(
              VALUES (?, ?, ?, ?, NULL, ?)",
         )
         .bind(i64::from(spec.number))
-        .bind(previous)
+        .bind(&previous)
         .bind(state.as_str())
         .bind(now)
         .bind(format!("loaded from preset {}", preset.name))
         .execute(&mut *tx)
         .await?;
+        public_log::log_settings(&mut tx, spec.number, now).await?;
+        let moved = Event::PhaseMoved {
+            phase: spec.number,
+            from: previous.unwrap_or_else(|| "none".to_owned()),
+            to: state.as_str().to_owned(),
+            reason: format!("loaded from preset {}", preset.name),
+        };
+        public_log::append(&mut tx, &moved, now).await?;
     }
     tx.commit().await?;
     tracing::info!(preset = %preset.name, "phases loaded");
@@ -354,6 +363,7 @@ pub async fn update(
         },
     )
     .await?;
+    public_log::log_settings(&mut tx, number, now).await?;
     tx.commit().await?;
     ensure_split(pool, number).await
 }

@@ -5,10 +5,11 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use ascent_domain::protocol::{
     JobProgress, JobStage, SignedScore, SubmissionReport, SubmissionState,
 };
+use ascent_domain::public_log::Event;
 use ascent_domain::PhaseState;
 
 use crate::standings::{self, LandedScore};
-use crate::{unsigned, Result, StoreError};
+use crate::{public_log, sha256_hex, unsigned, Result, StoreError};
 
 /// A checkpoint received for a phase, before it is scored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,15 @@ pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
         .bind(i64::from(new.phase))
         .execute(&mut *tx)
         .await?;
+    public_log::log_received(
+        &mut tx,
+        id,
+        new.phase,
+        new.user_id,
+        &new.weights_sha256,
+        new.at,
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -89,6 +99,7 @@ pub(crate) async fn record_score_in(
             "submission {submission_id} does not exist or already has an outcome"
         )));
     };
+    log_score(tx, submission_id, score).await?;
     // While a phase is open its leaderboard shows the public part of the score.
     standings::apply(
         tx,
@@ -102,6 +113,35 @@ pub(crate) async fn record_score_in(
         },
     )
     .await
+}
+
+/// Logs a score: its public loss and a commitment to the worker's signed statement,
+/// which is itself published at once if the phase has already closed.
+async fn log_score(tx: &mut Transaction<'_, Sqlite>, id: i64, score: ScoreRecord) -> Result<()> {
+    let (statement, signature, public_key, phase_state): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    ) = sqlx::query_as(
+        "SELECT s.score_statement, s.score_signature, s.score_key, p.state
+         FROM submissions s JOIN phases p ON p.number = s.phase WHERE s.id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let recorded = Event::ScoreRecorded {
+        submission: id,
+        public_loss: score.public_loss,
+        statement_sha256: statement.as_deref().map(sha256_hex),
+        signature,
+        public_key,
+    };
+    public_log::append(tx, &recorded, score.at).await?;
+    if phase_state != PhaseState::Open.as_str() {
+        public_log::reveal(tx, id, score.at).await?;
+    }
+    Ok(())
 }
 
 /// A submission as its report needs it, before redaction for the viewer.

@@ -14,7 +14,7 @@ use ascent_domain::PhaseState;
 use sha2::{Digest, Sha256};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::{random_token, unsigned, Result, StoreError};
+use crate::{public_log, random_token, unsigned, Result, StoreError};
 
 /// How long an unfinished upload lives after its last byte.
 pub const UPLOAD_TTL_SECONDS: i64 = 24 * 60 * 60;
@@ -359,6 +359,7 @@ pub async fn finish(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    public_log::log_received(&mut tx, submission, phase, user_id, &checkpoint, now).await?;
     tx.commit().await?;
     tracing::info!(submission, upload = %id, user_id, phase, "submission queued");
     Ok(created(submission))

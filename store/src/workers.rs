@@ -3,11 +3,12 @@
 //! token is replaced at every start.
 
 use ascent_domain::protocol::WORKER_TOKEN_PREFIX;
+use ascent_domain::public_log::Event;
 use ascent_domain::statement::check_public_key;
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
-use crate::{random_token, sha256_hex, Result, StoreError};
+use crate::{public_log, random_token, sha256_hex, Result, StoreError};
 
 /// Name of the server's own worker.
 pub const BUILT_IN: &str = "built-in";
@@ -60,15 +61,17 @@ pub async fn create(
         ))
     })?;
     let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
-    sqlx::query(
-        "INSERT INTO workers (name, token_hash, created_at, created_by, public_key) VALUES (?, ?, ?, ?, ?)",
+    let mut tx = crate::write(pool).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO workers (name, token_hash, created_at, created_by, public_key) VALUES (?, ?, ?, ?, ?)
+         RETURNING id",
     )
     .bind(name)
     .bind(sha256_hex(&token))
     .bind(now)
     .bind(created_by)
     .bind(&public_key)
-    .execute(pool)
+    .fetch_one(&mut *tx)
     .await
     .map_err(|e| match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -76,6 +79,13 @@ pub async fn create(
         }
         other => other.into(),
     })?;
+    let registered = Event::WorkerRegistered {
+        worker: id,
+        name: name.to_owned(),
+        public_key,
+    };
+    public_log::append(&mut tx, &registered, now).await?;
+    tx.commit().await?;
     tracing::info!(name, "worker registered");
     Ok(token)
 }
@@ -88,6 +98,12 @@ pub async fn renew_built_in(
     now: i64,
 ) -> Result<(i64, String)> {
     let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
+    let mut tx = crate::write(pool).await?;
+    let before: Option<(Option<String>, Option<i64>)> =
+        sqlx::query_as("SELECT public_key, revoked_at FROM workers WHERE name = ?")
+            .bind(BUILT_IN)
+            .fetch_optional(&mut *tx)
+            .await?;
     let id = sqlx::query_scalar(
         "INSERT INTO workers (name, token_hash, built_in, created_at, public_key) VALUES (?, ?, 1, ?, ?)
          ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash, revoked_at = NULL,
@@ -98,21 +114,34 @@ pub async fn renew_built_in(
     .bind(sha256_hex(&token))
     .bind(now)
     .bind(public_key)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    // The log learns the key when it is new to it (a new token alone changes nothing).
+    if before != Some((Some(public_key.to_owned()), None)) {
+        let registered = Event::WorkerRegistered {
+            worker: id,
+            name: BUILT_IN.to_owned(),
+            public_key: public_key.to_owned(),
+        };
+        public_log::append(&mut tx, &registered, now).await?;
+    }
+    tx.commit().await?;
     Ok((id, token))
 }
 
 /// Revokes a worker by id. Its leases lapse; its late results are refused.
 pub async fn revoke(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<()> {
+    let mut tx = crate::write(pool).await?;
     let done = sqlx::query("UPDATE workers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
         .bind(now)
         .bind(worker_id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound("no such active worker".into()));
     }
+    public_log::append(&mut tx, &Event::WorkerRevoked { worker: worker_id }, now).await?;
+    tx.commit().await?;
     tracing::info!(worker_id, "worker revoked");
     Ok(())
 }

@@ -10,10 +10,21 @@ use super::AppError;
 /// Rows per leaderboard page.
 pub const LEADERBOARD_PAGE: u64 = 50;
 
+/// What the home page shows: the phases and where the public log stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HomeData {
+    pub phases: Vec<PhaseSummary>,
+    /// The public log's latest entry: its number and hash.
+    pub log_head: Option<(u64, String)>,
+}
+
 #[server(input = GetUrl)]
-pub async fn list_phases() -> Result<Vec<PhaseSummary>, AppError> {
+pub async fn home_page() -> Result<HomeData, AppError> {
     let pool = crate::ssr::pool()?;
-    Ok(ascent_store::phases::summaries(&pool).await?)
+    Ok(HomeData {
+        phases: ascent_store::phases::summaries(&pool).await?,
+        log_head: ascent_store::public_log::head(&pool).await?,
+    })
 }
 
 /// Everything a phase page shows.

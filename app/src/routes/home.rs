@@ -8,7 +8,7 @@ use leptos_meta::Title;
 
 use crate::components::phase_bits::StateBadge;
 use crate::components::scaling_chart::ScalingChart;
-use crate::functions::phases::list_phases;
+use crate::functions::phases::home_page;
 
 /// The phase to highlight: the open one, else the next to open, else the last.
 pub fn current_phase(phases: &[PhaseSummary]) -> Option<u8> {
@@ -22,7 +22,7 @@ pub fn current_phase(phases: &[PhaseSummary]) -> Option<u8> {
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let phases = Resource::new(|| (), |_| list_phases());
+    let home = Resource::new(|| (), |_| home_page());
     view! {
         <Title text="" />
         <section class="hero">
@@ -36,17 +36,18 @@ pub fn HomePage() -> impl IntoView {
             <h2>"The seven phases"</h2>
             <Suspense fallback=|| view! { <p class="loading">"Loading phases…"</p> }>
                 {move || Suspend::new(async move {
-                    match phases.await {
-                        Ok(list) if list.is_empty() => view! {
+                    match home.await {
+                        Ok(data) if data.phases.is_empty() => view! {
                             <p class="empty">"No phases are configured yet. An organizer loads them with "<code>"ascent admin phases load"</code>"."</p>
                         }.into_any(),
-                        Ok(list) => view! {
-                            <Timeline phases=list.clone() />
+                        Ok(data) => view! {
+                            <Timeline phases=data.phases.clone() />
                             <section class="scaling panel" aria-labelledby="scaling-heading">
                                 <h2 id="scaling-heading">"The scaling curve"</h2>
                                 <p class="hint">"Each phase's best loss against its parameter cap: as the models grow, the best loss should fall."</p>
-                                <ScalingChart phases=list />
+                                <ScalingChart phases=data.phases />
                             </section>
+                            <LogHead head=data.log_head />
                         }.into_any(),
                         Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
                     }
@@ -73,6 +74,26 @@ pub fn HomePage() -> impl IntoView {
                     <p>"When a phase closes, the final ranking is decided on a hidden part of the held-out data. The best advance to the next, larger phase."</p>
                 </li>
             </ol>
+        </section>
+    }
+}
+
+/// Where the public log stands, and how anyone checks it.
+#[component]
+fn LogHead(head: Option<(u64, String)>) -> impl IntoView {
+    let (entries, hash) = head.unwrap_or_else(|| (0, "—".to_owned()));
+    view! {
+        <section class="panel public-log" id="public-log" aria-labelledby="log-heading">
+            <h2 id="log-heading">"Public log"</h2>
+            <p class="hint">
+                "Every submission, signed score, re-run, disqualification, phase move and promotion is appended to a hash-chained log: each entry commits to the one before it, so history cannot be rewritten unnoticed. "
+                <a href="/api/log">"Read it"</a>" or check it against the leaderboards yourself."
+            </p>
+            <dl class="stats">
+                <div class="stat"><dt>"entries"</dt><dd id="log-entries">{entries}</dd></div>
+                <div class="stat wide"><dt>"head hash"</dt><dd><code id="log-head" class="hash">{hash}</code></dd></div>
+            </dl>
+            <pre class="command"><code>{"ascent-eval verify --server <this site's address>"}</code></pre>
         </section>
     }
 }

@@ -484,3 +484,46 @@ mod tests {
         }
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub struct LogPage {
+    after: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// The log's latest entry.
+#[derive(Debug, Serialize)]
+pub struct LogHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiLog {
+    /// The latest entry when this page was read (`null` while the log is empty).
+    pub head: Option<LogHead>,
+    /// Entries after `after`, in order; each `body` is the event's JSON exactly as hashed.
+    pub entries: Vec<ascent_domain::public_log::Entry>,
+    /// Where the next page starts (`?after=`), or `null` at the head.
+    pub next_after: Option<u64>,
+}
+
+/// `GET /api/log?after=SEQ&limit=N`: the public hash-chained log, oldest first.
+pub async fn log(
+    State(state): State<AppState>,
+    Query(page): Query<LogPage>,
+) -> Result<Json<ApiLog>, ApiError> {
+    let after = page.after.unwrap_or(0);
+    let limit = page.limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
+    let head = ascent_store::public_log::head(&state.pool).await?;
+    let entries = ascent_store::public_log::page(&state.pool, after, limit).await?;
+    let next_after = match (entries.last(), &head) {
+        (Some(last), Some((head_seq, _))) if last.seq < *head_seq => Some(last.seq),
+        _ => None,
+    };
+    Ok(Json(ApiLog {
+        head: head.map(|(seq, hash)| LogHead { seq, hash }),
+        entries,
+        next_after,
+    }))
+}

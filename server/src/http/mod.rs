@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/phases/{number}/leaderboard", get(api::leaderboard))
         .route("/api/phases/{number}/leaderboard.csv", get(api::leaderboard_csv))
         .route("/api/phases/{number}/events", get(submissions::phase_events))
+        .route("/api/log", get(api::log))
         .route("/api/submissions/{id}", get(submissions::show))
         .route("/api/submissions/{id}/events", get(submissions::events))
         .route("/api/submissions/{id}/files/{name}", get(open_weights::file))

@@ -27,6 +27,7 @@ use candle_core::{DType, Device};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod submit;
+mod verify;
 mod worker;
 
 /// mimalloc keeps freed pages for reuse: with the system allocator every large
@@ -76,6 +77,9 @@ enum Command {
     Key(worker::KeyArgs),
     /// Upload a checkpoint directory to a phase (resumable) and print its URL.
     Submit(submit::SubmitArgs),
+    /// Check a server's public log: the hash chain, every signature, and that replaying
+    /// it gives the leaderboards the server serves.
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(clap::Args)]
@@ -187,6 +191,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker::run(args),
         Command::Key(args) => worker::key(args),
         Command::Submit(args) => submit::run(args),
+        Command::Verify(args) => verify::run(args),
     });
     match outcome {
         Ok(code) => ExitCode::from(code),

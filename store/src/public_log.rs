@@ -1,0 +1,157 @@
+//! The public log's storage: appending an event inside the transaction that makes the
+//! change it records (so the log and the tables cannot disagree), and reading pages.
+//! The chain rules live in `ascent_domain::public_log`.
+
+use ascent_domain::public_log::{entry_hash, Entry, Event, GENESIS};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use crate::{unsigned, Result};
+
+/// Appends `event` after the current head. Call it inside a write transaction
+/// (`crate::write`), which serializes appends.
+pub(crate) async fn append(conn: &mut SqliteConnection, event: &Event, at: i64) -> Result<()> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM public_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (seq, prev) = head.map_or((1, GENESIS.to_owned()), |(seq, hash)| (seq + 1, hash));
+    let body = event.body();
+    let hash = entry_hash(unsigned(seq, "log sequence")?, at, &prev, &body);
+    sqlx::query(
+        "INSERT INTO public_log (seq, at, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(event.kind())
+    .bind(&body)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The latest entry's sequence number and hash; `None` while the log is empty.
+pub async fn head(pool: &SqlitePool) -> Result<Option<(u64, String)>> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM public_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+    head.map(|(seq, hash)| Ok((unsigned(seq, "log sequence")?, hash)))
+        .transpose()
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    at: i64,
+    body: String,
+    prev_hash: String,
+    hash: String,
+}
+
+/// Up to `limit` entries after sequence number `after`, in order.
+pub async fn page(pool: &SqlitePool, after: u64, limit: u64) -> Result<Vec<Entry>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, at, body, prev_hash, hash FROM public_log WHERE seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Entry {
+                seq: unsigned(r.seq, "log sequence")?,
+                at: r.at,
+                prev: r.prev_hash,
+                hash: r.hash,
+                body: r.body,
+            })
+        })
+        .collect()
+}
+
+/// Logs phase `number`'s scoring rules as they now stand in `phases`.
+pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i64) -> Result<()> {
+    let (epsilon, public_share, seq_len, windows, max_parameters): (f64, f64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT epsilon, public_share, seq_len, windows, max_parameters FROM phases WHERE number = ?",
+        )
+        .bind(i64::from(number))
+        .fetch_one(&mut *conn)
+        .await?;
+    let event = Event::PhaseSettings {
+        phase: number,
+        epsilon,
+        public_share,
+        seq_len: unsigned(seq_len, "seq_len")?,
+        windows: unsigned(windows, "windows")?,
+        max_parameters: unsigned(max_parameters, "max_parameters")?,
+    };
+    append(conn, &event, at).await
+}
+
+/// Publishes the signed statement behind submission `id`'s score, if it has one.
+pub(crate) async fn reveal(conn: &mut SqliteConnection, id: i64, at: i64) -> Result<()> {
+    let statement: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT score_statement FROM submissions WHERE id = ? AND state = 'scored'",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(Some(text)) = statement else {
+        return Ok(());
+    };
+    match serde_json::from_str(&text) {
+        Ok(statement) => {
+            let event = Event::ScoreRevealed {
+                submission: id,
+                statement,
+            };
+            append(conn, &event, at).await
+        }
+        Err(error) => {
+            // Left sealed: `ascent-eval verify` reports it as never revealed.
+            tracing::error!(submission = id, %error, "stored score statement is unreadable");
+            Ok(())
+        }
+    }
+}
+
+/// Publishes the statements behind every standing score of a phase that just closed.
+pub(crate) async fn reveal_phase(conn: &mut SqliteConnection, phase: u8, at: i64) -> Result<()> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM submissions WHERE phase = ? AND state = 'scored' ORDER BY id",
+    )
+    .bind(i64::from(phase))
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in ids {
+        reveal(conn, id, at).await?;
+    }
+    Ok(())
+}
+
+/// Logs a submission just received, naming its contributor by handle.
+pub(crate) async fn log_received(
+    conn: &mut SqliteConnection,
+    submission: i64,
+    phase: u8,
+    user_id: i64,
+    sha256: &str,
+    at: i64,
+) -> Result<()> {
+    let contributor: String = sqlx::query_scalar("SELECT handle FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let received = Event::SubmissionReceived {
+        submission,
+        phase,
+        contributor,
+        sha256: sha256.to_owned(),
+        at,
+    };
+    append(conn, &received, at).await
+}
