@@ -1,6 +1,6 @@
 // Starts a real `ascent` server on a free loopback port with a fresh data directory,
 // and launches Debian's headless Chromium through playwright-core.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -11,6 +11,13 @@ import { chromium } from 'playwright-core';
 
 export const root = path.resolve(import.meta.dirname, '..');
 const binary = process.env.ASCENT_BIN ?? path.join(root, 'target/debug/ascent');
+const evalBinary = process.env.ASCENT_EVAL_BIN ?? path.join(root, 'target/debug/ascent-eval');
+
+// `ascent-eval verify --server url`: its exit status and what it printed.
+export function verifyLog(url) {
+  const run = spawnSync(evalBinary, ['verify', '--server', url], { encoding: 'utf8', timeout: 60_000 });
+  return { status: run.status, output: `${run.stdout}${run.stderr}` };
+}
 export const screenshots = path.join(root, 'end2end/screenshots');
 mkdirSync(screenshots, { recursive: true });
 

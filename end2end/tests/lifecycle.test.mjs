@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { useServerAndBrowser, openHydrated, logIn, screenshots, ORGANIZER } from '../support.mjs';
+import { useServerAndBrowser, openHydrated, logIn, screenshots, ORGANIZER, verifyLog } from '../support.mjs';
 
 const env = useServerAndBrowser({ demo: true });
 
@@ -33,6 +33,13 @@ test('a newcomer sees a finalized phase with its private ranking and who advance
   const home = await openHydrated(context, `${env.server.url}/`);
   assert.match(await home.locator('.phase-card').first().innerText(), /5 advanced to phase 2/);
   await home.screenshot({ path: path.join(screenshots, 'home-demo.png'), fullPage: true });
+
+  // The home page shows the public log's head; the demo's log verifies from the outside.
+  const log = await (await fetch(`${env.server.url}/api/log?limit=1`)).json();
+  assert.equal(await home.locator('#log-head').innerText(), log.head.hash);
+  const verified = verifyLog(env.server.url);
+  assert.equal(verified.status, 0, verified.output);
+  assert.match(verified.output, /log verified: \d+ entries[\s\S]*13 signatures checked, 13 public losses recomputed[\s\S]*4 scores sealed/);
 
   const api = await (await fetch(`${env.server.url}/api/phases/1`)).json();
   assert.equal(api.state, 'finalized');
@@ -92,6 +99,12 @@ test('an organizer closes phase 2, adjusts the advancement list and promotes thr
   assert.match(log, new RegExp(`advancement removed\\s+phase 2 / ${handle}`));
   assert.match(log, /phase moved\s+phase 2\s+the foundation phase ends early/);
   await audit.screenshot({ path: path.join(screenshots, 'console-audit.png'), fullPage: true });
+
+  // Closing revealed phase 2's signed statements and finalizing published its secret:
+  // the log still verifies, now recomputing every score.
+  const verified = verifyLog(env.server.url);
+  assert.equal(verified.status, 0, verified.output);
+  assert.match(verified.output, /17 public losses recomputed from signed windows, 0 scores sealed/);
   await context.close();
 });
 

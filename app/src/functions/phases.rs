@@ -16,6 +16,8 @@ pub struct HomeData {
     pub phases: Vec<PhaseSummary>,
     /// The public log's latest entry: its number and hash.
     pub log_head: Option<(u64, String)>,
+    /// This site's address, for the `ascent-eval verify --server` command.
+    pub server_url: String,
 }
 
 #[server(input = GetUrl)]
@@ -24,6 +26,7 @@ pub async fn home_page() -> Result<HomeData, AppError> {
     Ok(HomeData {
         phases: ascent_store::phases::summaries(&pool).await?,
         log_head: ascent_store::public_log::head(&pool).await?,
+        server_url: crate::ssr::site_origin(),
     })
 }
 

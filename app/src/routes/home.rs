@@ -47,7 +47,7 @@ pub fn HomePage() -> impl IntoView {
                                 <p class="hint">"Each phase's best loss against its parameter cap: as the models grow, the best loss should fall."</p>
                                 <ScalingChart phases=data.phases />
                             </section>
-                            <LogHead head=data.log_head />
+                            <LogHead head=data.log_head server_url=data.server_url />
                         }.into_any(),
                         Err(e) => view! { <p class="form-error">{e.to_string()}</p> }.into_any(),
                     }
@@ -80,7 +80,7 @@ pub fn HomePage() -> impl IntoView {
 
 /// Where the public log stands, and how anyone checks it.
 #[component]
-fn LogHead(head: Option<(u64, String)>) -> impl IntoView {
+fn LogHead(head: Option<(u64, String)>, server_url: String) -> impl IntoView {
     let (entries, hash) = head.unwrap_or_else(|| (0, "—".to_owned()));
     view! {
         <section class="panel public-log" id="public-log" aria-labelledby="log-heading">
@@ -93,7 +93,7 @@ fn LogHead(head: Option<(u64, String)>) -> impl IntoView {
                 <div class="stat"><dt>"entries"</dt><dd id="log-entries">{entries}</dd></div>
                 <div class="stat wide"><dt>"head hash"</dt><dd><code id="log-head" class="hash">{hash}</code></dd></div>
             </dl>
-            <pre class="command"><code>{"ascent-eval verify --server <this site's address>"}</code></pre>
+            <pre class="command"><code>{format!("ascent-eval verify --server {server_url}")}</code></pre>
         </section>
     }
 }
