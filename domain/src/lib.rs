@@ -13,6 +13,7 @@ pub mod preset;
 pub mod protocol;
 pub mod public_log;
 pub mod ranking;
+pub mod rewards;
 pub mod settings;
 pub mod split;
 pub mod statement;

@@ -182,6 +182,9 @@ pub struct PhaseSpec {
     /// the phase is finalized.
     #[serde(default)]
     pub open_weights: bool,
+    /// The points the phase shares at finalization, and how (`domain::rewards`).
+    #[serde(default)]
+    pub rewards: crate::rewards::RewardSpec,
 }
 
 #[cfg(test)]

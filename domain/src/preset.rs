@@ -66,6 +66,8 @@ struct RawPhase {
     advancement: RawAdvancement,
     #[serde(default)]
     open_weights: bool,
+    #[serde(default)]
+    rewards: crate::rewards::RewardSpec,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +76,9 @@ struct RawAdvancement {
     rule: String,
     value: f64,
 }
+
+/// The most points one phase may share.
+pub const MAX_REWARD_BUDGET: u64 = 1_000_000_000_000;
 
 /// Parses and validates a preset. `now` (unix seconds) anchors a `"load"` schedule.
 pub fn parse_preset(text: &str, now: i64) -> Result<Preset, PresetError> {
@@ -155,6 +160,7 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
         advancement,
         epsilon: raw.epsilon,
         open_weights: raw.open_weights,
+        rewards: raw.rewards,
     };
     check_spec(&spec)?;
     Ok(spec)
@@ -182,6 +188,12 @@ pub fn check_spec(spec: &PhaseSpec) -> Result<(), PresetError> {
                 model.architecture,
                 SUPPORTED_ARCHITECTURES.join(", ")
             ),
+        ));
+    }
+    if spec.rewards.budget > MAX_REWARD_BUDGET {
+        return Err(field_error(
+            at("rewards.budget"),
+            "must be at most 1,000,000,000,000 points",
         ));
     }
     if model.vocab_size < 2 {

@@ -88,6 +88,21 @@ pub enum Event {
         split_secret: String,
         advanced: Vec<String>,
     },
+    /// The phase's points budget shared at finalization (`domain::rewards`).
+    RewardsGranted {
+        phase: u8,
+        budget: u64,
+        rule: String,
+        awards: Vec<Award>,
+    },
+}
+
+/// Points granted to one contributor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Award {
+    pub contributor: String,
+    pub rank: u64,
+    pub points: u64,
 }
 
 impl Event {
@@ -104,6 +119,7 @@ impl Event {
             Event::Rerun { .. } => "rerun",
             Event::Disqualified { .. } => "disqualified",
             Event::PhaseFinalized { .. } => "phase_finalized",
+            Event::RewardsGranted { .. } => "rewards_granted",
         }
     }
 
@@ -223,6 +239,8 @@ pub struct Replay {
     keys: HashMap<i64, (String, bool)>,
     /// Signatures checked so far.
     pub signatures_checked: u64,
+    /// Points granted so far, by contributor.
+    pub points: BTreeMap<String, u64>,
 }
 
 impl Replay {
@@ -375,6 +393,35 @@ impl Replay {
                     return discrepancy(seq, format!("phase {phase} finalized but never set up"))
                 }
             },
+            Event::RewardsGranted {
+                phase,
+                budget,
+                awards,
+                ..
+            } => {
+                let Some(p) = self.phases.get(&phase).filter(|p| p.split_secret.is_some()) else {
+                    return discrepancy(
+                        seq,
+                        format!("rewards granted for phase {phase} before it was finalized"),
+                    );
+                };
+                let total: u64 = awards.iter().map(|a| a.points).sum();
+                if !awards.is_empty() && total != budget {
+                    return discrepancy(seq, format!("phase {phase}'s rewards add up to {total} points, not its budget of {budget}"));
+                }
+                if let Some(a) = awards.iter().find(|a| !p.advanced.contains(&a.contributor)) {
+                    return discrepancy(
+                        seq,
+                        format!(
+                            "{} was rewarded in phase {phase} without advancing",
+                            a.contributor
+                        ),
+                    );
+                }
+                for a in awards {
+                    *self.points.entry(a.contributor).or_default() += a.points;
+                }
+            }
         }
         Ok(())
     }
@@ -674,6 +721,55 @@ mod tests {
         assert!(refused
             .err()
             .is_some_and(|d| d.seq == 5 && d.problem.contains("signature")));
+    }
+
+    #[test]
+    fn rewards_must_add_up_and_go_to_those_who_advanced() {
+        let finalized = Event::PhaseFinalized {
+            phase: 1,
+            split_secret: "s".into(),
+            advanced: vec!["ada".into(), "bo".into()],
+        };
+        let award = |who: &str, points| Award {
+            contributor: who.into(),
+            rank: 1,
+            points,
+        };
+        let granted = |awards| Event::RewardsGranted {
+            phase: 1,
+            budget: 100,
+            rule: "rank_weighted".into(),
+            awards,
+        };
+        let fine = replay(&[
+            settings(),
+            finalized.clone(),
+            granted(vec![award("ada", 67), award("bo", 33)]),
+        ]);
+        assert_eq!(
+            fine.map(|r| r.points.get("bo").copied()).ok(),
+            Some(Some(33))
+        );
+        let short = replay(&[
+            settings(),
+            finalized.clone(),
+            granted(vec![award("ada", 67)]),
+        ]);
+        assert!(short
+            .err()
+            .is_some_and(|d| d.seq == 3 && d.problem.contains("add up to 67")));
+        let stranger = replay(&[
+            settings(),
+            finalized,
+            granted(vec![award("ada", 50), award("eve", 50)]),
+        ]);
+        assert!(stranger
+            .err()
+            .is_some_and(|d| d.problem.contains("eve was rewarded")));
+        let early = replay(&[settings(), granted(vec![award("ada", 100)])]);
+        assert!(early
+            .err()
+            .is_some_and(|d| d.problem.contains("before it was finalized")));
     }
 
     #[test]

@@ -49,7 +49,9 @@ test('a newcomer sees a finalized phase with its private ranking and who advance
   const winner = api.promoted[0];
   const profile = await openHydrated(context, `${env.server.url}/contributors/${winner}`);
   assert.match(await profile.locator('#eligible').innerText(), /Phase 2 — promoted from phase 1/);
-  assert.match(await profile.locator('.plain-list').last().innerText(), /Phase 1: Prototype — finished #1 · private loss \d\.\d{4}\s+advanced/i);
+  assert.match(await profile.locator('#phases-reached').innerText(), /Phase 1: Prototype — finished #1 · private loss \d\.\d{4}\s+advanced/i);
+  // Phase 1's 1,000 points by place among the five who advanced: 1/1 of the weights' sum.
+  assert.equal(await profile.locator('#points-total').innerText(), '438 points');
   await profile.screenshot({ path: path.join(screenshots, 'profile-promoted.png'), fullPage: true });
   await context.close();
 });
@@ -105,6 +107,7 @@ test('an organizer closes phase 2, adjusts the advancement list and promotes thr
   const verified = verifyLog(env.server.url);
   assert.equal(verified.status, 0, verified.output);
   assert.match(verified.output, /17 public losses recomputed from signed windows, 0 scores sealed/);
+  assert.match(verified.output, /3000 reward points granted/);
   await context.close();
 });
 

@@ -44,6 +44,8 @@ pub struct Verified {
     pub sealed: u64,
     pub phases: u64,
     pub rows: u64,
+    /// Reward points granted, all phases together.
+    pub points: u64,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +127,7 @@ pub fn verify(client: &Client) -> Result<Verified, VerifyError> {
         sealed,
         phases: phases.len() as u64,
         rows,
+        points: replay.points.values().sum(),
     })
 }
 

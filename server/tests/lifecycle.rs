@@ -267,6 +267,69 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
     let phase: serde_json::Value = get(&app, "", "/api/phases/1").await?.json()?;
     assert_eq!(phase["state"], "finalized");
     assert_eq!(phase["promoted"], serde_json::json!(advancing));
+    // Rewards: phase 1's 1,000 points, shared by place between the two who advance.
+    let ledger = get(&app, &org, "/api/rewards").await?;
+    assert_eq!(ledger.status, StatusCode::OK, "{}", ledger.body);
+    let granted: Vec<(String, i64)> = ledger
+        .json::<Vec<serde_json::Value>>()?
+        .iter()
+        .map(|e| {
+            (
+                e["contributor"].as_str().unwrap_or_default().to_owned(),
+                e["points"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        vec![(advancing[0].clone(), 667), (advancing[1].clone(), 333)]
+    );
+    // The ledger holds payout accounts: organizers only.
+    let refused = get(&app, &tokens[0].1, "/api/rewards.csv").await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&app, "", "/api/rewards").await?.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The winner says where to be paid; a malformed account is refused and changes nothing.
+    let winner_token = &tokens
+        .iter()
+        .find(|(h, _)| *h == advancing[0])
+        .ok_or("winner token")?
+        .1;
+    let bad = server_fn(
+        &app,
+        winner_token,
+        "profile/payout_account",
+        &[("csrf_token", ""), ("account", "Not An Account")],
+    )
+    .await?;
+    assert!(!bad.status.is_success(), "{}", bad.body);
+    assert!(bad.body.contains("NEAR account id"), "{}", bad.body);
+    let set = server_fn(
+        &app,
+        winner_token,
+        "profile/payout_account",
+        &[("csrf_token", ""), ("account", " winner.near ")],
+    )
+    .await?;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let csv = get(&app, &org, "/api/rewards.csv").await?;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.body
+            .starts_with("phase,rank,contributor,points,rule,granted_at,payout_account\n"),
+        "{}",
+        csv.body
+    );
+    assert!(
+        csv.body
+            .contains(&format!("1,1,{},667,rank_weighted,", advancing[0])),
+        "{}",
+        csv.body
+    );
+    assert!(csv.body.contains(",winner.near\n"), "{}", csv.body);
+
     let csv = get(&app, "", "/api/phases/1/advancement.csv").await?;
     assert_eq!(
         csv.body.lines().count(),

@@ -52,6 +52,10 @@ fn the_demo_log_verifies_and_tampering_is_reported() -> TestResult {
     assert!(verified.sealed > 0, "{verified:?}");
     assert!(verified.rows > 0, "{verified:?}");
     assert_eq!(verified.phases, 7);
+    assert_eq!(
+        verified.points, 1000,
+        "phase 1's budget, shared at finalization"
+    );
 
     // A score changed in the database: the leaderboard no longer follows from the log.
     server.kill()?;

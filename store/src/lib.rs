@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod phases;
 pub mod profiles;
 pub mod public_log;
+pub mod rewards;
 pub mod sessions;
 pub mod standings;
 pub mod submissions;

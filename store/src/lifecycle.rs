@@ -504,6 +504,12 @@ pub async fn finalize(
         advanced: promoted.clone(),
     };
     public_log::append(&mut tx, &finalized, now).await?;
+    let ranked: Vec<(&FinalRow, i64)> = proposal
+        .rows
+        .iter()
+        .zip(proposal.user_ids.iter().copied())
+        .collect();
+    crate::rewards::grant(&mut tx, number, &ranked, now).await?;
     audit::record(
         &mut tx,
         Change {

@@ -3,6 +3,7 @@
 use ascent_domain::phase::{AdvancementRule, EvalSpec, PhaseSpec, PhaseState, SubmissionLimits};
 use ascent_domain::preset::Preset;
 use ascent_domain::public_log::Event;
+use ascent_domain::rewards::{RewardRule, RewardSpec};
 use ascent_domain::views::{PhaseDetail, PhaseSummary};
 use ascent_domain::ModelLimits;
 use sqlx::SqlitePool;
@@ -57,8 +58,8 @@ pub async fn load_preset(
             "INSERT INTO phases (number, title, summary, state, opens_at, closes_at, architecture,
                  vocab_size, max_parameters, min_context, dataset, seq_len, windows, public_share,
                  per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at,
-                 time_limit_seconds, open_weights, split_secret)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
+                 time_limit_seconds, open_weights, reward_budget, reward_rule, split_secret)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
              ON CONFLICT (number) DO UPDATE SET
                  title = excluded.title, summary = excluded.summary, state = excluded.state,
                  opens_at = excluded.opens_at, closes_at = excluded.closes_at,
@@ -71,6 +72,7 @@ pub async fn load_preset(
                  preset = excluded.preset, updated_at = excluded.updated_at,
                  time_limit_seconds = excluded.time_limit_seconds,
                  open_weights = excluded.open_weights,
+                 reward_budget = excluded.reward_budget, reward_rule = excluded.reward_rule,
                  standings_version = phases.standings_version + 1",
         )
         .bind(i64::from(spec.number))
@@ -96,6 +98,8 @@ pub async fn load_preset(
         .bind(now)
         .bind(i64::from(spec.evaluation.time_limit_minutes) * 60)
         .bind(spec.open_weights)
+        .bind(points(spec.rewards.budget)?)
+        .bind(spec.rewards.rule.as_str())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -198,6 +202,8 @@ struct SpecRow {
     advancement_value: f64,
     epsilon: f64,
     open_weights: bool,
+    reward_budget: i64,
+    reward_rule: String,
 }
 
 /// Changes whenever anything a phase's page shows changes: its settings, its
@@ -237,7 +243,7 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
     let found: Option<DetailRow> = sqlx::query_as(&format!(
         "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share, p.time_limit_seconds,
                 p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon,
-                p.open_weights
+                p.open_weights, p.reward_budget, p.reward_rule
          FROM phases p WHERE p.number = ?"
     ))
     .bind(i64::from(number))
@@ -274,6 +280,12 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
         advancement,
         epsilon: row.epsilon,
         open_weights: row.open_weights,
+        rewards: RewardSpec {
+            budget: unsigned(row.reward_budget, "reward budget")?,
+            rule: RewardRule::parse(&row.reward_rule).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown reward rule {:?}", row.reward_rule))
+            })?,
+        },
     };
     Ok(Some(PhaseDetail { summary, spec }))
 }
@@ -320,7 +332,7 @@ pub async fn update(
              vocab_size = ?, max_parameters = ?, min_context = ?, dataset = ?, seq_len = ?,
              windows = ?, public_share = ?, time_limit_seconds = ?, per_day = ?, max_bytes = ?,
              advancement_rule = ?, advancement_value = ?, epsilon = ?, open_weights = ?,
-             standings_version = standings_version + 1
+             reward_budget = ?, reward_rule = ?, standings_version = standings_version + 1
          WHERE number = ?",
     )
     .bind(&edited.title)
@@ -348,6 +360,8 @@ pub async fn update(
     .bind(value)
     .bind(edited.epsilon)
     .bind(edited.open_weights)
+    .bind(points(edited.rewards.budget)?)
+    .bind(edited.rewards.rule.as_str())
     .bind(i64::from(number))
     .execute(&mut *tx)
     .await?;
@@ -383,6 +397,10 @@ fn settings_diff(before: &PhaseSpec, after: &PhaseSpec) -> serde_json::Value {
         }
     }
     serde_json::Value::Object(changed)
+}
+
+fn points(budget: u64) -> Result<i64> {
+    i64::try_from(budget).map_err(|_| StoreError::Refused("reward budget too large".into()))
 }
 
 fn rule_columns(rule: &AdvancementRule) -> (&'static str, f64) {

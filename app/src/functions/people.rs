@@ -18,6 +18,11 @@ pub struct ContributorPageData {
     pub profile: ContributorProfile,
     /// The API token panel: only on the viewer's own profile.
     pub tokens: Option<TokenPanel>,
+    /// Points earned: (phase, final place, points).
+    pub rewards: Vec<(u8, u64, u64)>,
+    /// Where the viewer wants their points paid: only on their own profile (`Some(None)`
+    /// when they have not said).
+    pub payout_account: Option<Option<String>>,
 }
 
 /// `handle`'s profile page; `None` if there is no such contributor.
@@ -32,9 +37,30 @@ pub async fn load_contributor_page(
         return Ok(None);
     };
     let own = crate::ssr::viewer().filter(|v| v.handle.eq_ignore_ascii_case(&profile.handle));
-    let tokens = match own {
-        Some(viewer) => Some(super::tokens::token_panel(&pool, viewer.id).await?),
-        None => None,
+    let (tokens, payout_account) = match own {
+        Some(viewer) => (
+            Some(super::tokens::token_panel(&pool, viewer.id).await?),
+            Some(ascent_store::rewards::payout_account(&pool, viewer.id).await?),
+        ),
+        None => (None, None),
     };
-    Ok(Some(ContributorPageData { profile, tokens }))
+    let rewards = ascent_store::rewards::earned_by(&pool, &profile.handle).await?;
+    Ok(Some(ContributorPageData {
+        profile,
+        tokens,
+        rewards,
+        payout_account,
+    }))
+}
+
+/// Sets (or with an empty value clears) the viewer's payout account, a NEAR account id.
+#[server(endpoint = "profile/payout_account")]
+pub async fn set_payout_account(
+    csrf_token: String,
+    account: String,
+) -> Result<Option<String>, AppError> {
+    let _checked_by_the_security_layer = csrf_token;
+    let viewer = crate::ssr::viewer().ok_or(AppError::Unauthenticated)?;
+    let pool = crate::ssr::pool()?;
+    Ok(ascent_store::rewards::set_payout_account(&pool, viewer.id, &account).await?)
 }

@@ -148,6 +148,10 @@ pub struct PhaseForm {
     /// A checkbox: "on" when ticked, absent (empty) when not.
     #[serde(default)]
     pub open_weights: String,
+    #[serde(default)]
+    pub reward_budget: String,
+    #[serde(default)]
+    pub reward_rule: String,
 }
 
 impl PhaseForm {
@@ -175,6 +179,8 @@ impl PhaseForm {
             advancement_value: value,
             epsilon: spec.epsilon.to_string(),
             open_weights: if spec.open_weights { "on" } else { "" }.to_owned(),
+            reward_budget: spec.rewards.budget.to_string(),
+            reward_rule: spec.rewards.rule.as_str().to_owned(),
         }
     }
 
@@ -222,6 +228,9 @@ impl PhaseForm {
         spec.submissions.max_bytes = num(&self.max_bytes, "largest upload")?;
         spec.epsilon = num(&self.epsilon, "epsilon")?;
         spec.open_weights = matches!(self.open_weights.as_str(), "on" | "true");
+        spec.rewards.budget = num(&self.reward_budget, "reward budget")?;
+        spec.rewards.rule = ascent_domain::rewards::RewardRule::parse(&self.reward_rule)
+            .ok_or_else(|| format!("{:?} is not a reward rule", self.reward_rule))?;
         spec.advancement = match self.advancement_rule.as_str() {
             "top_k" => AdvancementRule::TopK(num(&self.advancement_value, "advancement value")?),
             "top_fraction" => {

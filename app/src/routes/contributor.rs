@@ -7,8 +7,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::components::forms::{action_error, CsrfField, FormError};
 use crate::components::tokens::{ApiTokens, TokenActions};
-use crate::functions::people::{load_contributor_page, ContributorPageData};
+use crate::functions::people::{load_contributor_page, ContributorPageData, SetPayoutAccount};
 use crate::routes::not_found::found_or_not_found;
 
 #[component]
@@ -16,30 +17,92 @@ pub fn ContributorPage() -> impl IntoView {
     let params = use_params_map();
     let handle = move || params.read().get("handle").unwrap_or_default();
     let actions = TokenActions::new();
-    // One resource for the whole page, as on the console: creating or revoking a token
-    // reads the page again.
+    let payout = ServerAction::<SetPayoutAccount>::new();
+    // One resource for the whole page, as on the console: creating or revoking a token,
+    // or setting the payout account, reads the page again.
     let page = Resource::new(
         move || {
             (
                 handle(),
                 actions.create.version().get(),
                 actions.revoke.version().get(),
+                payout.version().get(),
             )
         },
-        |(handle, _, _)| load_contributor_page(handle),
+        |(handle, _, _, _)| load_contributor_page(handle),
     );
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading profile…"</p> }>
             {move || Suspend::new(async move {
-                found_or_not_found(page.await, |data| view! { <Profile data actions /> }.into_any())
+                found_or_not_found(page.await, |data| view! { <Profile data actions payout /> }.into_any())
             })}
         </Transition>
     }
 }
 
+/// Points earned phase by phase, and on one's own profile where to pay them.
 #[component]
-fn Profile(data: ContributorPageData, actions: TokenActions) -> impl IntoView {
-    let ContributorPageData { profile, tokens } = data;
+fn Rewards(
+    rewards: Vec<(u8, u64, u64)>,
+    account: Option<Option<String>>,
+    payout: ServerAction<SetPayoutAccount>,
+) -> impl IntoView {
+    let total: u64 = rewards.iter().map(|(_, _, points)| points).sum();
+    let items = rewards
+        .into_iter()
+        .map(|(phase, rank, points)| {
+            view! {
+                <li>
+                    <a href=format!("/phases/{phase}")>{format!("Phase {phase}")}</a>
+                    <span class="muted">{format!(" — #{rank}: ")}</span>
+                    <strong>{format!("{points} points")}</strong>
+                </li>
+            }
+        })
+        .collect_view();
+    let form = account.map(|current| {
+        let shown = current.clone().unwrap_or_default();
+        let status = current.map_or_else(
+            || "No payout account yet: points are paid once you set one.".to_owned(),
+            |a| format!("Points are paid to {a}."),
+        );
+        view! {
+            <p class="hint" id="payout-status">{status}</p>
+            <ActionForm action=payout attr:class="inline-form" attr:id="payout-form">
+                <CsrfField />
+                <label>
+                    <span>"Payout account (NEAR account id)"</span>
+                    <input type="text" name="account" value=shown placeholder="e.g. ada.near" maxlength="64" />
+                </label>
+                <button type="submit" class="button">"Save"</button>
+            </ActionForm>
+            <FormError error=action_error(payout) />
+        }
+    });
+    view! {
+        <section class="panel" id="rewards">
+            <h2>"Rewards"</h2>
+            <p class="stat-line"><strong id="points-total">{format!("{total} points")}</strong>" earned"</p>
+            <ul class="plain-list">{items}</ul>
+            {form}
+        </section>
+    }
+}
+
+#[component]
+fn Profile(
+    data: ContributorPageData,
+    actions: TokenActions,
+    payout: ServerAction<SetPayoutAccount>,
+) -> impl IntoView {
+    let ContributorPageData {
+        profile,
+        tokens,
+        rewards,
+        payout_account,
+    } = data;
+    let rewards = (!rewards.is_empty() || payout_account.is_some())
+        .then(|| view! { <Rewards rewards account=payout_account payout /> }.into_any());
     let phases = if profile.phases.is_empty() {
         view! { <p class="empty">"Has not taken part in a phase yet."</p> }.into_any()
     } else {
@@ -112,10 +175,11 @@ fn Profile(data: ContributorPageData, actions: TokenActions) -> impl IntoView {
                 </section>
             }
         })}
-        <section class="panel">
+        <section class="panel" id="phases-reached">
             <h2>"Phases"</h2>
             {phases}
         </section>
+        {rewards}
         <section class="panel">
             <h2>"Submissions"</h2>
             <SubmissionList submissions=profile.submissions />

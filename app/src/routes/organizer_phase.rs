@@ -191,6 +191,14 @@ fn AdvancementPanel(board: FinalBoard, actions: Actions) -> impl IntoView {
             format!("/api/phases/{number}/advancement"),
             "advancement list (JSON)",
         ),
+        (
+            "/api/rewards.csv".to_owned(),
+            "reward ledger, all phases (CSV)",
+        ),
+        (
+            "/api/rewards".to_owned(),
+            "reward ledger, all phases (JSON)",
+        ),
     ];
     let finalize = closed.then(|| {
         let label = format!("Finalize and promote {advancing} to {next}");
@@ -267,6 +275,16 @@ fn SettingsPanel(
             view! { <option value=value selected=selected>{label}</option> }
         })
         .collect_view();
+    let reward_options = [
+        ("rank_weighted", "by place (1/place)"),
+        ("improvement", "by gain over a uniform guess"),
+    ]
+    .into_iter()
+    .map(|(value, label)| {
+        let selected = form.reward_rule == value;
+        view! { <option value=value selected=selected>{label}</option> }
+    })
+    .collect_view();
     let field = |name: &'static str,
                  label: &'static str,
                  value: String,
@@ -321,6 +339,14 @@ fn SettingsPanel(
                     <label class="check">
                         <input type="checkbox" name="form[open_weights]" value="on" checked={form.open_weights == "on"} />
                         <span>"Publish the promoted checkpoints once finalized (open weights)"</span>
+                    </label>
+                </fieldset>
+                <fieldset>
+                    <legend>"Rewards"</legend>
+                    {field("reward_budget", "Points shared at finalization", form.reward_budget.clone(), "number", false)}
+                    <label>
+                        <span>"Shared"</span>
+                        <select name="form[reward_rule]">{reward_options}</select>
                     </label>
                 </fieldset>
                 <label>

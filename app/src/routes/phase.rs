@@ -195,6 +195,15 @@ fn SubmitLink(number: u8) -> impl IntoView {
 #[component]
 fn Rules(spec: PhaseSpec) -> impl IntoView {
     let share = format!("{:.0}%", spec.evaluation.public_share * 100.0);
+    let rewards = if spec.rewards.budget == 0 {
+        "This phase grants no points.".to_owned()
+    } else {
+        format!(
+            "{} points at finalization, {}. Points are recorded in the public log and paid to the payout account on each contributor's profile.",
+            spec.rewards.budget,
+            spec.rewards.rule.describe()
+        )
+    };
     view! {
         <h2>"Rules and limits"</h2>
         <h3>"Model"</h3>
@@ -219,5 +228,7 @@ fn Rules(spec: PhaseSpec) -> impl IntoView {
         </dl>
         <h3>"Advancement"</h3>
         <p>{spec.advancement.describe()}</p>
+        <h3>"Rewards"</h3>
+        <p id="rewards-rule">{rewards}</p>
     }
 }

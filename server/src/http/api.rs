@@ -451,7 +451,7 @@ pub async fn final_csv(
 }
 
 /// Quotes a CSV field when it needs it, and defuses spreadsheet formulas.
-fn csv_field(value: &str) -> String {
+pub fn csv_field(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@']) {
         format!("'{value}")
     } else {

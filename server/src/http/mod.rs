@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod open_weights;
+pub mod rewards;
 pub mod security;
 pub mod submissions;
 pub mod uploads;
@@ -57,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/phases/{number}/leaderboard.csv", get(api::leaderboard_csv))
         .route("/api/phases/{number}/events", get(submissions::phase_events))
         .route("/api/log", get(api::log))
+        .route("/api/rewards", get(rewards::ledger_json))
+        .route("/api/rewards.csv", get(rewards::ledger_csv))
         .route("/api/submissions/{id}", get(submissions::show))
         .route("/api/submissions/{id}/events", get(submissions::events))
         .route("/api/submissions/{id}/files/{name}", get(open_weights::file))

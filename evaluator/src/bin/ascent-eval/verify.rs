@@ -28,6 +28,10 @@ pub fn run(args: VerifyArgs) -> u8 {
                 "  {} phases, {} leaderboard rows match the log",
                 v.phases, v.rows
             );
+            println!(
+                "  {} reward points granted, each phase's adding up to its budget",
+                v.points
+            );
             0
         }
         Err(VerifyError::Discrepancy(message)) => {
