@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod entry;
+pub mod fingerprint;
 pub mod format;
 pub mod limits;
 pub mod model_card;

@@ -339,6 +339,10 @@ pub struct ScoredCheckpoint {
     /// The worker's ed25519 signature (hex) over the `statement::ScoreStatement` of
     /// these measurements.
     pub signature: String,
+    /// Near-copy fingerprint of the weights (`fingerprint`); not part of the signed
+    /// statement, since it decides no score, only what organizers review.
+    #[serde(default)]
+    pub fingerprint: Vec<f32>,
 }
 
 /// Why a checkpoint file name is refused at the door.

@@ -172,6 +172,7 @@ mod tests {
             seconds: 1.5,
             scored_at: 1_800_000_000,
             signature: String::new(),
+            fingerprint: Vec::new(),
         }
     }
 

@@ -122,6 +122,19 @@ pub struct SubmissionView {
     pub disqualified: bool,
     /// The organizer's reason, once disqualified.
     pub disqualified_reason: Option<String>,
+    /// For organizers: the earlier submission of another contributor whose weights
+    /// these nearly copy (`fingerprint`).
+    #[serde(default)]
+    pub near_copy: Option<NearCopy>,
+}
+
+/// A submission whose weights another one nearly copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NearCopy {
+    pub submission: i64,
+    pub handle: String,
+    /// Cosine similarity of the two fingerprints, up to 1.
+    pub similarity: f64,
 }
 
 /// A phase a contributor took part in, with their standing there.

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use ascent_domain::fingerprint;
 use ascent_domain::limits::ModelLimits;
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
@@ -44,6 +45,8 @@ pub struct Checkpoint {
     pub weights_sha256: String,
     /// Bytes of weights as stored in the files.
     pub stored_bytes: u64,
+    /// Near-copy fingerprint (`domain::fingerprint`).
+    pub fingerprint: Vec<f32>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -233,7 +236,7 @@ pub fn validate_only(dir: &Path, limits: Option<&ModelLimits>) -> Result<LlamaCo
 }
 
 /// What a full scan of a checkpoint establishes without keeping any weight in memory.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Inspection {
     /// Exact parameter count (a tied embedding counted once).
     pub parameters: u64,
@@ -241,6 +244,9 @@ pub struct Inspection {
     pub stored_bytes: u64,
     /// Canonical hash of the tensors; see the module documentation.
     pub weights_sha256: String,
+    /// Near-copy fingerprint (`domain::fingerprint`).
+    #[serde(skip)]
+    pub fingerprint: Vec<f32>,
 }
 
 /// Runs every check, NaN/Inf included, and computes the parameter count and the weights
@@ -280,6 +286,7 @@ pub fn load(
         parameters: inspection.parameters,
         weights_sha256: inspection.weights_sha256,
         stored_bytes: inspection.stored_bytes,
+        fingerprint: inspection.fingerprint,
     })
 }
 
@@ -293,6 +300,7 @@ fn scan(
     let mut digests: BTreeMap<&str, (Dtype, &[usize], [u8; 32])> = BTreeMap::new();
     let mut parameters = 0u64;
     let mut stored_bytes = 0u64;
+    let mut fingerprint = fingerprint::Builder::default();
     for file in files {
         for t in &file.tensors {
             let range = file.data_start + t.start..file.data_start + t.end;
@@ -305,6 +313,7 @@ fn scan(
                 });
             }
             digests.insert(&t.name, (t.dtype, &t.shape, Sha256::digest(bytes).into()));
+            fingerprint.add(&t.name, &sampled(t.dtype, bytes));
             each(t, bytes)?;
             release_pages(&file.map, range.start, range.len());
             parameters += t.shape.iter().product::<usize>() as u64;
@@ -333,5 +342,26 @@ fn scan(
         parameters,
         stored_bytes,
         weights_sha256: hex::encode(hasher.finalize()),
+        fingerprint: fingerprint.finish(),
     })
+}
+
+/// The values of a tensor at `fingerprint::sample_positions`, as f32.
+fn sampled(dtype: Dtype, bytes: &[u8]) -> Vec<f32> {
+    let width = dtype.size() as usize;
+    if width == 0 {
+        return Vec::new();
+    }
+    let len = bytes.len() / width;
+    fingerprint::sample_positions(len)
+        .filter_map(|i| {
+            let b = bytes.get(i * width..(i + 1) * width)?;
+            Some(match dtype {
+                Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                Dtype::BF16 => half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32(),
+                Dtype::F16 => half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32(),
+                _ => return None,
+            })
+        })
+        .collect()
 }

@@ -59,6 +59,9 @@ pub struct Report {
     pub weights_sha256: String,
     /// SHA-256 of the token shard file.
     pub data_sha256: String,
+    /// Near-copy fingerprint of the weights (`domain::fingerprint`).
+    #[serde(skip)]
+    pub fingerprint: Vec<f32>,
 }
 
 /// Runs an evaluation. `progress(done, total)` is called with windows scored so far.
@@ -87,6 +90,7 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
     let ck = checkpoint::load(e.model_dir, e.limits, e.dtype, e.device)?;
     let parameters = ck.parameters;
     let weights_sha256 = ck.weights_sha256.clone();
+    let fingerprint = ck.fingerprint.clone();
     tracing::info!(
         model = %e.model_dir.display(),
         parameters,
@@ -118,6 +122,7 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
         scoring_cpu_seconds,
         weights_sha256,
         data_sha256,
+        fingerprint,
         score: result,
     })
 }

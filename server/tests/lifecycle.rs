@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use ascent_app::functions::phase_admin::PhaseForm;
 use ascent_domain::protocol::SubmissionCreated;
@@ -19,25 +18,9 @@ use axum::body::Body;
 use axum::Router;
 use http::{Method, StatusCode};
 use support::{
-    account, call, contributor, demo_checkpoint, phases_with_data, server_fn, state, submit_to,
-    Reply, TestResult,
+    account, call, contributor, demo_checkpoint, phases_with_data, scored_all, server_fn, state,
+    submit_to, Reply, TestResult,
 };
-
-/// Waits until no submission is queued or being scored.
-async fn scored_all(pool: &SqlitePool) -> TestResult {
-    for _ in 0..600 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM submissions WHERE state IN ('queued', 'validating', 'scoring')",
-        )
-        .fetch_one(pool)
-        .await?;
-        if waiting == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err("submissions were not scored within two minutes".into())
-}
 
 async fn audit_count(pool: &SqlitePool) -> TestResult<usize> {
     Ok(audit::recent(pool, 1000, None).await?.len())

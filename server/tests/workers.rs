@@ -422,6 +422,7 @@ fn signed_result(job: &JobAssignment, key: &WorkerKey, window_nll: Vec<f64>) -> 
         seconds: 0.1,
         scored_at: ascent_store::now(),
         signature: String::new(),
+        fingerprint: Vec::new(),
     };
     let spec = spec_sha256(
         job.seq_len,

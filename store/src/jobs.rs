@@ -245,12 +245,14 @@ pub struct ScoredJob {
     pub statement: String,
     pub signature: String,
     pub public_key: String,
+    /// JSON array of the weights' near-copy fingerprint (`copies`), if the worker sent one.
+    pub fingerprint: Option<String>,
 }
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobEnd {
-    Scored(ScoredJob),
+    Scored(Box<ScoredJob>),
     /// The checkpoint is invalid: final, and it counts against the quota.
     Invalid(String),
     /// Our side failed: retried, or failed without counting once attempts are spent.
@@ -300,7 +302,7 @@ pub async fn complete(
             sqlx::query(
                 "UPDATE submissions SET weights_sha256 = ?, window_nll = ?, evaluator_version = ?,
                         device = ?, scored_by = ?, score_statement = ?, score_signature = ?,
-                        score_key = ?
+                        score_key = ?, fingerprint = ?
                  WHERE id = ?",
             )
             .bind(&scored.weights_sha256)
@@ -311,6 +313,7 @@ pub async fn complete(
             .bind(&scored.statement)
             .bind(&scored.signature)
             .bind(&scored.public_key)
+            .bind(&scored.fingerprint)
             .bind(submission_id)
             .execute(&mut *tx)
             .await?;

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
 pub mod console;
+pub mod copies;
 pub mod datasets;
 pub mod jobs;
 pub mod lifecycle;

@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, SqliteConnection, SqlitePool};
 
 use crate::audit::{self, required_reason, Change};
 use crate::lifecycle::touch;
-use crate::profiles::{SubmissionRow, SUBMISSION_SELECT};
+use crate::profiles::{SubmissionRow, MODERATION_SELECT};
 use crate::standings::{rebuild_records, refresh_contributor};
 use crate::{public_log, unsigned, Result, StoreError};
 
@@ -22,6 +22,7 @@ pub struct SubmissionQuery {
     pub phase: Option<u8>,
     pub state: Option<String>,
     pub disqualified_only: bool,
+    pub near_copies_only: bool,
 }
 
 /// The newest matching submissions, at most `limit`.
@@ -30,7 +31,7 @@ pub async fn search(
     query: &SubmissionQuery,
     limit: u32,
 ) -> Result<Vec<SubmissionView>> {
-    let mut sql = QueryBuilder::new(SUBMISSION_SELECT);
+    let mut sql = QueryBuilder::new(MODERATION_SELECT);
     sql.push(" WHERE 1 = 1");
     let text = query.text.trim();
     if !text.is_empty() {
@@ -55,6 +56,9 @@ pub async fn search(
     }
     if query.disqualified_only {
         sql.push(" AND s.disqualified = 1");
+    }
+    if query.near_copies_only {
+        sql.push(" AND s.near_copy_of IS NOT NULL");
     }
     sql.push(" ORDER BY s.id DESC LIMIT ")
         .push_bind(i64::from(limit));

@@ -1,6 +1,6 @@
 //! Contributor profiles and submission pages.
 
-use ascent_domain::views::{ContributorProfile, PhaseReached, Role, SubmissionView};
+use ascent_domain::views::{ContributorProfile, NearCopy, PhaseReached, Role, SubmissionView};
 use sqlx::SqlitePool;
 
 use crate::{unsigned, Result, StoreError};
@@ -21,15 +21,36 @@ pub(crate) struct SubmissionRow {
     error: Option<String>,
     disqualified: bool,
     disqualified_reason: Option<String>,
+    near_copy_of: Option<i64>,
+    near_copy_handle: Option<String>,
+    near_copy_similarity: Option<f64>,
 }
 
-pub(crate) const SUBMISSION_SELECT: &str = "
-    SELECT s.id, s.phase, p.title AS phase_title, u.handle, s.state, s.created_at, s.scored_at,
-           s.weights_sha256, s.bytes, s.parameters, s.public_loss AS loss, s.error, s.disqualified,
-           s.disqualified_reason
-    FROM submissions s
-    JOIN users u ON u.id = s.user_id
-    JOIN phases p ON p.number = s.phase";
+/// The columns of a submission row, with `$near` giving the near-copy columns.
+macro_rules! submission_select {
+    ($near:literal) => {
+        concat!(
+            "SELECT s.id, s.phase, p.title AS phase_title, u.handle, s.state, s.created_at, s.scored_at,
+                    s.weights_sha256, s.bytes, s.parameters, s.public_loss AS loss, s.error, s.disqualified,
+                    s.disqualified_reason, ",
+            $near,
+            " FROM submissions s
+             JOIN users u ON u.id = s.user_id
+             JOIN phases p ON p.number = s.phase"
+        )
+    };
+}
+
+/// Submissions as anyone may see them (near-copy flags are for organizers).
+pub(crate) const SUBMISSION_SELECT: &str = submission_select!(
+    "NULL AS near_copy_of, NULL AS near_copy_handle, NULL AS near_copy_similarity"
+);
+
+/// Submissions as organizers review them, with near-copy flags.
+pub(crate) const MODERATION_SELECT: &str = submission_select!(
+    "s.near_copy_of, (SELECT cu.handle FROM submissions cs JOIN users cu ON cu.id = cs.user_id
+                      WHERE cs.id = s.near_copy_of) AS near_copy_handle, s.near_copy_similarity"
+);
 
 impl TryFrom<SubmissionRow> for SubmissionView {
     type Error = StoreError;
@@ -52,6 +73,18 @@ impl TryFrom<SubmissionRow> for SubmissionView {
             error: row.error,
             disqualified: row.disqualified,
             disqualified_reason: row.disqualified_reason,
+            near_copy: match (
+                row.near_copy_of,
+                row.near_copy_handle,
+                row.near_copy_similarity,
+            ) {
+                (Some(submission), Some(handle), Some(similarity)) => Some(NearCopy {
+                    submission,
+                    handle,
+                    similarity,
+                }),
+                _ => None,
+            },
         })
     }
 }

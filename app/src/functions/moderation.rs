@@ -20,6 +20,8 @@ pub async fn search_submissions(
     phase: Option<u8>,
     state: Option<String>,
     disqualified_only: bool,
+    #[server(default)]
+    near_copies_only: bool,
 ) -> Result<Vec<SubmissionView>, AppError> {
     use ascent_store::moderation::{search, SubmissionQuery};
 
@@ -29,6 +31,7 @@ pub async fn search_submissions(
         phase,
         state,
         disqualified_only,
+        near_copies_only,
     };
     Ok(search(&pool, &query, SEARCH_LIMIT).await?)
 }

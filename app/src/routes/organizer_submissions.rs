@@ -24,12 +24,13 @@ pub fn OrganizerSubmissionsPage() -> impl IntoView {
             q.get("phase").and_then(|p| p.parse::<u8>().ok()),
             q.get("state").filter(|s| !s.is_empty()),
             q.get("disqualified").is_some_and(|v| v == "on"),
+            q.get("near_copies").is_some_and(|v| v == "on"),
         )
     };
     let results = Resource::new(
         move || (filters(), disqualify.version().get(), rerun.version().get()),
-        |((text, phase, state, disqualified), ..)| {
-            search_submissions(text, phase, state, disqualified)
+        |((text, phase, state, disqualified, near_copies), ..)| {
+            search_submissions(text, phase, state, disqualified, near_copies)
         },
     );
     view! {
@@ -62,6 +63,10 @@ pub fn OrganizerSubmissionsPage() -> impl IntoView {
                 <label class="check">
                     <input type="checkbox" name="disqualified" checked=move || filters().3 />
                     <span>"disqualified only"</span>
+                </label>
+                <label class="check">
+                    <input type="checkbox" name="near_copies" checked=move || filters().4 />
+                    <span>"near copies only"</span>
                 </label>
                 <button type="submit" class="button">"Search"</button>
             </form>
@@ -104,6 +109,13 @@ fn Results(
             } else {
                 view! { <span class=format!("badge sub-{}", s.state)>{s.state.clone()}</span> }.into_any()
             };
+            let near_copy = s.near_copy.clone().map(|c| view! {
+                <span class="near-copy" title="Cosine similarity of the two weight fingerprints (1 = identical directions)">
+                    "near copy of "
+                    <a href=format!("/submissions/{}", c.submission)>{format!("#{}", c.submission)}</a>
+                    {format!(" by {} · similarity {:.4}", c.handle, c.similarity)}
+                </span>
+            });
             let moderation = view! {
                 {(!s.disqualified).then(|| view! {
                     <ActionForm action=disqualify attr:class="inline adjust-form">
@@ -127,7 +139,7 @@ fn Results(
                     <td class="num"><a href=format!("/submissions/{id}")>{format!("#{id}")}</a></td>
                     <td><a href=format!("/contributors/{}", s.handle)>{s.handle.clone()}</a></td>
                     <td class="num">{s.phase}</td>
-                    <td>{status}</td>
+                    <td>{status}{near_copy}</td>
                     <td class="num">{s.loss.map(format::loss).unwrap_or_else(|| "—".into())}</td>
                     <td title=format::datetime(s.created_at)>{format::date(s.created_at)}</td>
                     <td><code class="hash">{s.weights_sha256.clone().map(|h| h.chars().take(12).collect::<String>()).unwrap_or_default()}</code></td>

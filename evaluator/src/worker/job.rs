@@ -143,6 +143,7 @@ fn work(
         seconds: report.seconds,
         scored_at: unix_now(),
         signature: String::new(),
+        fingerprint: report.fingerprint,
     };
     let spec = spec_sha256(
         job.seq_len,

@@ -185,7 +185,7 @@ pub async fn result(
             let (statement, public_key) =
                 signed_statement(&state, worker_id, submission_id, &spec, &scored).await?;
             match checked_score(&scored, &spec) {
-                Ok(record) => JobEnd::Scored(ScoredJob {
+                Ok(record) => JobEnd::Scored(Box::new(ScoredJob {
                     score: record,
                     window_nll: serde_json::to_string(&scored.window_nll)
                         .map_err(|e| ApiError::Internal(e.to_string()))?,
@@ -195,7 +195,10 @@ pub async fn result(
                     statement: statement.canonical(),
                     signature: scored.signature,
                     public_key,
-                }),
+                    fingerprint: (scored.fingerprint.len() == ascent_domain::fingerprint::DIMS)
+                        .then(|| serde_json::to_string(&scored.fingerprint).ok())
+                        .flatten(),
+                })),
                 Err(problem) => {
                     tracing::warn!(
                         job_id,
@@ -210,8 +213,15 @@ pub async fn result(
         JobOutcome::Invalid { message } => JobEnd::Invalid(message),
         JobOutcome::Error { message } => JobEnd::Error(message),
     };
+    let scored = matches!(end, JobEnd::Scored(_));
     jobs::complete(&state.pool, job_id, worker_id, &result.lease, end, now()).await?;
     tracing::info!(job_id, submission_id, worker_id, "result accepted");
+    if scored {
+        // The result is in; a failed comparison must not turn it into an error.
+        if let Err(error) = ascent_store::copies::check(&state.pool, submission_id, now()).await {
+            tracing::error!(submission_id, %error, "near-copy check failed");
+        }
+    }
     state.changes.notify();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -315,3 +315,19 @@ pub async fn submit_to(
 pub fn worker_key() -> ascent_domain::statement::WorkerKey {
     ascent_domain::statement::WorkerKey::from_secret([42; 32])
 }
+
+/// Waits until no submission is queued or being scored.
+pub async fn scored_all(pool: &SqlitePool) -> TestResult {
+    for _ in 0..600 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM submissions WHERE state IN ('queued', 'validating', 'scoring')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if waiting == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Err("submissions were not scored within two minutes".into())
+}
