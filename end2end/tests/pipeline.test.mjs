@@ -151,9 +151,18 @@ test('create an API token on the profile page, use it, revoke it', async () => {
   await page.click('#api-tokens button:has-text("Revoke")');
   await page.waitForSelector('#api-tokens .empty:has-text("No API tokens yet")');
   assert.equal((await probe()).status, 401);
-  // Other people do not see the panel.
+  // Where to pay rewards: a malformed account is refused, a NEAR account id is kept.
+  assert.match(await page.locator('#payout-status').innerText(), /No payout account yet/);
+  await page.fill('#payout-form input[name=account]', 'Grace Hopper');
+  await page.click('#payout-form button[type=submit]');
+  await page.waitForSelector('#rewards .form-error:has-text("NEAR account id")');
+  await page.fill('#payout-form input[name=account]', 'grace.near');
+  await page.click('#payout-form button[type=submit]');
+  await page.waitForSelector('#payout-status:has-text("Points are paid to grace.near")');
+  // Other people see neither panel.
   const other = await openHydrated(context, `${env.server.url}/contributors/organizer`);
   assert.equal(await other.locator('#api-tokens').count(), 0);
+  assert.equal(await other.locator('#payout-form').count(), 0);
   await context.close();
 });
 

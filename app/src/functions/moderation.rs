@@ -20,8 +20,7 @@ pub async fn search_submissions(
     phase: Option<u8>,
     state: Option<String>,
     disqualified_only: bool,
-    #[server(default)]
-    near_copies_only: bool,
+    #[server(default)] near_copies_only: bool,
 ) -> Result<Vec<SubmissionView>, AppError> {
     use ascent_store::moderation::{search, SubmissionQuery};
 

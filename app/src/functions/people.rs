@@ -20,9 +20,15 @@ pub struct ContributorPageData {
     pub tokens: Option<TokenPanel>,
     /// Points earned: (phase, final place, points).
     pub rewards: Vec<(u8, u64, u64)>,
-    /// Where the viewer wants their points paid: only on their own profile (`Some(None)`
-    /// when they have not said).
-    pub payout_account: Option<Option<String>>,
+    /// Where the viewer wants their points paid: only on their own profile.
+    pub payout: Option<Payout>,
+}
+
+/// The viewer's payout account, if they have set one. (A struct, not `Option<Option>`:
+/// JSON cannot tell `Some(None)` from `None`, and the page hydrates from JSON.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    pub account: Option<String>,
 }
 
 /// `handle`'s profile page; `None` if there is no such contributor.
@@ -37,10 +43,12 @@ pub async fn load_contributor_page(
         return Ok(None);
     };
     let own = crate::ssr::viewer().filter(|v| v.handle.eq_ignore_ascii_case(&profile.handle));
-    let (tokens, payout_account) = match own {
+    let (tokens, payout) = match own {
         Some(viewer) => (
             Some(super::tokens::token_panel(&pool, viewer.id).await?),
-            Some(ascent_store::rewards::payout_account(&pool, viewer.id).await?),
+            Some(Payout {
+                account: ascent_store::rewards::payout_account(&pool, viewer.id).await?,
+            }),
         ),
         None => (None, None),
     };
@@ -49,7 +57,7 @@ pub async fn load_contributor_page(
         profile,
         tokens,
         rewards,
-        payout_account,
+        payout,
     }))
 }
 

@@ -9,7 +9,9 @@ use leptos_router::hooks::use_params_map;
 
 use crate::components::forms::{action_error, CsrfField, FormError};
 use crate::components::tokens::{ApiTokens, TokenActions};
-use crate::functions::people::{load_contributor_page, ContributorPageData, SetPayoutAccount};
+use crate::functions::people::{
+    load_contributor_page, ContributorPageData, Payout, SetPayoutAccount,
+};
 use crate::routes::not_found::found_or_not_found;
 
 #[component]
@@ -44,7 +46,7 @@ pub fn ContributorPage() -> impl IntoView {
 #[component]
 fn Rewards(
     rewards: Vec<(u8, u64, u64)>,
-    account: Option<Option<String>>,
+    account: Option<Payout>,
     payout: ServerAction<SetPayoutAccount>,
 ) -> impl IntoView {
     let total: u64 = rewards.iter().map(|(_, _, points)| points).sum();
@@ -60,7 +62,7 @@ fn Rewards(
             }
         })
         .collect_view();
-    let form = account.map(|current| {
+    let form = account.map(|Payout { account: current }| {
         let shown = current.clone().unwrap_or_default();
         let status = current.map_or_else(
             || "No payout account yet: points are paid once you set one.".to_owned(),
@@ -99,10 +101,10 @@ fn Profile(
         profile,
         tokens,
         rewards,
-        payout_account,
+        payout: own_payout,
     } = data;
-    let rewards = (!rewards.is_empty() || payout_account.is_some())
-        .then(|| view! { <Rewards rewards account=payout_account payout /> }.into_any());
+    let rewards = (!rewards.is_empty() || own_payout.is_some())
+        .then(|| view! { <Rewards rewards account=own_payout payout /> }.into_any());
     let phases = if profile.phases.is_empty() {
         view! { <p class="empty">"Has not taken part in a phase yet."</p> }.into_any()
     } else {
