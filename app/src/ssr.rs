@@ -72,6 +72,17 @@ pub fn pool() -> Result<SqlitePool, AppError> {
     })
 }
 
+/// Whether this server accepts development attestation evidence (its configuration's
+/// `dev_attestation`, provided with the pool).
+#[derive(Debug, Clone, Copy)]
+pub struct DevAttestation(pub bool);
+
+/// The attestation verifiers this server runs.
+pub fn attestation_verifiers() -> Vec<&'static dyn ascent_domain::attestation::Verifier> {
+    let development = use_context::<DevAttestation>().is_some_and(|d| d.0);
+    ascent_domain::attestation::verifiers(development)
+}
+
 pub fn viewer() -> Option<Viewer> {
     parts().and_then(|p| {
         p.extensions

@@ -4,6 +4,7 @@
 //! share one definition of each rule, and each rule is unit-tested in isolation.
 
 pub mod account;
+pub mod attestation;
 pub mod entry;
 pub mod fingerprint;
 pub mod format;

@@ -185,6 +185,9 @@ pub struct PhaseSpec {
     /// The points the phase shares at finalization, and how (`domain::rewards`).
     #[serde(default)]
     pub rewards: crate::rewards::RewardSpec,
+    /// Whether only scores from attested workers (`attestation`) count.
+    #[serde(default)]
+    pub require_attestation: bool,
 }
 
 #[cfg(test)]

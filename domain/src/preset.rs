@@ -68,6 +68,8 @@ struct RawPhase {
     open_weights: bool,
     #[serde(default)]
     rewards: crate::rewards::RewardSpec,
+    #[serde(default)]
+    require_attestation: bool,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +163,7 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
         epsilon: raw.epsilon,
         open_weights: raw.open_weights,
         rewards: raw.rewards,
+        require_attestation: raw.require_attestation,
     };
     check_spec(&spec)?;
     Ok(spec)

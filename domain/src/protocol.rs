@@ -193,6 +193,9 @@ pub struct SubmissionReport {
     /// open: its window losses would give the private part away to anyone with the
     /// phase's secret, and its whole loss with the public part).
     pub signed: Option<SignedScore>,
+    /// The kind of TEE attestation of the worker that scored it, if it had one.
+    #[serde(default)]
+    pub worker_attestation: Option<crate::attestation::TeeKind>,
 }
 
 /// A worker's signed statement of a score, as kept by the server.
@@ -436,6 +439,7 @@ mod tests {
             progress: None,
             attempts: 1,
             url: "/submissions/1".into(),
+            worker_attestation: None,
             signed: Some(SignedScore {
                 statement: "{}".into(),
                 signature: "00".into(),

@@ -51,6 +51,11 @@ pub enum Event {
     WorkerRevoked {
         worker: i64,
     },
+    /// TEE evidence for a worker's key was verified (`attestation`).
+    WorkerAttested {
+        worker: i64,
+        tee: String,
+    },
     SubmissionReceived {
         submission: i64,
         phase: u8,
@@ -113,6 +118,7 @@ impl Event {
             Event::PhaseMoved { .. } => "phase_moved",
             Event::WorkerRegistered { .. } => "worker_registered",
             Event::WorkerRevoked { .. } => "worker_revoked",
+            Event::WorkerAttested { .. } => "worker_attested",
             Event::SubmissionReceived { .. } => "submission_received",
             Event::ScoreRecorded { .. } => "score_recorded",
             Event::ScoreRevealed { .. } => "score_revealed",
@@ -276,6 +282,14 @@ impl Replay {
                 worker, public_key, ..
             } => {
                 self.keys.insert(worker, (public_key, true));
+            }
+            Event::WorkerAttested { worker, .. } => {
+                if !self.keys.contains_key(&worker) {
+                    return discrepancy(
+                        seq,
+                        format!("worker {worker} attested but never registered"),
+                    );
+                }
             }
             Event::WorkerRevoked { worker } => match self.keys.get_mut(&worker) {
                 Some(key) => key.1 = false,

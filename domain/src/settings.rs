@@ -42,6 +42,10 @@ pub fn check_edit(
         let frozen = [
             (edited.model != current.model, "the model limits"),
             (
+                edited.require_attestation != current.require_attestation,
+                "whether scores need attested workers",
+            ),
+            (
                 edited.evaluation.dataset != current.evaluation.dataset,
                 "the data set",
             ),

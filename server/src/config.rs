@@ -20,6 +20,10 @@ pub struct Config {
     /// `ASCENT_WORKERS`, default 1: in-process CPU workers the server runs (0: none;
     /// remote workers then do all the scoring).
     pub workers: usize,
+    /// `ASCENT_DEV_ATTESTATION=1`: accept the development attestation verifier's
+    /// evidence (`domain::attestation`), which proves nothing about hardware. For trying
+    /// attested phases without a TEE; never in production.
+    pub dev_attestation: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +63,7 @@ impl Config {
             site_root: var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".to_owned()),
             trust_forwarded_for: var("ASCENT_TRUST_FORWARDED_FOR")
                 .is_some_and(|v| v == "1" || v == "true"),
+            dev_attestation: var("ASCENT_DEV_ATTESTATION").is_some_and(|v| v == "1" || v == "true"),
         })
     }
 }

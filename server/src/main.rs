@@ -83,6 +83,10 @@ enum WorkerCommand {
         name: String,
         #[arg(long, value_name = "HEX")]
         public_key: String,
+        /// TEE attestation evidence for that key (JSON, from `ascent-eval attest` on the
+        /// worker); verified before the worker is registered.
+        #[arg(long, value_name = "FILE")]
+        evidence: Option<PathBuf>,
     },
     /// Revoke a worker's token: its leases lapse and its results are refused.
     Revoke { name: String },
@@ -140,8 +144,28 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<Str
             ascent_server::demo::seed(config, &open_database(config).await?, &dir).await
         }
         AdminCommand::Worker {
-            command: WorkerCommand::Create { name, public_key },
-        } => admin::create_worker(&open_database(config).await?, &name, &public_key).await,
+            command:
+                WorkerCommand::Create {
+                    name,
+                    public_key,
+                    evidence,
+                },
+        } => {
+            let evidence = evidence
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                })
+                .transpose()?;
+            admin::create_worker(
+                &open_database(config).await?,
+                &name,
+                &public_key,
+                evidence.as_deref(),
+                config.dev_attestation,
+            )
+            .await
+        }
         AdminCommand::Worker {
             command: WorkerCommand::Revoke { name },
         } => admin::revoke_worker(&open_database(config).await?, &name).await,

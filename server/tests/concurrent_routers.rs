@@ -28,6 +28,7 @@ async fn fresh_router(dir: &std::path::Path) -> TestResult<Router> {
         site_root: "target/site".into(),
         trust_forwarded_for: false,
         workers: 0,
+        dev_attestation: false,
     };
     Ok(router(AppState::new(pool, config)))
 }

@@ -28,6 +28,7 @@ async fn app(pool: &SqlitePool) -> Result<Router, Box<dyn std::error::Error>> {
         site_root: "target/site".into(),
         trust_forwarded_for: false,
         workers: 0,
+        dev_attestation: false,
     };
     Ok(router(AppState::new(pool.clone(), config)))
 }

@@ -510,3 +510,136 @@ async fn only_a_score_signed_with_the_workers_registered_key_is_accepted(
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// Registers worker `name` through the console's server function, with `evidence`.
+async fn register(
+    app: &axum::Router,
+    organizer: &str,
+    name: &str,
+    evidence: &str,
+) -> TestResult<support::Reply> {
+    support::server_fn(
+        app,
+        organizer,
+        "organizer/create_worker",
+        &[
+            ("csrf_token", ""),
+            ("name", name),
+            ("public_key", &support::worker_key().public_hex()),
+            ("evidence", evidence),
+        ],
+    )
+    .await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_phase_that_requires_attestation_takes_scores_only_from_attested_workers(
+    pool: SqlitePool,
+) -> TestResult {
+    use ascent_domain::attestation::{development_evidence, report_data, Evidence, TeeKind};
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    sqlx::query("UPDATE phases SET require_attestation = 1 WHERE number = 1")
+        .execute(&pool)
+        .await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+
+    // An unattested worker is given no job of the phase...
+    let key = support::worker_key();
+    let plain =
+        workers::create(&pool, "plain", &key.public_hex(), None, ascent_store::now()).await?;
+    let idle = work(&server.url(), &plain, &dir.path().join("cache-plain")).await?;
+    assert_eq!(idle, WorkerSummary::default(), "nothing to claim");
+    assert_eq!(outcome(&pool, id).await?.state, "queued");
+    // ...and a result it holds from before the rule is refused.
+    sqlx::query("UPDATE phases SET require_attestation = 0")
+        .execute(&pool)
+        .await?;
+    let url = server.url();
+    let (job, client) = {
+        let (url, plain) = (url.clone(), plain.clone());
+        tokio::task::spawn_blocking(move || -> TestResult<(JobAssignment, Client)> {
+            let client = Client::new(&url, Some(&plain))?;
+            Ok((claim(&client)?, client))
+        })
+        .await??
+    };
+    sqlx::query("UPDATE phases SET require_attestation = 1")
+        .execute(&pool)
+        .await?;
+    let signer = key.clone();
+    let refused = tokio::task::spawn_blocking(move || {
+        let result = JobResult {
+            lease: job.lease.clone(),
+            outcome: JobOutcome::Scored(signed_result(
+                &job,
+                &signer,
+                vec![200.0; job.windows as usize],
+            )),
+        };
+        client
+            .post_json::<_, serde_json::Value>(
+                &format!("/api/worker/jobs/{}/result", job.job_id),
+                &result,
+            )
+            .err()
+            .and_then(|e| e.status())
+    })
+    .await?;
+    assert_eq!(refused, Some(403));
+    assert_ne!(outcome(&pool, id).await?.state, "scored");
+    // Its job goes back to the queue when it is revoked.
+    let plain_id = workers::list(&pool, ascent_store::now()).await?[0].id;
+    workers::revoke(&pool, plain_id, ascent_store::now()).await?;
+    jobs::release_worker(&pool, plain_id, ascent_store::now()).await?;
+    // (Without waiting out the retry backoff, which is not what this test is about.)
+    sqlx::query("UPDATE jobs SET available_at = 0")
+        .execute(&pool)
+        .await?;
+
+    // Registration checks the evidence: bound to another key, or of a kind this server
+    // cannot verify, it is refused and no worker is created.
+    let app = router(state(&pool, dir.path())?);
+    let (_, org) = support::account(&pool, "org", ascent_domain::views::Role::Organizer).await?;
+    let stranger = serde_json::to_string(&development_evidence(
+        &WorkerKey::from_secret([7; 32]).public_hex(),
+    ))?;
+    let reply = register(&app, &org, "enclave", &stranger).await?;
+    assert!(
+        reply.body.contains("bound to another key"),
+        "{}",
+        reply.body
+    );
+    let tdx = serde_json::to_string(&Evidence {
+        kind: TeeKind::IntelTdx,
+        report_data: report_data(&key.public_hex()),
+        report: "AAAA".into(),
+    })?;
+    let reply = register(&app, &org, "enclave", &tdx).await?;
+    assert!(
+        reply.body.contains("no verifier for intel-tdx"),
+        "{}",
+        reply.body
+    );
+    assert!(workers::list(&pool, ascent_store::now())
+        .await?
+        .iter()
+        .all(|w| w.name != "enclave"));
+
+    // An attested worker (development evidence, accepted by this test server) scores it,
+    // and the submission says what kind of worker did.
+    let evidence = serde_json::to_string(&development_evidence(&key.public_hex()))?;
+    let reply = register(&app, &org, "enclave", &evidence).await?;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let token: String = reply.json()?;
+    let summary = work(&server.url(), &token, &dir.path().join("cache-enclave")).await?;
+    assert_eq!(summary.scored, 1, "{summary:?}");
+    let report = ascent_store::submissions::report(&pool, id, ascent_store::now())
+        .await?
+        .ok_or("report")?
+        .report;
+    assert_eq!(report.worker_attestation, Some(TeeKind::Development));
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -55,7 +55,12 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
                 deadline_at = ? + (SELECT p.time_limit_seconds FROM submissions s
                                    JOIN phases p ON p.number = s.phase WHERE s.id = jobs.submission_id)
          WHERE id = (SELECT j.id FROM jobs j
+                     JOIN submissions s ON s.id = j.submission_id
+                     JOIN phases p ON p.number = s.phase
                      WHERE j.finished_at IS NULL AND j.lease_hash IS NULL AND j.available_at <= ?
+                           -- Phases that need attested workers wait for one.
+                           AND (p.require_attestation = 0
+                                OR (SELECT w.attestation FROM workers w WHERE w.id = ?) IS NOT NULL)
                      ORDER BY j.available_at, j.id LIMIT 1)
          RETURNING id, submission_id",
     )
@@ -65,6 +70,7 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
     .bind(now)
     .bind(now)
     .bind(now)
+    .bind(worker_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((job_id, submission_id)) = row else {

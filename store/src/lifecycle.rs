@@ -823,7 +823,17 @@ mod tests {
         drop(conn);
         let cy_news = notifications::of_user(&pool, people[2], 10).await?;
         assert!(
-            cy_news[0].text.contains("advanced to phase 2"),
+            cy_news
+                .iter()
+                .any(|n| n.text.contains("advanced to phase 2")),
+            "{cy_news:?}"
+        );
+        // The preset's 1,000 points by place among those who advance: first and
+        // third weigh 1 and 1/3.
+        assert!(
+            cy_news
+                .iter()
+                .any(|n| n.text.contains("You earned 750 points in phase 1 (#1)")),
             "{cy_news:?}"
         );
         let dee_news = notifications::of_user(&pool, people[3], 10).await?;

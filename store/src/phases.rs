@@ -58,8 +58,9 @@ pub async fn load_preset(
             "INSERT INTO phases (number, title, summary, state, opens_at, closes_at, architecture,
                  vocab_size, max_parameters, min_context, dataset, seq_len, windows, public_share,
                  per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at,
-                 time_limit_seconds, open_weights, reward_budget, reward_rule, split_secret)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
+                 time_limit_seconds, open_weights, reward_budget, reward_rule, require_attestation,
+                 split_secret)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
              ON CONFLICT (number) DO UPDATE SET
                  title = excluded.title, summary = excluded.summary, state = excluded.state,
                  opens_at = excluded.opens_at, closes_at = excluded.closes_at,
@@ -73,6 +74,7 @@ pub async fn load_preset(
                  time_limit_seconds = excluded.time_limit_seconds,
                  open_weights = excluded.open_weights,
                  reward_budget = excluded.reward_budget, reward_rule = excluded.reward_rule,
+                 require_attestation = excluded.require_attestation,
                  standings_version = phases.standings_version + 1",
         )
         .bind(i64::from(spec.number))
@@ -100,6 +102,7 @@ pub async fn load_preset(
         .bind(spec.open_weights)
         .bind(points(spec.rewards.budget)?)
         .bind(spec.rewards.rule.as_str())
+        .bind(spec.require_attestation)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -204,6 +207,7 @@ struct SpecRow {
     open_weights: bool,
     reward_budget: i64,
     reward_rule: String,
+    require_attestation: bool,
 }
 
 /// Changes whenever anything a phase's page shows changes: its settings, its
@@ -243,7 +247,7 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
     let found: Option<DetailRow> = sqlx::query_as(&format!(
         "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share, p.time_limit_seconds,
                 p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon,
-                p.open_weights, p.reward_budget, p.reward_rule
+                p.open_weights, p.reward_budget, p.reward_rule, p.require_attestation
          FROM phases p WHERE p.number = ?"
     ))
     .bind(i64::from(number))
@@ -286,6 +290,7 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
                 StoreError::Corrupt(format!("unknown reward rule {:?}", row.reward_rule))
             })?,
         },
+        require_attestation: row.require_attestation,
     };
     Ok(Some(PhaseDetail { summary, spec }))
 }
@@ -332,7 +337,7 @@ pub async fn update(
              vocab_size = ?, max_parameters = ?, min_context = ?, dataset = ?, seq_len = ?,
              windows = ?, public_share = ?, time_limit_seconds = ?, per_day = ?, max_bytes = ?,
              advancement_rule = ?, advancement_value = ?, epsilon = ?, open_weights = ?,
-             reward_budget = ?, reward_rule = ?, standings_version = standings_version + 1
+             reward_budget = ?, reward_rule = ?, require_attestation = ?, standings_version = standings_version + 1
          WHERE number = ?",
     )
     .bind(&edited.title)
@@ -362,6 +367,7 @@ pub async fn update(
     .bind(edited.open_weights)
     .bind(points(edited.rewards.budget)?)
     .bind(edited.rewards.rule.as_str())
+    .bind(edited.require_attestation)
     .bind(i64::from(number))
     .execute(&mut *tx)
     .await?;
@@ -409,6 +415,17 @@ fn rule_columns(rule: &AdvancementRule) -> (&'static str, f64) {
         AdvancementRule::TopFraction(f) => ("top_fraction", f),
         AdvancementRule::WithinMargin(m) => ("within_margin", m),
     }
+}
+
+/// Whether phase `number` accepts scores only from attested workers.
+pub async fn requires_attestation(pool: &SqlitePool, number: u8) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT require_attestation FROM phases WHERE number = ?")
+            .bind(i64::from(number))
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(false),
+    )
 }
 
 /// Makes sure a phase's split secret puts at least one of its windows in each part,

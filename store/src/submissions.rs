@@ -177,6 +177,7 @@ struct ReportRow {
     score_signature: Option<String>,
     score_key: Option<String>,
     worker: Option<String>,
+    worker_attestation: Option<String>,
 }
 
 /// A submission with its job's live progress; `None` if there is no such submission.
@@ -186,7 +187,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
                 s.bytes, s.parameters, s.loss, s.public_loss, s.private_loss, s.error,
                 p.state AS phase_state, j.attempts, j.stage, j.progress_done, j.progress_total,
                 j.lease_expires_at, s.score_statement, s.score_signature, s.score_key,
-                w.name AS worker
+                w.name AS worker, w.attestation AS worker_attestation
          FROM submissions s JOIN users u ON u.id = s.user_id JOIN phases p ON p.number = s.phase
          LEFT JOIN jobs j ON j.submission_id = s.id
          LEFT JOIN workers w ON w.id = s.scored_by
@@ -219,6 +220,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
         score_signature,
         score_key,
         worker,
+        worker_attestation,
     }) = row
     else {
         return Ok(None);
@@ -274,6 +276,9 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
                 }),
                 _ => None,
             },
+            worker_attestation: worker_attestation
+                .as_deref()
+                .and_then(ascent_domain::attestation::TeeKind::parse),
         },
     }))
 }

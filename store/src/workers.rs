@@ -2,6 +2,7 @@
 //! SHA-256 is stored). The server's in-process worker is the `built-in` one, whose
 //! token is replaced at every start.
 
+use ascent_domain::attestation::TeeKind;
 use ascent_domain::protocol::WORKER_TOKEN_PREFIX;
 use ascent_domain::public_log::Event;
 use ascent_domain::statement::check_public_key;
@@ -26,6 +27,8 @@ pub struct WorkerInfo {
     pub evaluator_version: Option<String>,
     /// The submission it holds a live lease on, if any.
     pub current_submission: Option<i64>,
+    /// The kind of TEE evidence verified for it (`attestation::TeeKind`), if any.
+    pub attestation: Option<String>,
 }
 
 fn check_name(name: &str) -> Result<&str> {
@@ -129,6 +132,50 @@ pub async fn renew_built_in(
     Ok((id, token))
 }
 
+/// Records that worker `name`'s key was attested by evidence of `kind` (the caller has
+/// verified it with `attestation::verify`), in the log too.
+pub async fn attest(
+    pool: &SqlitePool,
+    name: &str,
+    kind: TeeKind,
+    evidence: &str,
+    now: i64,
+) -> Result<()> {
+    let mut tx = crate::write(pool).await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "UPDATE workers SET attestation = ?, attestation_evidence = ?
+         WHERE name = ? AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(kind.as_str())
+    .bind(evidence)
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(worker) = id else {
+        return Err(StoreError::NotFound(format!(
+            "no active worker named {name:?}"
+        )));
+    };
+    let event = Event::WorkerAttested {
+        worker,
+        tee: kind.as_str().to_owned(),
+    };
+    public_log::append(&mut tx, &event, now).await?;
+    tx.commit().await?;
+    tracing::info!(name, kind = kind.as_str(), "worker attested");
+    Ok(())
+}
+
+/// The kind of attestation a worker has, if any.
+pub async fn attestation(pool: &SqlitePool, worker_id: i64) -> Result<Option<TeeKind>> {
+    let kind: Option<Option<String>> =
+        sqlx::query_scalar("SELECT attestation FROM workers WHERE id = ?")
+            .bind(worker_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(kind.flatten().as_deref().and_then(TeeKind::parse))
+}
+
 /// Revokes a worker by id. Its leases lapse; its late results are refused.
 pub async fn revoke(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<()> {
     let mut tx = crate::write(pool).await?;
@@ -191,7 +238,7 @@ pub async fn describe(
 pub async fn list(pool: &SqlitePool, now: i64) -> Result<Vec<WorkerInfo>> {
     Ok(sqlx::query_as(
         "SELECT w.id, w.name, w.built_in, w.created_at, w.revoked_at, w.last_seen_at, w.device,
-                w.evaluator_version,
+                w.evaluator_version, w.attestation,
                 (SELECT j.submission_id FROM jobs j
                  WHERE j.worker_id = w.id AND j.finished_at IS NULL AND j.lease_expires_at >= ?
                  LIMIT 1) AS current_submission

@@ -1,6 +1,7 @@
 //! The organizer console's workers section: the queue, every worker with its last
 //! heartbeat and current job, and creating (token shown once) and revoking workers.
 
+use ascent_domain::attestation::TeeKind;
 use ascent_domain::format;
 use leptos::prelude::*;
 
@@ -61,6 +62,10 @@ pub fn Workers(
                 <label>
                     <span>"Its public key"</span>
                     <input type="text" name="public_key" placeholder="64 hex digits from `ascent-eval key`" maxlength="64" minlength="64" required />
+                </label>
+                <label class="wide">
+                    <span>"TEE attestation evidence (optional)"</span>
+                    <textarea name="evidence" rows="2" placeholder="JSON from `ascent-eval attest` on the worker"></textarea>
                 </label>
                 <button type="submit" class="button">"Create worker"</button>
             </ActionForm>
@@ -137,6 +142,9 @@ fn WorkerTable(
                     <td>
                         <span class="worker-name">{w.name.clone()}</span>
                         {w.built_in.then(|| view! { <span class="badge tag">"built-in"</span> })}
+                        {w.attestation.as_deref().and_then(TeeKind::parse).map(|kind| view! {
+                            <span class="badge tag attested" title="TEE evidence verified at registration">{kind.label()}</span>
+                        })}
                     </td>
                     <td>{status}</td>
                     <td>{w.device.clone().unwrap_or_else(|| "—".to_owned())}</td>

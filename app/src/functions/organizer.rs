@@ -79,6 +79,8 @@ pub struct WorkerRow {
     pub device: Option<String>,
     pub evaluator_version: Option<String>,
     pub current_submission: Option<i64>,
+    /// The kind of TEE evidence verified for it, if any.
+    pub attestation: Option<String>,
 }
 
 /// The console's workers section: the workers and the queue.
@@ -119,6 +121,7 @@ async fn workers_panel(
             device: w.device,
             evaluator_version: w.evaluator_version,
             current_submission: w.current_submission,
+            attestation: w.attestation,
         })
         .collect();
     Ok(WorkersPanel {
@@ -139,16 +142,29 @@ pub async fn queue_snapshot() -> Result<WorkersPanel, AppError> {
     workers_panel(&pool, None).await
 }
 
-/// Registers a remote worker and returns its token (shown once).
-#[server]
+/// Registers a remote worker and returns its token (shown once). With TEE evidence
+/// (`ascent-eval attest`), the evidence is verified first and the worker is attested.
+#[server(endpoint = "organizer/create_worker")]
 pub async fn create_worker(
     csrf_token: String,
     name: String,
     public_key: String,
+    #[server(default)] evidence: String,
 ) -> Result<String, AppError> {
     let _checked_by_the_security_layer = csrf_token;
     let organizer = require_organizer("/organizer")?;
     let pool = crate::ssr::pool()?;
+    let attested = match evidence.trim() {
+        "" => None,
+        evidence => Some(
+            ascent_domain::attestation::verify(
+                evidence,
+                &public_key,
+                &crate::ssr::attestation_verifiers(),
+            )
+            .map_err(|e| AppError::Invalid(format!("attestation refused: {e}")))?,
+        ),
+    };
     let token = ascent_store::workers::create(
         &pool,
         &name,
@@ -161,6 +177,16 @@ pub async fn create_worker(
         ascent_store::StoreError::Conflict(message) => AppError::Invalid(message),
         other => other.into(),
     })?;
+    if let Some(kind) = attested {
+        ascent_store::workers::attest(
+            &pool,
+            name.trim(),
+            kind,
+            evidence.trim(),
+            ascent_store::now(),
+        )
+        .await?;
+    }
     tracing::info!(by = organizer.id, name = %name.trim(), "worker created from the console");
     crate::ssr::hand_over_secret(&token);
     Ok(token)

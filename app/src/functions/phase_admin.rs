@@ -152,6 +152,9 @@ pub struct PhaseForm {
     pub reward_budget: String,
     #[serde(default)]
     pub reward_rule: String,
+    /// A checkbox, like `open_weights`.
+    #[serde(default)]
+    pub require_attestation: String,
 }
 
 impl PhaseForm {
@@ -181,6 +184,7 @@ impl PhaseForm {
             open_weights: if spec.open_weights { "on" } else { "" }.to_owned(),
             reward_budget: spec.rewards.budget.to_string(),
             reward_rule: spec.rewards.rule.as_str().to_owned(),
+            require_attestation: if spec.require_attestation { "on" } else { "" }.to_owned(),
         }
     }
 
@@ -228,6 +232,7 @@ impl PhaseForm {
         spec.submissions.max_bytes = num(&self.max_bytes, "largest upload")?;
         spec.epsilon = num(&self.epsilon, "epsilon")?;
         spec.open_weights = matches!(self.open_weights.as_str(), "on" | "true");
+        spec.require_attestation = matches!(self.require_attestation.as_str(), "on" | "true");
         spec.rewards.budget = num(&self.reward_budget, "reward budget")?;
         spec.rewards.rule = ascent_domain::rewards::RewardRule::parse(&self.reward_rule)
             .ok_or_else(|| format!("{:?} is not a reward rule", self.reward_rule))?;

@@ -340,6 +340,11 @@ fn SettingsPanel(
                         <input type="checkbox" name="form[open_weights]" value="on" checked={form.open_weights == "on"} />
                         <span>"Publish the promoted checkpoints once finalized (open weights)"</span>
                     </label>
+                    <label class="check">
+                        <input type="checkbox" name="form[require_attestation]" value="on" checked={form.require_attestation == "on"} disabled=frozen />
+                        <span>"Accept scores only from attested workers (TEE)"</span>
+                    </label>
+                    {frozen.then(|| view! { <input type="hidden" name="form[require_attestation]" value=form.require_attestation.clone() /> })}
                 </fieldset>
                 <fieldset>
                     <legend>"Rewards"</legend>

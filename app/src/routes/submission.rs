@@ -105,6 +105,14 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
                 <dt>"Contributor"</dt><dd><a href=contributor>{move || r().contributor}</a></dd>
                 <dt>"Submitted"</dt><dd>{move || format::datetime(r().created_at)}</dd>
                 <dt>"Scored"</dt><dd>{move || r().scored_at.map_or_else(dash, format::datetime)}</dd>
+                <dt>"Scored by"</dt><dd id="worker-kind">{move || {
+                    let report = r();
+                    match (report.scored_at, report.worker_attestation) {
+                        (None, _) => dash(),
+                        (Some(_), Some(kind)) => format!("an attested worker: {}", kind.label()),
+                        (Some(_), None) => "a worker without TEE attestation".to_owned(),
+                    }
+                }}</dd>
                 <dt>"Loss (public part)"</dt><dd class="score">{move || r().public_loss.map_or_else(dash, format::loss)}</dd>
                 <dt>"Perplexity (public part)"</dt><dd>{move || r().public_loss.map_or_else(dash, |l| format!("{:.2}", l.exp()))}</dd>
                 {move || r().private_loss.map(|l| view! { <dt>"Loss (private part)"</dt><dd>{format::loss(l)}</dd> })}

@@ -10,7 +10,7 @@ pub mod submissions;
 pub mod uploads;
 pub mod worker_api;
 
-use ascent_app::ssr::PhasePageCache;
+use ascent_app::ssr::{DevAttestation, PhasePageCache};
 use ascent_app::{shell, App};
 use axum::routing::{get, patch, post};
 use axum::{middleware, Router};
@@ -40,9 +40,11 @@ pub fn router(state: AppState) -> Router {
     let context = {
         let pool = state.pool.clone();
         let page_cache = PhasePageCache::default();
+        let dev_attestation = DevAttestation(state.config.dev_attestation);
         move || {
             provide_context(pool.clone());
             provide_context(page_cache.clone());
+            provide_context(dev_attestation);
         }
     };
     let options = state.leptos_options.clone();

@@ -179,6 +179,21 @@ pub async fn result(
 ) -> Result<StatusCode, ApiError> {
     let (submission_id, _, phase) =
         leased_job(&state, worker_id, &result.lease, Some(job_id)).await?;
+    if phases::requires_attestation(&state.pool, phase).await?
+        && workers::attestation(&state.pool, worker_id)
+            .await?
+            .is_none()
+    {
+        tracing::warn!(
+            job_id,
+            worker_id,
+            phase,
+            "result from an unattested worker refused"
+        );
+        return Err(ApiError::Forbidden(format!(
+            "phase {phase} accepts results only from attested workers, and this worker has no verified attestation"
+        )));
+    }
     let end = match result.outcome {
         JobOutcome::Scored(scored) => {
             let spec = phases::scoring_spec(&state.pool, phase).await?;

@@ -115,6 +115,7 @@ pub fn config(data_dir: &Path, workers: usize) -> TestResult<Config> {
         site_root: "target/site".into(),
         trust_forwarded_for: false,
         workers,
+        dev_attestation: true,
     })
 }
 

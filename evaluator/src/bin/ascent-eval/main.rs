@@ -75,6 +75,8 @@ enum Command {
     /// Create the worker's signing key if needed and print its public half, which an
     /// organizer registers with the worker's token.
     Key(worker::KeyArgs),
+    /// Print TEE attestation evidence bound to the worker's key, for its registration.
+    Attest(worker::AttestArgs),
     /// Upload a checkpoint directory to a phase (resumable) and print its URL.
     Submit(submit::SubmitArgs),
     /// Check a server's public log: the hash chain, every signature, and that replaying
@@ -190,6 +192,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => exit_status(run_validate(args)),
         Command::Worker(args) => worker::run(args),
         Command::Key(args) => worker::key(args),
+        Command::Attest(args) => worker::attest(args),
         Command::Submit(args) => submit::run(args),
         Command::Verify(args) => verify::run(args),
     });

@@ -70,6 +70,51 @@ pub fn key(args: KeyArgs) -> u8 {
     }
 }
 
+#[derive(clap::Args)]
+pub struct AttestArgs {
+    /// The worker's key file, as for `key`.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Development evidence: binds the key but proves nothing about the machine. Servers
+    /// accept it only with ASCENT_DEV_ATTESTATION=1. (Hardware evidence from a TDX,
+    /// SEV-SNP or NVIDIA confidential-computing guest is not produced here yet.)
+    #[arg(long, required = true)]
+    development: bool,
+}
+
+/// `ascent-eval attest --development`: prints attestation evidence for the worker's key,
+/// which an organizer passes when registering the worker.
+pub fn attest(args: AttestArgs) -> u8 {
+    let _ = args.development;
+    let Some(path) = args
+        .key
+        .or_else(|| default_cache().map(|c| c.join("worker.key")))
+    else {
+        eprintln!("ascent-eval: no key path: set --key, XDG_CACHE_HOME or HOME");
+        return 2;
+    };
+    match key::load_or_create(&path) {
+        Ok((key, _)) => {
+            let evidence = ascent_domain::attestation::development_evidence(&key.public_hex());
+            match serde_json::to_string(&evidence) {
+                Ok(json) => {
+                    println!("{json}");
+                    eprintln!("ascent-eval: development evidence: it proves nothing about this machine; register with ascent admin worker create NAME --public-key {} --evidence FILE", key.public_hex());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("ascent-eval: {e}");
+                    1
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("ascent-eval: {e}");
+            e.exit_code() as u8
+        }
+    }
+}
+
 /// Set by Ctrl-C; a second Ctrl-C exits at once.
 static STOP: AtomicBool = AtomicBool::new(false);
 
