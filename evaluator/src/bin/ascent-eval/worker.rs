@@ -45,28 +45,36 @@ pub struct KeyArgs {
     key: Option<PathBuf>,
 }
 
-/// `ascent-eval key`: creates the worker's key if needed and prints its public half.
-pub fn key(args: KeyArgs) -> u8 {
-    let Some(path) = args
-        .key
-        .or_else(|| default_cache().map(|c| c.join("worker.key")))
-    else {
+/// The worker's key from `--key` or the cache, created if missing; on failure the
+/// message is printed and the exit status returned.
+fn load_key(arg: Option<PathBuf>) -> Result<ascent_domain::statement::WorkerKey, u8> {
+    let Some(path) = arg.or_else(|| default_cache().map(|c| c.join("worker.key"))) else {
         eprintln!("ascent-eval: no key path: set --key, XDG_CACHE_HOME or HOME");
-        return 2;
+        return Err(2);
     };
     match key::load_or_create(&path) {
         Ok((key, created)) => {
             if created {
                 eprintln!("ascent-eval: created the worker key {}", path.display());
             }
+            Ok(key)
+        }
+        Err(e) => {
+            eprintln!("ascent-eval: {e}");
+            Err(e.exit_code() as u8)
+        }
+    }
+}
+
+/// `ascent-eval key`: creates the worker's key if needed and prints its public half.
+pub fn key(args: KeyArgs) -> u8 {
+    match load_key(args.key) {
+        Ok(key) => {
             println!("{}", key.public_hex());
             eprintln!("ascent-eval: an organizer registers it: ascent admin worker create NAME --public-key {}", key.public_hex());
             0
         }
-        Err(e) => {
-            eprintln!("ascent-eval: {e}");
-            e.exit_code() as u8
-        }
+        Err(code) => code,
     }
 }
 
@@ -86,31 +94,20 @@ pub struct AttestArgs {
 /// which an organizer passes when registering the worker.
 pub fn attest(args: AttestArgs) -> u8 {
     let _ = args.development;
-    let Some(path) = args
-        .key
-        .or_else(|| default_cache().map(|c| c.join("worker.key")))
-    else {
-        eprintln!("ascent-eval: no key path: set --key, XDG_CACHE_HOME or HOME");
-        return 2;
+    let key = match load_key(args.key) {
+        Ok(key) => key,
+        Err(code) => return code,
     };
-    match key::load_or_create(&path) {
-        Ok((key, _)) => {
-            let evidence = ascent_domain::attestation::development_evidence(&key.public_hex());
-            match serde_json::to_string(&evidence) {
-                Ok(json) => {
-                    println!("{json}");
-                    eprintln!("ascent-eval: development evidence: it proves nothing about this machine; register with ascent admin worker create NAME --public-key {} --evidence FILE", key.public_hex());
-                    0
-                }
-                Err(e) => {
-                    eprintln!("ascent-eval: {e}");
-                    1
-                }
-            }
+    let evidence = ascent_domain::attestation::development_evidence(&key.public_hex());
+    match serde_json::to_string(&evidence) {
+        Ok(json) => {
+            println!("{json}");
+            eprintln!("ascent-eval: development evidence: it proves nothing about this machine; register with ascent admin worker create NAME --public-key {} --evidence FILE", key.public_hex());
+            0
         }
         Err(e) => {
             eprintln!("ascent-eval: {e}");
-            e.exit_code() as u8
+            1
         }
     }
 }
