@@ -168,10 +168,16 @@ pub async fn create_worker(
         .map(|e| ascent_domain::attestation::verify(e, public_key, &verifiers))
         .transpose()
         .context("attestation refused")?;
-    let token = workers::create(pool, name, public_key, None, ascent_store::now()).await?;
-    if let (Some(kind), Some(evidence)) = (attested, evidence) {
-        workers::attest(pool, name, kind, evidence.trim(), ascent_store::now()).await?;
-    }
+    let attestation = attested.zip(evidence.map(str::trim));
+    let token = workers::create_attested(
+        pool,
+        name,
+        public_key,
+        attestation,
+        None,
+        ascent_store::now(),
+    )
+    .await?;
     let attestation = attested.map_or_else(String::new, |k| format!(" Attested: {}.", k.label()));
     Ok(format!(
         "worker {name:?} registered; it signs its scores with key {}.{attestation} Its token (shown only now):\n{token}\nRun: ascent-eval worker --server URL --token {token}",

@@ -227,11 +227,7 @@ async fn submit_phase(
 async fn wait_for_scores(pool: &SqlitePool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM submissions WHERE state IN ('queued', 'validating', 'scoring')",
-        )
-        .fetch_one(pool)
-        .await?;
+        let waiting = ascent_store::submissions::unscored(pool).await?;
         if waiting == 0 {
             return Ok(());
         }

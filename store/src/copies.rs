@@ -26,12 +26,14 @@ fn parse(text: &str) -> Vec<f32> {
 /// later of the closest near-copy pair, if any. Submissions already flagged stay as
 /// they are.
 pub async fn check(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Flagged>> {
-    let own: Option<(i64, Option<String>)> =
-        sqlx::query_as("SELECT user_id, fingerprint FROM submissions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let Some((user_id, Some(text))) = own else {
+    let own: Option<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT s.user_id, u.handle, s.fingerprint FROM submissions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((user_id, own_handle, Some(text))) = own else {
         return Ok(None);
     };
     let fingerprint = parse(&text);
@@ -59,11 +61,7 @@ pub async fn check(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Flagge
     let (flagged, original, original_handle) = if other < id {
         (id, other, other_handle.to_owned())
     } else {
-        let handle: String = sqlx::query_scalar("SELECT handle FROM users WHERE id = ?")
-            .bind(user_id)
-            .fetch_one(pool)
-            .await?;
-        (other, id, handle)
+        (other, id, own_handle)
     };
     let mut tx = crate::write(pool).await?;
     let updated = sqlx::query(

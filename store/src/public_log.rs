@@ -7,13 +7,13 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::{unsigned, Result};
 
+/// The latest entry's sequence number and hash.
+const HEAD: &str = "SELECT seq, hash FROM public_log ORDER BY seq DESC LIMIT 1";
+
 /// Appends `event` after the current head. Call it inside a write transaction
 /// (`crate::write`), which serializes appends.
 pub(crate) async fn append(conn: &mut SqliteConnection, event: &Event, at: i64) -> Result<()> {
-    let head: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM public_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
+    let head: Option<(i64, String)> = sqlx::query_as(HEAD).fetch_optional(&mut *conn).await?;
     let (seq, prev) = head.map_or((1, GENESIS.to_owned()), |(seq, hash)| (seq + 1, hash));
     let body = event.body();
     let hash = entry_hash(unsigned(seq, "log sequence")?, at, &prev, &body);
@@ -33,10 +33,7 @@ pub(crate) async fn append(conn: &mut SqliteConnection, event: &Event, at: i64) 
 
 /// The latest entry's sequence number and hash; `None` while the log is empty.
 pub async fn head(pool: &SqlitePool) -> Result<Option<(u64, String)>> {
-    let head: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM public_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?;
+    let head: Option<(i64, String)> = sqlx::query_as(HEAD).fetch_optional(pool).await?;
     head.map(|(seq, hash)| Ok((unsigned(seq, "log sequence")?, hash)))
         .transpose()
 }
@@ -94,41 +91,43 @@ pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i6
 
 /// Publishes the signed statement behind submission `id`'s score, if it has one.
 pub(crate) async fn reveal(conn: &mut SqliteConnection, id: i64, at: i64) -> Result<()> {
-    let statement: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT score_statement FROM submissions WHERE id = ? AND state = 'scored'",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(Some(text)) = statement else {
-        return Ok(());
-    };
-    match serde_json::from_str(&text) {
-        Ok(statement) => {
-            let event = Event::ScoreRevealed {
-                submission: id,
-                statement,
-            };
-            append(conn, &event, at).await
-        }
-        Err(error) => {
-            // Left sealed: `ascent-eval verify` reports it as never revealed.
-            tracing::error!(submission = id, %error, "stored score statement is unreadable");
-            Ok(())
-        }
-    }
+    reveal_where(conn, "s.id = ?", id, at).await
 }
 
 /// Publishes the statements behind every standing score of a phase that just closed.
 pub(crate) async fn reveal_phase(conn: &mut SqliteConnection, phase: u8, at: i64) -> Result<()> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM submissions WHERE phase = ? AND state = 'scored' ORDER BY id",
-    )
-    .bind(i64::from(phase))
+    reveal_where(conn, "s.phase = ?", i64::from(phase), at).await
+}
+
+/// Publishes the statements of the scored submissions matching `filter` (bound to
+/// `value`), in submission order, read in one query.
+async fn reveal_where(
+    conn: &mut SqliteConnection,
+    filter: &str,
+    value: i64,
+    at: i64,
+) -> Result<()> {
+    let statements: Vec<(i64, String)> = sqlx::query_as(&format!(
+        "SELECT s.id, s.score_statement FROM submissions s
+         WHERE {filter} AND s.state = 'scored' AND s.score_statement IS NOT NULL ORDER BY s.id"
+    ))
+    .bind(value)
     .fetch_all(&mut *conn)
     .await?;
-    for id in ids {
-        reveal(conn, id, at).await?;
+    for (id, text) in statements {
+        match serde_json::from_str(&text) {
+            Ok(statement) => {
+                let event = Event::ScoreRevealed {
+                    submission: id,
+                    statement,
+                };
+                append(conn, &event, at).await?;
+            }
+            // Left sealed: `ascent-eval verify` reports it as never revealed.
+            Err(error) => {
+                tracing::error!(submission = id, %error, "stored score statement is unreadable");
+            }
+        }
     }
     Ok(())
 }

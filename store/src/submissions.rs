@@ -55,6 +55,16 @@ pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
     Ok(id)
 }
 
+/// Submissions still queued or being scored, all phases together.
+pub async fn unscored(pool: &SqlitePool) -> Result<u64> {
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM submissions WHERE state IN ('queued', 'validating', 'scoring')",
+    )
+    .fetch_one(pool)
+    .await?;
+    unsigned(waiting, "submission count")
+}
+
 /// The evaluator's verdict on a submission.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreRecord {

@@ -57,6 +57,19 @@ pub async fn create(
     created_by: Option<i64>,
     now: i64,
 ) -> Result<String> {
+    create_attested(pool, name, public_key, None, created_by, now).await
+}
+
+/// [`create`], with the TEE evidence that `attestation::verify` accepted for its key
+/// (its kind and the evidence as received), recorded in the same transaction.
+pub async fn create_attested(
+    pool: &SqlitePool,
+    name: &str,
+    public_key: &str,
+    attestation: Option<(TeeKind, &str)>,
+    created_by: Option<i64>,
+    now: i64,
+) -> Result<String> {
     let name = check_name(name)?;
     let public_key = check_public_key(public_key).map_err(|e| {
         StoreError::Conflict(format!(
@@ -66,7 +79,9 @@ pub async fn create(
     let token = format!("{WORKER_TOKEN_PREFIX}{}", random_token()?);
     let mut tx = crate::write(pool).await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO workers (name, token_hash, created_at, created_by, public_key) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO workers (name, token_hash, created_at, created_by, public_key, attestation,
+                              attestation_evidence)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          RETURNING id",
     )
     .bind(name)
@@ -74,6 +89,8 @@ pub async fn create(
     .bind(now)
     .bind(created_by)
     .bind(&public_key)
+    .bind(attestation.map(|(kind, _)| kind.as_str()))
+    .bind(attestation.map(|(_, evidence)| evidence))
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match e {
@@ -88,8 +105,15 @@ pub async fn create(
         public_key,
     };
     public_log::append(&mut tx, &registered, now).await?;
+    if let Some((kind, _)) = attestation {
+        let attested = Event::WorkerAttested {
+            worker: id,
+            tee: kind.as_str().to_owned(),
+        };
+        public_log::append(&mut tx, &attested, now).await?;
+    }
     tx.commit().await?;
-    tracing::info!(name, "worker registered");
+    tracing::info!(name, attestation = ?attestation.map(|(kind, _)| kind.as_str()), "worker registered");
     Ok(token)
 }
 
@@ -130,40 +154,6 @@ pub async fn renew_built_in(
     }
     tx.commit().await?;
     Ok((id, token))
-}
-
-/// Records that worker `name`'s key was attested by evidence of `kind` (the caller has
-/// verified it with `attestation::verify`), in the log too.
-pub async fn attest(
-    pool: &SqlitePool,
-    name: &str,
-    kind: TeeKind,
-    evidence: &str,
-    now: i64,
-) -> Result<()> {
-    let mut tx = crate::write(pool).await?;
-    let id: Option<i64> = sqlx::query_scalar(
-        "UPDATE workers SET attestation = ?, attestation_evidence = ?
-         WHERE name = ? AND revoked_at IS NULL RETURNING id",
-    )
-    .bind(kind.as_str())
-    .bind(evidence)
-    .bind(name)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(worker) = id else {
-        return Err(StoreError::NotFound(format!(
-            "no active worker named {name:?}"
-        )));
-    };
-    let event = Event::WorkerAttested {
-        worker,
-        tee: kind.as_str().to_owned(),
-    };
-    public_log::append(&mut tx, &event, now).await?;
-    tx.commit().await?;
-    tracing::info!(name, kind = kind.as_str(), "worker attested");
-    Ok(())
 }
 
 /// The kind of attestation a worker has, if any.

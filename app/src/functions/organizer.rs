@@ -165,10 +165,11 @@ pub async fn create_worker(
             .map_err(|e| AppError::Invalid(format!("attestation refused: {e}")))?,
         ),
     };
-    let token = ascent_store::workers::create(
+    let token = ascent_store::workers::create_attested(
         &pool,
         &name,
         &public_key,
+        attested.map(|kind| (kind, evidence.trim())),
         Some(organizer.id),
         ascent_store::now(),
     )
@@ -177,16 +178,6 @@ pub async fn create_worker(
         ascent_store::StoreError::Conflict(message) => AppError::Invalid(message),
         other => other.into(),
     })?;
-    if let Some(kind) = attested {
-        ascent_store::workers::attest(
-            &pool,
-            name.trim(),
-            kind,
-            evidence.trim(),
-            ascent_store::now(),
-        )
-        .await?;
-    }
     tracing::info!(by = organizer.id, name = %name.trim(), "worker created from the console");
     crate::ssr::hand_over_secret(&token);
     Ok(token)

@@ -320,12 +320,7 @@ pub fn worker_key() -> ascent_domain::statement::WorkerKey {
 /// Waits until no submission is queued or being scored.
 pub async fn scored_all(pool: &SqlitePool) -> TestResult {
     for _ in 0..600 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM submissions WHERE state IN ('queued', 'validating', 'scoring')",
-        )
-        .fetch_one(pool)
-        .await?;
-        if waiting == 0 {
+        if ascent_store::submissions::unscored(pool).await? == 0 {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
