@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod attestation;
+pub mod encryption;
 pub mod entry;
 pub mod fingerprint;
 pub mod format;

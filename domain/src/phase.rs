@@ -188,6 +188,10 @@ pub struct PhaseSpec {
     /// Whether only scores from attested workers (`attestation`) count.
     #[serde(default)]
     pub require_attestation: bool,
+    /// The phase's evaluation key, an age recipient (`encryption`): when set, contributors
+    /// may submit checkpoints encrypted to it, which only its workers can read.
+    #[serde(default)]
+    pub evaluation_key: Option<String>,
 }
 
 #[cfg(test)]

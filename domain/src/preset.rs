@@ -70,6 +70,8 @@ struct RawPhase {
     rewards: crate::rewards::RewardSpec,
     #[serde(default)]
     require_attestation: bool,
+    #[serde(default)]
+    evaluation_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +166,7 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
         open_weights: raw.open_weights,
         rewards: raw.rewards,
         require_attestation: raw.require_attestation,
+        evaluation_key: raw.evaluation_key,
     };
     check_spec(&spec)?;
     Ok(spec)
@@ -198,6 +201,10 @@ pub fn check_spec(spec: &PhaseSpec) -> Result<(), PresetError> {
             at("rewards.budget"),
             "must be at most 1,000,000,000,000 points",
         ));
+    }
+    if let Some(key) = &spec.evaluation_key {
+        crate::encryption::check_recipient(key)
+            .map_err(|e| field_error(at("evaluation_key"), e.to_string()))?;
     }
     if model.vocab_size < 2 {
         return Err(field_error(at("model.vocab_size"), "must be at least 2"));

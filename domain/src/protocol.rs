@@ -196,6 +196,10 @@ pub struct SubmissionReport {
     /// The kind of TEE attestation of the worker that scored it, if it had one.
     #[serde(default)]
     pub worker_attestation: Option<crate::attestation::TeeKind>,
+    /// Whether the checkpoint was submitted encrypted to the phase's evaluation key (the
+    /// server holds only ciphertext; such weights are never published).
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// A worker's signed statement of a score, as kept by the server.
@@ -235,6 +239,10 @@ pub struct ClaimRequest {
     pub evaluator_version: String,
     /// `cpu` or `cuda`.
     pub device: String,
+    /// The evaluation keys (age recipients) whose private halves this worker holds: it is
+    /// given encrypted submissions only of phases whose key is among them.
+    #[serde(default)]
+    pub evaluation_keys: Vec<String>,
 }
 
 /// A checkpoint file of a job, as the worker must download and verify it.
@@ -271,6 +279,10 @@ pub struct JobAssignment {
     /// Windows to score from token 0.
     pub windows: u32,
     pub limits: ModelLimits,
+    /// For an encrypted submission (every file `NAME.age`), the phase's evaluation key
+    /// the files are encrypted to; the worker decrypts them with its private half.
+    #[serde(default)]
+    pub encrypted_to: Option<String>,
 }
 
 /// What a worker is doing with a job.
@@ -359,7 +371,10 @@ pub enum FileNameError {
 
 /// Checks one checkpoint file name: a plain name (no directory), ASCII letters,
 /// digits, `.`, `-` and `_`, ending in `.json` or `.safetensors`.
+/// An encrypted file (`NAME.age`, see [`crate::encryption`]) is checked by the name it
+/// decrypts to.
 pub fn check_file_name(name: &str) -> Result<(), FileNameError> {
+    let name = crate::encryption::plain_name(name).unwrap_or(name);
     let lower = name.to_ascii_lowercase();
     if [".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"]
         .iter()
@@ -440,6 +455,7 @@ mod tests {
             attempts: 1,
             url: "/submissions/1".into(),
             worker_attestation: None,
+            encrypted: false,
             signed: Some(SignedScore {
                 statement: "{}".into(),
                 signature: "00".into(),

@@ -46,6 +46,10 @@ pub fn check_edit(
                 "whether scores need attested workers",
             ),
             (
+                edited.evaluation_key != current.evaluation_key,
+                "the evaluation key (encrypted submissions are encrypted to it)",
+            ),
+            (
                 edited.evaluation.dataset != current.evaluation.dataset,
                 "the data set",
             ),

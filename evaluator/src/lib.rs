@@ -14,6 +14,7 @@
 pub mod checkpoint;
 pub mod client;
 pub mod config;
+pub mod encryption;
 pub mod error;
 pub mod evaluate;
 pub mod json;

@@ -6,6 +6,7 @@
 //! the server's `received` (or a 409's `Upload-Offset`) says where to go on.
 
 mod files;
+mod sealed;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -18,6 +19,7 @@ use ureq::http::Method;
 use ureq::SendBody;
 
 pub use files::{checkpoint_files, fingerprint, LocalFile};
+pub use sealed::{evaluation_key, seal, SEALED_DIR};
 
 use crate::client::{header_u64, segment, Client, ClientError};
 
@@ -45,15 +47,21 @@ impl SubmitError {
     }
 }
 
-/// Uploads the checkpoint in `dir` to `phase` and finishes it into a queued submission.
+/// Uploads the checkpoint in `dir` to `phase` and finishes it into a queued submission;
+/// with `encrypt`, its files encrypted to the phase's evaluation key ([`seal`]).
 /// `progress(sent, total)` follows the bytes the server holds.
 pub fn upload(
     client: &Client,
     phase: u8,
     dir: &Path,
+    encrypt: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<SubmissionCreated, SubmitError> {
-    let files = checkpoint_files(dir)?;
+    let mut files = checkpoint_files(dir)?;
+    if encrypt {
+        let key = evaluation_key(client, phase)?;
+        files = seal(dir, &files, &key)?;
+    }
     let request = NewUpload {
         phase,
         files: files

@@ -23,6 +23,7 @@ pub use lease::{beat_interval, CancelReason};
 pub use outcome::contributor_message;
 
 use crate::client::{segment, Client, ClientError};
+use crate::encryption::EvaluationKey;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct WorkerOptions {
     pub once: bool,
     /// The worker's signing key; its public half is registered with the worker's token.
     pub key: WorkerKey,
+    /// Private halves of phases' evaluation keys: the worker is given encrypted
+    /// submissions of those phases and decrypts them in its job folder.
+    pub evaluation_keys: Vec<EvaluationKey>,
 }
 
 impl WorkerOptions {
@@ -61,6 +65,7 @@ impl WorkerOptions {
             dtype: DType::F32,
             poll_interval: Duration::from_secs(5),
             once: false,
+            evaluation_keys: Vec::new(),
         }
     }
 }
@@ -97,6 +102,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
         stop,
         verified_data: &verified_data,
         key: &options.key,
+        evaluation_keys: &options.evaluation_keys,
     };
     let claim = ClaimRequest {
         evaluator_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -106,6 +112,11 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
             "cuda"
         }
         .to_owned(),
+        evaluation_keys: options
+            .evaluation_keys
+            .iter()
+            .map(|k| k.recipient().to_owned())
+            .collect(),
     };
     let mut summary = WorkerSummary::default();
     tracing::info!(device = %claim.device, dtype = ?options.dtype, "worker started");

@@ -166,6 +166,7 @@ fn job(limits: ModelLimits, lease_seconds: u64) -> (JobAssignment, Files, Vec<u8
         seq_len: 64,
         windows: 2,
         limits,
+        encrypted_to: None,
     };
     (assignment, files, data)
 }

@@ -42,10 +42,20 @@ pub struct Claimed {
     pub seq_len: u32,
     pub windows: u32,
     pub limits: ModelLimits,
+    /// For an encrypted submission, the evaluation key its files are encrypted to.
+    pub encrypted_to: Option<String>,
 }
 
-/// Claims the oldest job that is ready, for `worker_id`.
-pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option<Claimed>> {
+/// Claims the oldest job that is ready, for `worker_id`, which holds the private halves
+/// of `evaluation_keys`: encrypted submissions of other phases wait for another worker.
+pub async fn claim(
+    pool: &SqlitePool,
+    worker_id: i64,
+    evaluation_keys: &[String],
+    now: i64,
+) -> Result<Option<Claimed>> {
+    let keys = serde_json::to_string(evaluation_keys)
+        .map_err(|e| StoreError::Corrupt(format!("evaluation keys: {e}")))?;
     reap(pool, now).await?;
     let lease = random_token()?;
     let mut tx = crate::write(pool).await?;
@@ -61,6 +71,9 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
                            -- Phases that need attested workers wait for one.
                            AND (p.require_attestation = 0
                                 OR (SELECT w.attestation FROM workers w WHERE w.id = ?) IS NOT NULL)
+                           -- Encrypted submissions only go to a worker holding the phase's key.
+                           AND (s.encrypted = 0
+                                OR p.evaluation_key IN (SELECT value FROM json_each(?)))
                      ORDER BY j.available_at, j.id LIMIT 1)
          RETURNING id, submission_id",
     )
@@ -71,6 +84,7 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
     .bind(now)
     .bind(now)
     .bind(worker_id)
+    .bind(&keys)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((job_id, submission_id)) = row else {
@@ -93,9 +107,11 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
         i64,
         Option<String>,
         Option<i64>,
+        Option<String>,
     ) = sqlx::query_as(
         "SELECT s.phase, s.upload_id, p.seq_len, p.windows, p.time_limit_seconds, p.vocab_size,
-                    p.architecture, p.max_parameters, p.min_context, d.sha256, d.bytes
+                    p.architecture, p.max_parameters, p.min_context, d.sha256, d.bytes,
+                    CASE WHEN s.encrypted = 1 THEN p.evaluation_key END
              FROM submissions s JOIN phases p ON p.number = s.phase
              LEFT JOIN datasets d ON d.sha256 = p.data_sha256
              WHERE s.id = ?",
@@ -115,6 +131,7 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
         min_context,
         data_sha,
         data_bytes,
+        encrypted_to,
     ) = spec;
     let (Some(data_sha), Some(data_bytes)) = (data_sha, data_bytes) else {
         // The door refuses submissions to a phase without data; if the data was
@@ -168,6 +185,7 @@ pub async fn claim(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<Option
             max_parameters: unsigned(max_parameters, "max_parameters")?,
             min_context: unsigned(min_context, "min_context")?,
         },
+        encrypted_to,
     }))
 }
 

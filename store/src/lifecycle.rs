@@ -598,7 +598,9 @@ pub async fn open_checkpoint(
          JOIN submissions s ON s.id = f.submission_id
          JOIN users u ON u.id = f.user_id
          JOIN phases p ON p.number = f.phase
-         WHERE f.submission_id = ? AND f.advanced = 1 AND p.state = 'finalized' AND p.open_weights = 1",
+         WHERE f.submission_id = ? AND f.advanced = 1 AND p.state = 'finalized' AND p.open_weights = 1
+               -- The server cannot publish what it cannot read.
+               AND s.encrypted = 0",
     )
     .bind(submission_id)
     .fetch_optional(pool)

@@ -59,8 +59,8 @@ pub async fn load_preset(
                  vocab_size, max_parameters, min_context, dataset, seq_len, windows, public_share,
                  per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at,
                  time_limit_seconds, open_weights, reward_budget, reward_rule, require_attestation,
-                 split_secret)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
+                 evaluation_key, split_secret)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
              ON CONFLICT (number) DO UPDATE SET
                  title = excluded.title, summary = excluded.summary, state = excluded.state,
                  opens_at = excluded.opens_at, closes_at = excluded.closes_at,
@@ -75,6 +75,7 @@ pub async fn load_preset(
                  open_weights = excluded.open_weights,
                  reward_budget = excluded.reward_budget, reward_rule = excluded.reward_rule,
                  require_attestation = excluded.require_attestation,
+                 evaluation_key = excluded.evaluation_key,
                  standings_version = phases.standings_version + 1",
         )
         .bind(i64::from(spec.number))
@@ -103,6 +104,7 @@ pub async fn load_preset(
         .bind(points(spec.rewards.budget)?)
         .bind(spec.rewards.rule.as_str())
         .bind(spec.require_attestation)
+        .bind(&spec.evaluation_key)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -208,6 +210,7 @@ struct SpecRow {
     reward_budget: i64,
     reward_rule: String,
     require_attestation: bool,
+    evaluation_key: Option<String>,
 }
 
 /// Changes whenever anything a phase's page shows changes: its settings, its
@@ -247,7 +250,8 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
     let found: Option<DetailRow> = sqlx::query_as(&format!(
         "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share, p.time_limit_seconds,
                 p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon,
-                p.open_weights, p.reward_budget, p.reward_rule, p.require_attestation
+                p.open_weights, p.reward_budget, p.reward_rule, p.require_attestation,
+                p.evaluation_key
          FROM phases p WHERE p.number = ?"
     ))
     .bind(i64::from(number))
@@ -291,6 +295,7 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
             })?,
         },
         require_attestation: row.require_attestation,
+        evaluation_key: row.evaluation_key,
     };
     Ok(Some(PhaseDetail { summary, spec }))
 }
@@ -337,7 +342,8 @@ pub async fn update(
              vocab_size = ?, max_parameters = ?, min_context = ?, dataset = ?, seq_len = ?,
              windows = ?, public_share = ?, time_limit_seconds = ?, per_day = ?, max_bytes = ?,
              advancement_rule = ?, advancement_value = ?, epsilon = ?, open_weights = ?,
-             reward_budget = ?, reward_rule = ?, require_attestation = ?, standings_version = standings_version + 1
+             reward_budget = ?, reward_rule = ?, require_attestation = ?, evaluation_key = ?,
+             standings_version = standings_version + 1
          WHERE number = ?",
     )
     .bind(&edited.title)
@@ -368,6 +374,7 @@ pub async fn update(
     .bind(points(edited.rewards.budget)?)
     .bind(edited.rewards.rule.as_str())
     .bind(edited.require_attestation)
+    .bind(&edited.evaluation_key)
     .bind(i64::from(number))
     .execute(&mut *tx)
     .await?;

@@ -188,6 +188,7 @@ struct ReportRow {
     score_key: Option<String>,
     worker: Option<String>,
     worker_attestation: Option<String>,
+    encrypted: bool,
 }
 
 /// A submission with its job's live progress; `None` if there is no such submission.
@@ -197,7 +198,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
                 s.bytes, s.parameters, s.loss, s.public_loss, s.private_loss, s.error,
                 p.state AS phase_state, j.attempts, j.stage, j.progress_done, j.progress_total,
                 j.lease_expires_at, s.score_statement, s.score_signature, s.score_key,
-                w.name AS worker, w.attestation AS worker_attestation
+                w.name AS worker, w.attestation AS worker_attestation, s.encrypted
          FROM submissions s JOIN users u ON u.id = s.user_id JOIN phases p ON p.number = s.phase
          LEFT JOIN jobs j ON j.submission_id = s.id
          LEFT JOIN workers w ON w.id = s.scored_by
@@ -231,6 +232,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
         score_key,
         worker,
         worker_attestation,
+        encrypted,
     }) = row
     else {
         return Ok(None);
@@ -289,6 +291,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
             worker_attestation: worker_attestation
                 .as_deref()
                 .and_then(ascent_domain::attestation::TeeKind::parse),
+            encrypted,
         },
     }))
 }

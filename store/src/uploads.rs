@@ -5,6 +5,7 @@
 //! [`finish`] turns the upload into a queued submission and its job, in one transaction
 //! that re-applies the rules of the door.
 
+use ascent_domain::encryption::{all_encrypted, plain_name};
 use ascent_domain::entry::{check_entry, quota_day, EntryFacts, Refusal};
 use ascent_domain::protocol::{
     check_file_name, NewUpload, SubmissionCreated, UploadFileStatus, UploadStatus,
@@ -74,8 +75,9 @@ pub async fn entry_facts_now(
 }
 
 /// Checks the file list of a new upload: plain checkpoint names, no repeats, a config
-/// and weights.
-fn check_files(new: &NewUpload) -> Result<u64> {
+/// and weights, all encrypted (`NAME.age`) or none. Returns the total size and whether
+/// the checkpoint is encrypted.
+fn check_files(new: &NewUpload) -> Result<(u64, bool)> {
     if new.files.is_empty() || new.files.len() > MAX_CHECKPOINT_FILES {
         return Err(StoreError::Conflict(format!(
             "a checkpoint is 2 to {MAX_CHECKPOINT_FILES} files: config.json and its safetensors weights"
@@ -97,17 +99,43 @@ fn check_files(new: &NewUpload) -> Result<u64> {
         names.push(&f.name);
         total = total.saturating_add(f.bytes);
     }
-    if !names.contains(&"config.json") {
+    let encrypted = all_encrypted(names.iter().copied()).ok_or_else(|| {
+        StoreError::Conflict(
+            "a checkpoint is encrypted whole: either every file is NAME.age or none is".into(),
+        )
+    })?;
+    let plain: Vec<&str> = names.iter().map(|n| plain_name(n).unwrap_or(n)).collect();
+    if !plain.contains(&"config.json") {
         return Err(StoreError::Conflict(
             "config.json is missing: a checkpoint needs its Hugging Face config".into(),
         ));
     }
-    if !names.iter().any(|n| n.ends_with(".safetensors")) {
+    if !plain.iter().any(|n| n.ends_with(".safetensors")) {
         return Err(StoreError::Conflict(
             "no .safetensors weights: send model.safetensors (or the index and its shards)".into(),
         ));
     }
-    Ok(total)
+    Ok((total, encrypted))
+}
+
+/// Refuses an encrypted checkpoint for a phase that has no evaluation key (nobody could
+/// decrypt it).
+async fn check_encryption(conn: &mut SqliteConnection, phase: u8, encrypted: bool) -> Result<()> {
+    if !encrypted {
+        return Ok(());
+    }
+    let key: Option<String> =
+        sqlx::query_scalar("SELECT evaluation_key FROM phases WHERE number = ?")
+            .bind(i64::from(phase))
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
+    match key {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Refused(format!(
+            "phase {phase} has no evaluation key, so it takes no encrypted checkpoints; send the plain files"
+        ))),
+    }
 }
 
 fn refused(refusal: Refusal) -> StoreError {
@@ -121,7 +149,7 @@ pub async fn start(
     new: &NewUpload,
     now: i64,
 ) -> Result<UploadStatus> {
-    let total = check_files(new)?;
+    let (total, encrypted) = check_files(new)?;
     if new.fingerprint.is_empty() || new.fingerprint.len() > 200 {
         return Err(StoreError::Conflict(
             "fingerprint must be 1 to 200 characters".into(),
@@ -130,6 +158,7 @@ pub async fn start(
     let mut tx = crate::write(pool).await?;
     let facts = entry_facts(&mut tx, new.phase, user_id, total, now).await?;
     check_entry(&facts).map_err(refused)?;
+    check_encryption(&mut tx, new.phase, encrypted).await?;
     let existing: Option<String> = sqlx::query_scalar(
         "SELECT id FROM uploads WHERE user_id = ? AND phase = ? AND fingerprint = ? AND submission_id IS NULL",
     )
@@ -319,6 +348,8 @@ pub async fn finish(
     }
     let facts = entry_facts(&mut tx, phase, user_id, total, now).await?;
     check_entry(&facts).map_err(refused)?;
+    let encrypted = all_encrypted(hashed.iter().map(|(name, _)| name.as_str())).unwrap_or(false);
+    check_encryption(&mut tx, phase, encrypted).await?;
     let checkpoint = files_sha256(&hashed);
     let copy: Option<(i64, String)> = sqlx::query_as(
         "SELECT s.id, u.handle FROM submissions s JOIN users u ON u.id = s.user_id
@@ -334,8 +365,8 @@ pub async fn finish(
         )));
     }
     let submission: i64 = sqlx::query_scalar(
-        "INSERT INTO submissions (phase, user_id, state, created_at, bytes, upload_id, files_sha256)
-         VALUES (?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO submissions (phase, user_id, state, created_at, bytes, upload_id, files_sha256, encrypted)
+         VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(i64::from(phase))
     .bind(user_id)
@@ -343,6 +374,7 @@ pub async fn finish(
     .bind(i64::try_from(total).unwrap_or(i64::MAX))
     .bind(id)
     .bind(&checkpoint)
+    .bind(encrypted)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query("INSERT INTO jobs (submission_id, available_at) VALUES (?, ?)")

@@ -155,6 +155,9 @@ pub struct PhaseForm {
     /// A checkbox, like `open_weights`.
     #[serde(default)]
     pub require_attestation: String,
+    /// The age recipient contributors may encrypt to; empty for none.
+    #[serde(default)]
+    pub evaluation_key: String,
 }
 
 impl PhaseForm {
@@ -185,6 +188,7 @@ impl PhaseForm {
             reward_budget: spec.rewards.budget.to_string(),
             reward_rule: spec.rewards.rule.as_str().to_owned(),
             require_attestation: if spec.require_attestation { "on" } else { "" }.to_owned(),
+            evaluation_key: spec.evaluation_key.clone().unwrap_or_default(),
         }
     }
 
@@ -233,6 +237,14 @@ impl PhaseForm {
         spec.epsilon = num(&self.epsilon, "epsilon")?;
         spec.open_weights = matches!(self.open_weights.as_str(), "on" | "true");
         spec.require_attestation = matches!(self.require_attestation.as_str(), "on" | "true");
+        spec.evaluation_key = match self.evaluation_key.trim() {
+            "" => None,
+            key => {
+                ascent_domain::encryption::check_recipient(key)
+                    .map_err(|e| format!("evaluation key: {e}"))?;
+                Some(key.to_owned())
+            }
+        };
         spec.rewards.budget = num(&self.reward_budget, "reward budget")?;
         spec.rewards.rule = ascent_domain::rewards::RewardRule::parse(&self.reward_rule)
             .ok_or_else(|| format!("{:?} is not a reward rule", self.reward_rule))?;

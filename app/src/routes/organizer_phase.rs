@@ -345,6 +345,12 @@ fn SettingsPanel(
                         <span>"Accept scores only from attested workers (TEE)"</span>
                     </label>
                     {frozen.then(|| view! { <input type="hidden" name="form[require_attestation]" value=form.require_attestation.clone() /> })}
+                    <label>
+                        <span>"Evaluation key (age1…; empty: no encrypted submissions)"</span>
+                        <input type="text" name="form[evaluation_key]" value=form.evaluation_key.clone() disabled=frozen spellcheck="false" autocomplete="off" placeholder="age1…" />
+                        {frozen.then(|| view! { <input type="hidden" name="form[evaluation_key]" value=form.evaluation_key.clone() /> })}
+                    </label>
+                    <p class="hint">"Make the key pair on a worker machine with " <code>"ascent-eval evaluation-key FILE"</code> " and start the phase's workers with " <code>"--evaluation-key FILE"</code> "; only the public half goes here."</p>
                 </fieldset>
                 <fieldset>
                     <legend>"Rewards"</legend>

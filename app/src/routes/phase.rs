@@ -225,6 +225,14 @@ fn Rules(spec: PhaseSpec) -> impl IntoView {
             <dt>"Per day"</dt><dd>{spec.submissions.per_day}</dd>
             <dt>"Largest upload"</dt><dd>{format::bytes(spec.submissions.max_bytes)}</dd>
             <dt>"Ties"</dt><dd>{format!("A later submission must beat an earlier one by more than {}% to rank above it", spec.epsilon * 100.0)}</dd>
+            <dt>"Encrypted"</dt><dd id="evaluation-key">{match spec.evaluation_key.clone() {
+                Some(key) => view! {
+                    "Accepted: "<code>{format!("ascent-eval submit --encrypt --phase {} DIR", spec.number)}</code>
+                    " encrypts every file to this phase's evaluation key "<code class="hash">{key}</code>
+                    " (age) before it leaves your machine; the server stores only ciphertext and only the phase's workers can decrypt it. Encrypted checkpoints are never published."
+                }.into_any(),
+                None => view! { "Not offered: this phase has no evaluation key" }.into_any(),
+            }}</dd>
         </dl>
         <h3>"Advancement"</h3>
         <p>{spec.advancement.describe()}</p>

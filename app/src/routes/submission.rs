@@ -120,6 +120,11 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
                 <dt>"Parameters"</dt><dd>{move || r().parameters.map_or_else(dash, |p| format!("{} ({p})", format::parameters(p)))}</dd>
                 <dt>"Size"</dt><dd>{move || r().bytes.map_or_else(dash, format::bytes)}</dd>
                 <dt>"Attempts"</dt><dd>{move || r().attempts}</dd>
+                <dt>"Checkpoint"</dt><dd id="encryption">{move || if r().encrypted {
+                    "Encrypted to the phase's evaluation key: the server holds only ciphertext, only the phase's workers can read it, and it is never published"
+                } else {
+                    "Plain safetensors files"
+                }}</dd>
                 <dt>"Files SHA-256"</dt><dd><code class="hash">{move || r().sha256.unwrap_or_else(dash)}</code></dd>
                 <dt>"Weights SHA-256"</dt><dd><code class="hash">{weights_sha256.unwrap_or_else(dash)}</code></dd>
             </dl>

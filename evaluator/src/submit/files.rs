@@ -21,7 +21,7 @@ pub struct LocalFile {
 }
 
 impl LocalFile {
-    fn read(dir: &Path, name: &str) -> Result<LocalFile, SubmitError> {
+    pub(super) fn read(dir: &Path, name: &str) -> Result<LocalFile, SubmitError> {
         check_file_name(name).map_err(|e| SubmitError::Invalid(e.to_string()))?;
         let path = dir.join(name);
         let meta = std::fs::metadata(&path)

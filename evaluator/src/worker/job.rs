@@ -17,6 +17,7 @@ use candle_core::{DType, Device};
 use super::lease::{keep, CancelReason, JobState, Lease};
 use super::outcome::{outcome, Failure, JobPaths};
 use crate::client::{download, segment, Client, ClientError, Expected};
+use crate::encryption::{decrypt_file, EvaluationKey};
 use crate::evaluate::{evaluate, Evaluation, Report};
 use crate::score::ScoreRequest;
 
@@ -34,6 +35,8 @@ pub struct Context<'a> {
     pub verified_data: &'a Mutex<HashSet<(String, u64)>>,
     /// Signs each score (`statement::ScoreStatement`).
     pub key: &'a WorkerKey,
+    /// Decrypts encrypted submissions of the phases whose evaluation keys these are.
+    pub evaluation_keys: &'a [EvaluationKey],
 }
 
 /// Runs `job` to its outcome; `None` when the lease was lost (report nothing).
@@ -171,6 +174,7 @@ fn fetch(
     model_dir: &Path,
     data: &Path,
 ) -> Result<(), Failure> {
+    let key = decryption_key(cx, job)?;
     let mut names = HashSet::new();
     for file in &job.files {
         check_file_name(&file.name).map_err(|e| Failure::Assignment(e.to_string()))?;
@@ -182,8 +186,7 @@ fn fetch(
         }
     }
     let _ = std::fs::remove_dir_all(model_dir);
-    std::fs::create_dir_all(model_dir)
-        .map_err(|e| Failure::Transfer(ClientError::io(model_dir, e)))?;
+    private_dir(model_dir).map_err(|e| Failure::Transfer(ClientError::io(model_dir, e)))?;
     if let Some(parent) = data.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| Failure::Transfer(ClientError::io(parent, e)))?;
@@ -238,6 +241,70 @@ fn fetch(
         remember(cx, job);
     }
     tracing::info!(files = job.files.len(), bytes = total, "downloaded");
+    if let Some(key) = key {
+        decrypt(job, model_dir, key)?;
+    }
+    Ok(())
+}
+
+/// The key to decrypt `job` with: `None` for a plain checkpoint. A job this worker holds
+/// no key for is an unusable assignment (the server gives encrypted jobs only to workers
+/// naming the phase's key), so it goes back to the queue for another worker.
+fn decryption_key<'a>(
+    cx: &Context<'a>,
+    job: &JobAssignment,
+) -> Result<Option<&'a EvaluationKey>, Failure> {
+    let sealed =
+        ascent_domain::encryption::all_encrypted(job.files.iter().map(|f| f.name.as_str()))
+            .ok_or_else(|| Failure::Assignment("some files are encrypted and some not".into()))?;
+    match (&job.encrypted_to, sealed) {
+        (None, false) => Ok(None),
+        (Some(recipient), true) => cx
+            .evaluation_keys
+            .iter()
+            .find(|k| k.recipient() == recipient)
+            .map(Some)
+            .ok_or_else(|| {
+                Failure::Assignment(format!(
+                    "this worker holds no private key for the evaluation key {recipient}"
+                ))
+            }),
+        (None, true) => Err(Failure::Assignment(
+            "encrypted files without the key they are encrypted to".into(),
+        )),
+        (Some(_), false) => Err(Failure::Assignment(
+            "an encrypted submission whose files are not encrypted".into(),
+        )),
+    }
+}
+
+/// Decrypts every `NAME.age` in `model_dir` to `NAME` and deletes the ciphertext, so the
+/// folder holds a plain checkpoint, on this worker's disk only.
+fn decrypt(job: &JobAssignment, model_dir: &Path, key: &EvaluationKey) -> Result<(), Failure> {
+    for file in &job.files {
+        let plain = ascent_domain::encryption::plain_name(&file.name).ok_or_else(|| {
+            Failure::Assignment(format!("{} is not an encrypted file name", file.name))
+        })?;
+        let sealed = model_dir.join(&file.name);
+        decrypt_file(&sealed, &model_dir.join(plain), &file.name, key).map_err(Failure::Decrypt)?;
+        std::fs::remove_file(&sealed)
+            .map_err(|e| Failure::Transfer(ClientError::io(&sealed, e)))?;
+    }
+    tracing::info!(files = job.files.len(), "decrypted");
+    Ok(())
+}
+
+/// Creates `dir` (and its parents), readable by this user only where that can be said.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(job_dir) = dir.parent() {
+            std::fs::set_permissions(job_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     Ok(())
 }
 

@@ -20,6 +20,8 @@ pub enum Failure {
     Assignment(String),
     /// Scoring panicked: a bug.
     Panic(String),
+    /// Decrypting an encrypted checkpoint failed.
+    Decrypt(crate::encryption::EncryptionError),
 }
 
 /// Where the job's files are, to strip them from messages.
@@ -40,6 +42,12 @@ pub fn outcome(failure: &Failure, paths: &JobPaths<'_>) -> JobOutcome {
         },
         Failure::Panic(message) => JobOutcome::Error {
             message: format!("the evaluator panicked (a bug): {message}"),
+        },
+        Failure::Decrypt(e) if e.is_contributors() => JobOutcome::Invalid {
+            message: e.to_string(),
+        },
+        Failure::Decrypt(e) => JobOutcome::Error {
+            message: format!("decryption failed on this worker: {e}"),
         },
     }
 }

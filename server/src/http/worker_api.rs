@@ -35,7 +35,13 @@ pub async fn claim(
         &request.evaluator_version,
     )
     .await?;
-    let Some(job) = jobs::claim(&state.pool, worker_id, now()).await? else {
+    if request.evaluation_keys.len() > 64 {
+        return Err(ApiError::BadRequest(
+            "a worker names at most 64 evaluation keys".into(),
+        ));
+    }
+    let Some(job) = jobs::claim(&state.pool, worker_id, &request.evaluation_keys, now()).await?
+    else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     state.changes.notify();
@@ -51,6 +57,7 @@ pub async fn claim(
         seq_len: job.seq_len,
         windows: job.windows,
         limits: job.limits,
+        encrypted_to: job.encrypted_to,
     })
     .into_response())
 }

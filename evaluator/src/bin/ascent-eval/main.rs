@@ -77,6 +77,9 @@ enum Command {
     Key(worker::KeyArgs),
     /// Print TEE attestation evidence bound to the worker's key, for its registration.
     Attest(worker::AttestArgs),
+    /// Make a phase's evaluation key pair: the private half into FILE (for the phase's
+    /// workers), the public half printed (the phase's setting; contributors encrypt to it).
+    EvaluationKey(worker::EvaluationKeyArgs),
     /// Upload a checkpoint directory to a phase (resumable) and print its URL.
     Submit(submit::SubmitArgs),
     /// Check a server's public log: the hash chain, every signature, and that replaying
@@ -193,6 +196,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker::run(args),
         Command::Key(args) => worker::key(args),
         Command::Attest(args) => worker::attest(args),
+        Command::EvaluationKey(args) => worker::evaluation_key(args),
         Command::Submit(args) => submit::run(args),
         Command::Verify(args) => verify::run(args),
     });

@@ -23,6 +23,11 @@ pub struct SubmitArgs {
     /// Follow the submission until it is scored (exit 0) or failed (exit 1).
     #[arg(long)]
     wait: bool,
+    /// Encrypt every file to the phase's evaluation key first (kept in
+    /// DIR/.ascent-encrypted/): the server stores only ciphertext, and only the phase's
+    /// workers can read the weights.
+    #[arg(long)]
+    encrypt: bool,
     /// Checkpoint directory: config.json plus model.safetensors, or
     /// model.safetensors.index.json and its shards.
     #[arg(value_name = "DIR")]
@@ -42,10 +47,16 @@ pub fn run(args: SubmitArgs) -> u8 {
 fn submit(args: &SubmitArgs) -> Result<u8, SubmitError> {
     let client = Client::new(&args.server, Some(&args.token))?;
     let bar = byte_bar();
-    let created = submit::upload(&client, args.phase, &args.dir, &mut |sent, total| {
-        bar.set_length(total);
-        bar.set_position(sent);
-    });
+    let created = submit::upload(
+        &client,
+        args.phase,
+        &args.dir,
+        args.encrypt,
+        &mut |sent, total| {
+            bar.set_length(total);
+            bar.set_position(sent);
+        },
+    );
     bar.finish_and_clear();
     let created = created?;
     println!("{}{}", client.server(), created.url);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ascent_evaluator::encryption::EvaluationKey;
 use ascent_evaluator::worker::{self, key, WorkerOptions};
 
 use crate::{device, DeviceArg, DtypeArg};
@@ -36,6 +37,39 @@ pub struct WorkerArgs {
     /// Its public half must be registered with the token: see `ascent-eval key`.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
+    /// A phase's evaluation key (an age identity file from `ascent-eval evaluation-key`):
+    /// the worker is then given that phase's encrypted submissions. Repeat for more phases.
+    #[arg(long = "evaluation-key", value_name = "FILE")]
+    evaluation_keys: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct EvaluationKeyArgs {
+    /// Where to write the new key (refused if the file exists). Give it only to the
+    /// phase's workers (`ascent-eval worker --evaluation-key FILE`).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+/// `ascent-eval evaluation-key FILE`: makes a phase's evaluation key pair, writes the
+/// private half to FILE and prints the public half for the phase's settings.
+pub fn evaluation_key(args: EvaluationKeyArgs) -> u8 {
+    match EvaluationKey::create(&args.file) {
+        Ok(key) => {
+            println!("{}", key.recipient());
+            eprintln!(
+                "ascent-eval: wrote the private key to {} (owner-only); set the phase's evaluation key to {} and start its workers with --evaluation-key {}",
+                args.file.display(),
+                key.recipient(),
+                args.file.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("ascent-eval: {e}");
+            2
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -152,6 +186,16 @@ pub fn run(args: WorkerArgs) -> u8 {
             return e.exit_code() as u8;
         }
     };
+    let mut evaluation_keys = Vec::new();
+    for path in &args.evaluation_keys {
+        match EvaluationKey::load(path) {
+            Ok(keys) => evaluation_keys.extend(keys),
+            Err(e) => {
+                eprintln!("ascent-eval: {e}");
+                return 2;
+            }
+        }
+    }
     let options = WorkerOptions {
         server: args.server,
         token: args.token,
@@ -161,6 +205,7 @@ pub fn run(args: WorkerArgs) -> u8 {
         poll_interval: Duration::from_secs(args.poll.max(1)),
         once: args.once,
         key: signing,
+        evaluation_keys,
     };
     match worker::run(&options, &STOP) {
         Ok(summary) => {

@@ -3,7 +3,7 @@
 //! promotes; the promoted may enter phase 2 and the others may not. Every organizer
 //! action is refused to everyone else and leaves an audit entry.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

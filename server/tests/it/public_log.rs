@@ -2,7 +2,7 @@
 //! verifies with `ascent-eval verify`'s checks; a score edited in the database and an
 //! entry edited in the log are both reported.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

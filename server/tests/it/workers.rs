@@ -2,7 +2,7 @@
 //! GPU box runs, scoring real checkpoints; lapsed leases, late results, revoked tokens
 //! and failures on our side.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -191,6 +191,7 @@ fn claim(client: &Client) -> TestResult<JobAssignment> {
     let request = ClaimRequest {
         evaluator_version: "test".into(),
         device: "cpu".into(),
+        evaluation_keys: Vec::new(),
     };
     Ok(client
         .post_json::<_, JobAssignment>("/api/worker/claim", &request)?

@@ -1,7 +1,7 @@
 //! The resumable upload API through the real router and a real database: offsets,
 //! resuming, finishing into a queued submission, and the rules of the door.
 
-mod support;
+use crate::support;
 
 use ascent_domain::protocol::{SubmissionCreated, SubmissionReport, UploadStatus};
 use ascent_server::http::router;

@@ -2,7 +2,7 @@
 //! little noise added; the worker fingerprints every checkpoint it scores, the copy is
 //! flagged for organizers with its similarity, and independent work is not.
 
-mod support;
+use crate::support;
 
 use ascent_domain::protocol::SubmissionCreated;
 use ascent_domain::views::{Role, SubmissionView};

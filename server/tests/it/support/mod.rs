@@ -1,8 +1,6 @@
 //! Shared setup of the pipeline tests: a demo-like preset small enough for the
 //! evaluator's fixtures, a data directory, held-out data, users with API tokens.
 
-#![allow(dead_code)]
-
 pub mod process;
 
 use std::path::{Path, PathBuf};
@@ -79,7 +77,7 @@ pub fn fixture(name: &str) -> PathBuf {
 /// The demo preset with phase 1 shrunk to the fixtures: 8 windows of 64 tokens, a
 /// 150K-parameter cap, two submissions a day.
 pub fn test_preset(now: i64) -> TestResult<ascent_domain::preset::Preset> {
-    let text = include_str!("../../../presets/demo.toml")
+    let text = include_str!("../../../../presets/demo.toml")
         .replacen("max_parameters = 100_000", "max_parameters = 150_000", 1)
         .replacen("windows = 64", "windows = 8", 1)
         .replacen("per_day = 10", "per_day = 2", 1);

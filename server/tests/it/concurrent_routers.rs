@@ -19,7 +19,7 @@ async fn fresh_router(dir: &std::path::Path) -> TestResult<Router> {
         ascent_store::connect(&format!("sqlite://{}", dir.join("db.sqlite").display())).await?;
     ascent_store::migrate(&pool).await?;
     let now = ascent_store::now();
-    let preset = parse_preset(include_str!("../../presets/demo.toml"), now)?;
+    let preset = parse_preset(include_str!("../../../presets/demo.toml"), now)?;
     ascent_store::phases::load_preset(&pool, &preset, now, false).await?;
     let config = Config {
         addr: "127.0.0.1:3000".parse()?,

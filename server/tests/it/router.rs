@@ -19,7 +19,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn app(pool: &SqlitePool) -> Result<Router, Box<dyn std::error::Error>> {
     let now = ascent_store::now();
-    let preset = parse_preset(include_str!("../../presets/demo.toml"), now)?;
+    let preset = parse_preset(include_str!("../../../presets/demo.toml"), now)?;
     phases::load_preset(pool, &preset, now, false).await?;
     let config = Config {
         addr: "127.0.0.1:3000".parse()?,

@@ -2,7 +2,7 @@
 //! restart the upload resumes where the disk says it stopped, and the job completes
 //! exactly once. Also the `ascent-eval submit` path end to end against the process.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use ureq::http::Method;
 /// A demo-like preset whose phase 1 scores 384 windows of the demo's held-out data:
 /// long enough (about a second) to be interrupted.
 fn write_preset(dir: &Path) -> TestResult<PathBuf> {
-    let text = include_str!("../../presets/demo.toml")
+    let text = include_str!("../../../presets/demo.toml")
         .replacen("max_parameters = 100_000", "max_parameters = 150_000", 1)
         .replacen("windows = 64", "windows = 384", 1);
     let path = dir.join("preset.toml");
@@ -160,7 +160,7 @@ fn ascent_eval_submit_uploads_and_waits_for_the_score() -> TestResult {
     server.start(1)?;
     let client = Client::new(&server.url(), Some(&token))?;
     let mut last = (0, 0);
-    let created = submit::upload(&client, 1, &fixture("tied"), &mut |done, total| {
+    let created = submit::upload(&client, 1, &fixture("tied"), false, &mut |done, total| {
         last = (done, total)
     })?;
     assert_eq!(last.0, last.1);
@@ -169,7 +169,7 @@ fn ascent_eval_submit_uploads_and_waits_for_the_score() -> TestResult {
     assert_eq!(report.state.as_str(), "scored");
     assert!(report.public_loss.is_some_and(|l| l > 0.0 && l < 10.0));
     // The same files again: the contributor's own re-upload is allowed (a new submission).
-    let again = submit::upload(&client, 1, &fixture("tied"), &mut |_, _| {})?;
+    let again = submit::upload(&client, 1, &fixture("tied"), false, &mut |_, _| {})?;
     assert_ne!(again.id, created.id);
     Ok(())
 }
@@ -196,13 +196,14 @@ fn a_worker_lost_mid_scoring_with_the_server_is_replaced_and_its_late_result_ref
     })?;
     server.start(0)?;
     let client = Client::new(&server.url(), Some(&token))?;
-    let created = submit::upload(&client, 1, &fixture("mha"), &mut |_, _| {})?;
+    let created = submit::upload(&client, 1, &fixture("mha"), false, &mut |_, _| {})?;
 
     // A remote worker claims the job and reports that it is scoring...
     let doomed = Client::new(&server.url(), Some(&worker_token))?;
     let claim = ClaimRequest {
         evaluator_version: "test".into(),
         device: "cpu".into(),
+        evaluation_keys: Vec::new(),
     };
     let job: JobAssignment = doomed
         .post_json("/api/worker/claim", &claim)?

@@ -1,0 +1,279 @@
+//! Encrypted participation end to end: `ascent-eval submit --encrypt`'s library path
+//! against a real server on a real port, workers with and without the phase's
+//! evaluation key, and what the server stores.
+
+use crate::support;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use ascent_evaluator::client::Client;
+use ascent_evaluator::encryption::EvaluationKey;
+use ascent_evaluator::submit;
+use ascent_evaluator::worker::{self, WorkerOptions, WorkerSummary};
+use ascent_server::serve::{self, RunningServer};
+use ascent_server::storage::Storage;
+use ascent_store::{phases, workers, SqlitePool};
+use support::{config, contributor, fixture, TestResult};
+
+/// The test preset with phase 1's evaluation key set to `key` (or none), and its data.
+async fn server(pool: &SqlitePool, dir: &Path, key: Option<&str>) -> TestResult<RunningServer> {
+    support::logs();
+    let now = ascent_store::now();
+    let mut preset = support::test_preset(now)?;
+    preset.phases[0].evaluation_key = key.map(str::to_owned);
+    phases::load_preset(pool, &preset, now, false).await?;
+    ascent_server::admin::add_data(pool, &Storage::new(dir), 1, &fixture("text_u16.bin"))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(serve::start(pool.clone(), config(dir, 0)?)
+        .await
+        .map_err(|e| e.to_string())?)
+}
+
+/// A copy of a fixture checkpoint (encrypting writes beside the files).
+fn copy_of(name: &str, into: &Path) -> TestResult<std::path::PathBuf> {
+    let dir = into.join(name);
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(fixture(name))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), dir.join(entry.file_name()))?;
+    }
+    Ok(dir)
+}
+
+async fn upload(url: &str, token: &str, dir: &Path, encrypt: bool) -> TestResult<i64> {
+    let (url, token, dir) = (url.to_owned(), token.to_owned(), dir.to_owned());
+    let created = tokio::task::spawn_blocking(move || {
+        let client = Client::new(&url, Some(&token))?;
+        submit::upload(&client, 1, &dir, encrypt, &mut |_, _| {})
+    })
+    .await??;
+    Ok(created.id)
+}
+
+/// Runs a worker holding `keys` until the queue has nothing it may claim.
+async fn work(
+    url: &str,
+    token: &str,
+    cache: &Path,
+    keys: &[EvaluationKey],
+) -> TestResult<WorkerSummary> {
+    let mut options = WorkerOptions::new(url, token, cache.to_owned(), support::worker_key());
+    options.once = true;
+    options.evaluation_keys = keys.to_vec();
+    let mut total = WorkerSummary::default();
+    loop {
+        let options = options.clone();
+        let summary =
+            tokio::task::spawn_blocking(move || worker::run(&options, &AtomicBool::new(false)))
+                .await??;
+        if summary == WorkerSummary::default() {
+            return Ok(total);
+        }
+        total.scored += summary.scored;
+        total.invalid += summary.invalid;
+        total.errors += summary.errors;
+    }
+}
+
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct Scored {
+    state: String,
+    encrypted: bool,
+    window_nll: Option<String>,
+    weights_sha256: Option<String>,
+    loss: Option<f64>,
+    error: Option<String>,
+}
+
+async fn scored(pool: &SqlitePool, id: i64) -> TestResult<Scored> {
+    Ok(sqlx::query_as(
+        "SELECT state, encrypted, window_nll, weights_sha256, loss, error FROM submissions WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_encrypted_checkpoint_scores_exactly_as_the_plain_one_and_only_with_the_key(
+    pool: SqlitePool,
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let key = EvaluationKey::create(&dir.path().join("phase-1.key"))?;
+    let server = server(&pool, dir.path(), Some(key.recipient())).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let checkpoint = copy_of("tied", dir.path())?;
+    let plain = upload(&server.url(), &ada, &checkpoint, false).await?;
+    let sealed = upload(&server.url(), &ada, &checkpoint, true).await?;
+
+    // The server holds ciphertext only: age files, none of the plain bytes.
+    let upload_id: String = sqlx::query_scalar("SELECT upload_id FROM submissions WHERE id = ?")
+        .bind(sealed)
+        .fetch_one(&pool)
+        .await?;
+    let stored = Storage::new(dir.path()).checkpoint_dir(&upload_id);
+    let mut names: Vec<String> = std::fs::read_dir(&stored)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    assert_eq!(names, ["config.json.age", "model.safetensors.age"]);
+    let config_plain = std::fs::read(checkpoint.join("config.json"))?;
+    for name in &names {
+        let bytes = std::fs::read(stored.join(name))?;
+        assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "{name}");
+        assert!(
+            !bytes.windows(32).any(|w| w == &config_plain[..32]),
+            "{name} holds plaintext"
+        );
+    }
+
+    let token = workers::create(
+        &pool,
+        "no-key",
+        &support::worker_key().public_hex(),
+        None,
+        ascent_store::now(),
+    )
+    .await?;
+    // A worker without the key is not given the encrypted submission at all.
+    let cache = dir.path().join("cache-a");
+    let summary = work(&server.url(), &token, &cache, &[]).await?;
+    assert_eq!((summary.scored, summary.invalid, summary.errors), (1, 0, 0));
+    assert_eq!(scored(&pool, sealed).await?.state, "queued");
+    // Nor is one holding another phase's key.
+    let other = EvaluationKey::generate();
+    let summary = work(&server.url(), &token, &cache, &[other]).await?;
+    assert_eq!(summary, WorkerSummary::default());
+    assert_eq!(scored(&pool, sealed).await?.state, "queued");
+
+    // With the key it scores, and exactly as the plain files scored.
+    let summary = work(&server.url(), &token, &dir.path().join("cache-b"), &[key]).await?;
+    assert_eq!((summary.scored, summary.invalid, summary.errors), (1, 0, 0));
+    let (a, b) = (scored(&pool, plain).await?, scored(&pool, sealed).await?);
+    assert_eq!((a.state.as_str(), b.state.as_str()), ("scored", "scored"));
+    assert!(!a.encrypted && b.encrypted);
+    assert!(a.window_nll.is_some() && a.loss.is_some());
+    assert_eq!(
+        a.window_nll, b.window_nll,
+        "every window's loss is identical"
+    );
+    assert_eq!(a.loss, b.loss);
+    assert_eq!(
+        a.weights_sha256, b.weights_sha256,
+        "the weights are the same"
+    );
+    // The worker deleted its decrypted copy with the job.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("cache-b/jobs"))?.count(),
+        0
+    );
+
+    // The report says so, and the encrypted files are kept beside the checkpoint for a
+    // resumed upload.
+    let client = Client::new(&server.url(), None)?;
+    let report: serde_json::Value = tokio::task::spawn_blocking(move || {
+        client.get_json::<serde_json::Value>(&format!("/api/submissions/{sealed}"))
+    })
+    .await??;
+    assert_eq!(report["encrypted"], true);
+    assert!(checkpoint
+        .join(submit::SEALED_DIR)
+        .join("model.safetensors.age")
+        .is_file());
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn files_for_another_key_fail_as_the_contributors_and_half_encrypted_is_refused(
+    pool: SqlitePool,
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let key = EvaluationKey::create(&dir.path().join("phase-1.key"))?;
+    let server = server(&pool, dir.path(), Some(key.recipient())).await?;
+    let (_, bob) = contributor(&pool, "bob").await?;
+    // Sealed to a key that is not the phase's, then sent through the upload API.
+    let checkpoint = copy_of("tied", dir.path())?;
+    let files = submit::checkpoint_files(&checkpoint)?;
+    let wrong = EvaluationKey::generate();
+    let sealed = submit::seal(&checkpoint, &files, wrong.recipient())?;
+    let bytes: Vec<(String, Vec<u8>)> = sealed
+        .iter()
+        .map(|f| Ok((f.name.clone(), std::fs::read(&f.path)?)))
+        .collect::<TestResult<_>>()?;
+    let app = ascent_server::http::router(support::state(&pool, dir.path())?);
+    let reply = support::submit(&app, &bob, &bytes, "wrong-key").await?;
+    assert_eq!(reply.status, http::StatusCode::CREATED, "{}", reply.body);
+    let id = reply
+        .json::<ascent_domain::protocol::SubmissionCreated>()?
+        .id;
+
+    let token = workers::create(
+        &pool,
+        "w",
+        &support::worker_key().public_hex(),
+        None,
+        ascent_store::now(),
+    )
+    .await?;
+    let summary = work(&server.url(), &token, &dir.path().join("cache"), &[key]).await?;
+    assert_eq!((summary.scored, summary.invalid), (0, 1));
+    let failed = scored(&pool, id).await?;
+    assert_eq!(failed.state, "failed");
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("config.json.age: not encrypted to the phase's evaluation key")
+    );
+
+    // Half encrypted is refused at the door.
+    let mixed = [
+        bytes[0].clone(),
+        (
+            "model.safetensors".to_owned(),
+            std::fs::read(checkpoint.join("model.safetensors"))?,
+        ),
+    ];
+    let reply = support::start(&app, &bob, &mixed, "mixed").await?;
+    assert_eq!(reply.status, http::StatusCode::CONFLICT, "{}", reply.body);
+    assert!(reply.body.contains("encrypted whole"), "{}", reply.body);
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_phase_without_an_evaluation_key_takes_no_encrypted_checkpoints(
+    pool: SqlitePool,
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path(), None).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let checkpoint = copy_of("tied", dir.path())?;
+    // `submit --encrypt` asks for the key before encrypting or sending anything.
+    let e = upload(&server.url(), &ada, &checkpoint, true)
+        .await
+        .expect_err("no key to encrypt to");
+    assert!(
+        e.to_string().contains("phase 1 has no evaluation key"),
+        "{e}"
+    );
+    assert!(!checkpoint.join(submit::SEALED_DIR).exists());
+    // Encrypted files sent anyway are refused at the door.
+    let files = submit::checkpoint_files(&checkpoint)?;
+    let sealed = submit::seal(&checkpoint, &files, EvaluationKey::generate().recipient())?;
+    let bytes: Vec<(String, Vec<u8>)> = sealed
+        .iter()
+        .map(|f| Ok((f.name.clone(), std::fs::read(&f.path)?)))
+        .collect::<TestResult<_>>()?;
+    let app = ascent_server::http::router(support::state(&pool, dir.path())?);
+    let reply = support::start(&app, &ada, &bytes, "sealed").await?;
+    assert!(!reply.status.is_success(), "{}", reply.body);
+    assert!(reply.body.contains("no evaluation key"), "{}", reply.body);
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(count, 0);
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
