@@ -69,6 +69,36 @@ test('an organizer logs in and sees the console', async () => {
   await context.close();
 });
 
+test('an organizer gives a phase an evaluation key; a mistyped key is refused', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const login = await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  await login.waitForURL('**/organizer');
+  const page = await openHydrated(context, `${env.server.url}/organizer/phases/3`);
+  const key = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
+  const save = async (value, reason) => {
+    await page.fill('#settings input[name="form[evaluation_key]"]', value);
+    await page.fill('#settings input[name=reason]', reason);
+    await page.click('#settings button[type=submit]');
+  };
+  // One character changed: the Bech32 checksum catches it before anyone encrypts to it.
+  await save(key.replace('ql3z', 'ql3y'), 'a typo');
+  await page.waitForSelector('#settings .form-error');
+  assert.match(await page.locator('#settings .form-error').innerText(), /checksum is wrong/);
+  await save(key, 'workers hold the private half');
+  await page.waitForSelector('#settings .notice');
+  await page.screenshot({ path: path.join(screenshots, 'console-evaluation-key.png'), fullPage: true });
+  const phase = await openHydrated(context, `${env.server.url}/phases/3`);
+  const offered = await phase.locator('#evaluation-key').innerText();
+  assert.match(offered, /ascent-eval submit --encrypt --phase 3 DIR/);
+  assert.ok(offered.includes(key));
+  const other = await openHydrated(context, `${env.server.url}/phases/4`);
+  assert.match(await other.locator('#evaluation-key').innerText(), /Not offered/);
+  // The key is part of the phase's rules in the API, which `submit --encrypt` reads.
+  const rules = (await (await fetch(`${env.server.url}/api/phases/3`)).json()).rules;
+  assert.equal(rules.evaluation_key, key);
+  await context.close();
+});
+
 test('a state-changing request without the CSRF token is refused', async () => {
   const context = await env.browser.newContext();
   const page = await openHydrated(context, `${env.server.url}/login`);

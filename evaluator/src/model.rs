@@ -114,7 +114,7 @@ impl Llama {
         let c = &self.config;
         let h = c.hidden_size;
         let (cos, sin) = self.rope_tables(t)?;
-        let masks = block_masks(t, &self.device)?; // shared by every layer
+        let masks = block_masks(t, &self.mask_layout(b), &self.device)?; // shared by every layer
         let mut x = self.embed.embedding(&ids.flatten_all()?)?; // [b*t, h]
         for layer in &self.layers {
             x = self.layer(layer, &x, b, t, &cos, &sin, &masks)?;
@@ -166,6 +166,25 @@ impl Llama {
         let hn = self.rms_norm(&x, &layer.post_norm)?;
         let gated = (candle_nn::ops::silu(&linear(&hn, &layer.gate)?)? * linear(&hn, &layer.up)?)?;
         Ok((x + linear(&gated, &layer.down)?)?)
+    }
+
+    /// How the attention masks are laid out for a batch of `b` windows: on CPU one small
+    /// `[n, keys]` mask per block, broadcast over batch and heads by the add; on a GPU each
+    /// block's mask expanded once per forward to the whole score tensor, because candle's
+    /// broadcasting add is a strided kernel that took 40% of a bf16 forward there (ncu,
+    /// H200), while an add of two contiguous tensors runs at memory speed.
+    fn mask_layout(&self, b: usize) -> MaskLayout {
+        if self.device.is_cpu() {
+            MaskLayout::Broadcast
+        } else {
+            let c = &self.config;
+            MaskLayout::Expanded {
+                batch: b,
+                kv_heads: c.num_key_value_heads,
+                group: c.num_attention_heads / c.num_key_value_heads,
+                dtype: self.dtype,
+            }
+        }
     }
 
     /// RMSNorm computed in f32 whatever the compute dtype, as transformers does.
@@ -247,15 +266,28 @@ fn attention_block(device: &Device) -> usize {
 }
 
 /// The additive causal mask of one block of queries `start..start + n` against keys
-/// `0..start + n`: 0 where the key is not after the query, -inf after. `[n, keys]`, f32.
+/// `0..start + n`: 0 where the key is not after the query, -inf after. `[n, keys]` in f32
+/// ([`MaskLayout::Broadcast`]), or `[b, kv_heads, group · n, keys]` in the compute dtype
+/// ([`MaskLayout::Expanded`]; 0 and -inf are exact in every float type).
 struct BlockMask {
     start: usize,
     len: usize,
     mask: Tensor,
 }
 
+/// See [`Llama::mask_layout`].
+enum MaskLayout {
+    Broadcast,
+    Expanded {
+        batch: usize,
+        kv_heads: usize,
+        group: usize,
+        dtype: DType,
+    },
+}
+
 /// The masks of all attention blocks for sequence length `t`, built once per forward.
-fn block_masks(t: usize, device: &Device) -> Result<Vec<BlockMask>> {
+fn block_masks(t: usize, layout: &MaskLayout, device: &Device) -> Result<Vec<BlockMask>> {
     let block = attention_block(device);
     let mut masks = Vec::with_capacity(t.div_ceil(block));
     let mut start = 0;
@@ -266,10 +298,24 @@ fn block_masks(t: usize, device: &Device) -> Result<Vec<BlockMask>> {
         for query in start..keys {
             mask.extend((0..keys).map(|j| if j > query { f32::NEG_INFINITY } else { 0.0 }));
         }
+        let mut mask = Tensor::from_vec(mask, (n, keys), device)?;
+        if let MaskLayout::Expanded {
+            batch,
+            kv_heads,
+            group,
+            dtype,
+        } = *layout
+        {
+            mask = mask
+                .to_dtype(dtype)?
+                .broadcast_as((batch, kv_heads, group, n, keys))?
+                .contiguous()?
+                .reshape((batch, kv_heads, group * n, keys))?;
+        }
         masks.push(BlockMask {
             start,
             len: n,
-            mask: Tensor::from_vec(mask, (n, keys), device)?,
+            mask,
         });
         start += n;
     }
@@ -305,17 +351,23 @@ fn causal_attention(
             .reshape((b, nkv, rep * n, d))?;
         let kb = k.narrow(2, 0, keys)?;
         let vb = v.narrow(2, 0, keys)?;
-        // [b, nkv, rep, n, keys]: the mask broadcasts over the stacked query heads.
-        let scores = qb
-            .matmul(&kb.t()?)?
-            .to_dtype(DType::F32)?
-            .reshape((b, nkv, rep, n, keys))?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?.reshape((
-            b,
-            nkv,
-            rep * n,
-            keys,
-        ))?;
+        let scores = qb.matmul(&kb.t()?)?; // [b, nkv, rep·n, keys]
+        let probs = if mask.rank() == 2 {
+            // [b, nkv, rep, n, keys]: the mask broadcasts over the stacked query heads.
+            let scores = scores
+                .to_dtype(DType::F32)?
+                .reshape((b, nkv, rep, n, keys))?;
+            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?.reshape((
+                b,
+                nkv,
+                rep * n,
+                keys,
+            ))?
+        } else {
+            // The expanded mask: a contiguous add in the compute dtype (exact: +0 or -inf),
+            // then the softmax in f32 as above.
+            candle_nn::ops::softmax_last_dim(&(scores + mask)?.to_dtype(DType::F32)?)?
+        };
         let out = probs.to_dtype(dtype)?.matmul(&vb)?; // [b, nkv, rep·n, d]
         blocks.push(out.reshape((b, nh, n, d))?.transpose(1, 2)?); // [b, n, nh, d]
     }
@@ -358,7 +410,13 @@ mod tests {
         let q = (Tensor::randn(0f32, 1.0, (b, nh, t, d), &dev)? * 0.5)?;
         let k = Tensor::randn(0f32, 1.0, (b, nkv, t, d), &dev)?;
         let v = Tensor::randn(0f32, 1.0, (b, nkv, t, d), &dev)?;
-        let ours = causal_attention(&q, &k, &v, &block_masks(t, &dev)?, DType::F32)?;
+        let ours = causal_attention(
+            &q,
+            &k,
+            &v,
+            &block_masks(t, &MaskLayout::Broadcast, &dev)?,
+            DType::F32,
+        )?;
 
         let rep = nh / nkv;
         let repeat = |x: &Tensor| -> Result<Tensor> {
@@ -377,6 +435,34 @@ mod tests {
             .reshape((b, t, nh * d))?;
         let diff = (ours - naive)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "max difference {diff}");
+        Ok(())
+    }
+
+    /// The GPU's mask layout (expanded to the score tensor, added in the compute dtype)
+    /// gives exactly what the broadcast layout gives, in f32 and in bf16. Run on CPU, so
+    /// the GPU path is tested without a GPU.
+    #[test]
+    fn expanded_masks_give_the_same_attention() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, nh, nkv, t, d) = (2, 4, 2, 200, 8);
+        for dtype in [DType::F32, DType::BF16] {
+            let q = (Tensor::randn(0f32, 1.0, (b, nh, t, d), &dev)? * 0.5)?.to_dtype(dtype)?;
+            let k = Tensor::randn(0f32, 1.0, (b, nkv, t, d), &dev)?.to_dtype(dtype)?;
+            let v = Tensor::randn(0f32, 1.0, (b, nkv, t, d), &dev)?.to_dtype(dtype)?;
+            let broadcast = block_masks(t, &MaskLayout::Broadcast, &dev)?;
+            let layout = MaskLayout::Expanded {
+                batch: b,
+                kv_heads: nkv,
+                group: nh / nkv,
+                dtype,
+            };
+            let expanded = block_masks(t, &layout, &dev)?;
+            assert_eq!(expanded[0].mask.dims(), [b, nkv, 2 * 128, 128]);
+            let one = causal_attention(&q, &k, &v, &broadcast, dtype)?.to_dtype(DType::F32)?;
+            let two = causal_attention(&q, &k, &v, &expanded, dtype)?.to_dtype(DType::F32)?;
+            let diff = (one - two)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert_eq!(diff, 0.0, "{dtype:?}");
+        }
         Ok(())
     }
 }

@@ -193,6 +193,6 @@ pub async fn revoke_worker(pool: &SqlitePool, name: &str) -> anyhow::Result<Stri
         .into_iter()
         .find(|w| w.name == name && w.revoked_at.is_none())
         .with_context(|| format!("there is no active worker named {name:?}"))?;
-    workers::revoke(pool, worker.id, now).await?;
+    workers::revoke(pool, worker.id, None, now).await?;
     Ok(format!("worker {name:?} revoked"))
 }

@@ -17,8 +17,29 @@ pub struct Dataset {
 }
 
 /// Registers a shard (once per hash) and makes it phase `phase`'s held-out data.
+///
+/// Data that scored submissions already is never replaced: their scores would no longer
+/// mean what the phase says.
 pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64>) -> Result<()> {
     let mut tx = crate::write(pool).await?;
+    let current: Option<(Option<String>, i64)> = sqlx::query_as(
+        "SELECT data_sha256, (SELECT COUNT(*) FROM submissions s WHERE s.phase = p.number)
+         FROM phases p WHERE number = ?",
+    )
+    .bind(i64::from(phase))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((current, submissions)) = current else {
+        return Err(StoreError::NotFound(format!("there is no phase {phase}")));
+    };
+    if current.as_deref() == Some(data.sha256.as_str()) {
+        return Ok(());
+    }
+    if current.is_some() && submissions > 0 {
+        return Err(StoreError::Refused(format!(
+            "phase {phase} has {submissions} submissions scored on its current held-out data; it cannot be replaced"
+        )));
+    }
     sqlx::query(
         "INSERT INTO datasets (sha256, name, bytes, tokens, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (sha256) DO NOTHING",
@@ -40,6 +61,23 @@ pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("there is no phase {phase}")));
     }
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Change {
+            actor: by,
+            action: "held-out data attached",
+            subject: format!("phase {phase}"),
+            reason: "",
+            detail: serde_json::json!({
+                "sha256": data.sha256,
+                "name": data.name,
+                "tokens": data.tokens,
+                "replaced": current,
+            }),
+            at: data.added_at,
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(phase, sha256 = %data.sha256, "held-out data attached");
     Ok(())

@@ -29,8 +29,9 @@ pub async fn entry_facts(
     now: i64,
 ) -> Result<EntryFacts> {
     let (day_start, _) = quota_day(now);
-    let row: Option<(String, i64, i64, bool, bool, i64)> = sqlx::query_as(
-        "SELECT p.state, p.per_day, p.max_bytes, p.data_sha256 IS NOT NULL,
+    #[allow(clippy::type_complexity)]
+    let row: Option<(String, i64, i64, i64, i64, bool, bool, i64)> = sqlx::query_as(
+        "SELECT p.state, p.opens_at, p.closes_at, p.per_day, p.max_bytes, p.data_sha256 IS NOT NULL,
                 EXISTS (SELECT 1 FROM phase_entrants e WHERE e.phase = p.number AND e.user_id = ?),
                 (SELECT COUNT(*) FROM submissions s
                  WHERE s.phase = p.number AND s.user_id = ? AND s.created_at >= ? AND s.counts_toward_quota = 1)
@@ -42,13 +43,21 @@ pub async fn entry_facts(
     .bind(i64::from(phase))
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((state, per_day, max_bytes, has_data, is_entrant, used_today)) = row else {
+    let Some((state, opens_at, closes_at, per_day, max_bytes, has_data, is_entrant, used_today)) =
+        row
+    else {
         return Err(StoreError::NotFound(format!("there is no phase {phase}")));
     };
-    let state = PhaseState::ALL
+    let stored = PhaseState::ALL
         .into_iter()
         .find(|s| s.as_str() == state)
         .ok_or_else(|| StoreError::Corrupt(format!("phase state {state:?}")))?;
+    // The schedule moves phases every few seconds; the door does not wait for it: a
+    // phase whose closing time has passed takes nothing more, one due to open takes
+    // submissions.
+    let state = stored
+        .scheduled_move(now, opens_at, closes_at)
+        .unwrap_or(stored);
     Ok(EntryFacts {
         phase,
         state,

@@ -102,7 +102,7 @@ pub async fn create_attested(
     let registered = Event::WorkerRegistered {
         worker: id,
         name: name.to_owned(),
-        public_key,
+        public_key: public_key.clone(),
     };
     public_log::append(&mut tx, &registered, now).await?;
     if let Some((kind, _)) = attestation {
@@ -112,6 +112,21 @@ pub async fn create_attested(
         };
         public_log::append(&mut tx, &attested, now).await?;
     }
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Change {
+            actor: created_by,
+            action: "worker registered",
+            subject: format!("worker {id} ({name})"),
+            reason: "",
+            detail: serde_json::json!({
+                "public_key": public_key,
+                "attestation": attestation.map(|(kind, _)| kind.as_str()),
+            }),
+            at: now,
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(name, attestation = ?attestation.map(|(kind, _)| kind.as_str()), "worker registered");
     Ok(token)
@@ -167,17 +182,32 @@ pub async fn attestation(pool: &SqlitePool, worker_id: i64) -> Result<Option<Tee
 }
 
 /// Revokes a worker by id. Its leases lapse; its late results are refused.
-pub async fn revoke(pool: &SqlitePool, worker_id: i64, now: i64) -> Result<()> {
+/// Revokes a worker, by organizer `by` (`None`: the admin command line).
+pub async fn revoke(pool: &SqlitePool, worker_id: i64, by: Option<i64>, now: i64) -> Result<()> {
     let mut tx = crate::write(pool).await?;
-    let done = sqlx::query("UPDATE workers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-        .bind(now)
-        .bind(worker_id)
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
+    let name: Option<String> = sqlx::query_scalar(
+        "UPDATE workers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING name",
+    )
+    .bind(now)
+    .bind(worker_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(name) = name else {
         return Err(StoreError::NotFound("no such active worker".into()));
-    }
+    };
     public_log::append(&mut tx, &Event::WorkerRevoked { worker: worker_id }, now).await?;
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Change {
+            actor: by,
+            action: "worker revoked",
+            subject: format!("worker {worker_id} ({name})"),
+            reason: "",
+            detail: serde_json::json!({}),
+            at: now,
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(worker_id, "worker revoked");
     Ok(())

@@ -184,12 +184,12 @@ pub async fn create_worker(
 }
 
 /// Revokes a worker: its leases lapse and its late results are refused.
-#[server]
+#[server(endpoint = "organizer/revoke_worker")]
 pub async fn revoke_worker(csrf_token: String, id: i64) -> Result<(), AppError> {
     let _checked_by_the_security_layer = csrf_token;
     let organizer = require_organizer("/organizer")?;
     let pool = crate::ssr::pool()?;
-    ascent_store::workers::revoke(&pool, id, ascent_store::now()).await?;
+    ascent_store::workers::revoke(&pool, id, Some(organizer.id), ascent_store::now()).await?;
     tracing::info!(
         by = organizer.id,
         worker = id,

@@ -419,6 +419,13 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
         ("reason".into(), "x".into()),
     ]);
     let edit: Vec<(&str, &str)> = edit.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let key = support::worker_key().public_hex();
+    let worker =
+        ascent_store::workers::create(&pool, "gpu-1", &key, None, ascent_store::now()).await?;
+    let worker_id: i64 = sqlx::query_scalar("SELECT id FROM workers WHERE name = 'gpu-1'")
+        .fetch_one(&pool)
+        .await?;
+    let worker_id = worker_id.to_string();
     let actions: Vec<(&str, Vec<(&str, &str)>)> = vec![
         (
             "organizer/move_phase",
@@ -452,8 +459,17 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
             "organizer/rerun",
             vec![("csrf_token", ""), ("id", &id), ("reason", "x")],
         ),
+        (
+            "organizer/create_worker",
+            vec![("csrf_token", ""), ("name", "mine"), ("public_key", &key)],
+        ),
+        (
+            "organizer/revoke_worker",
+            vec![("csrf_token", ""), ("id", &worker_id)],
+        ),
     ];
     let reads = [
+        "/api/organizer/queue",
         "/api/organizer/phase_review?number=1",
         "/api/organizer/search_submissions?text=ada&disqualified_only=false",
         "/api/organizer/audit",
@@ -485,6 +501,16 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
         }
     }
     assert_eq!(audit_count(&pool).await?, before, "nothing happened");
+    // The worker still works, and no other was made.
+    assert!(
+        ascent_store::workers::authenticate(&pool, &worker, ascent_store::now())
+            .await?
+            .is_some()
+    );
+    let workers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE name != 'built-in'")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(workers, 1);
     assert_eq!(phase_state(&pool, 1).await?, "open");
     let disqualified: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM submissions WHERE disqualified = 1")

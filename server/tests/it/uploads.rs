@@ -321,6 +321,10 @@ async fn the_schedule_closes_the_door_but_queued_jobs_stay(pool: SqlitePool) -> 
         .bind(ascent_store::now() - 1)
         .execute(&pool)
         .await?;
+    // The door does not wait for the maintenance loop to move the phase.
+    let early = start(&app, &token, &files, "just-after").await?;
+    assert_eq!(early.status, StatusCode::FORBIDDEN, "{}", early.body);
+    assert!(early.body.contains("phase 1 is closed"), "{}", early.body);
     ascent_server::pipeline::maintain_once(&state).await;
     let refused = start(&app, &token, &files, "after").await?;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);

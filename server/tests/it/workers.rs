@@ -353,7 +353,7 @@ async fn a_revoked_worker_is_refused(pool: SqlitePool) -> TestResult {
         .find(|w| w.name == "retired")
         .ok_or("listed")?
         .id;
-    workers::revoke(&pool, id, now).await?;
+    workers::revoke(&pool, id, None, now).await?;
     let result = work(&server.url(), &token, &dir.path().join("cache")).await;
     let error = result
         .expect_err("a revoked worker cannot work")
@@ -592,7 +592,7 @@ async fn a_phase_that_requires_attestation_takes_scores_only_from_attested_worke
     assert_ne!(outcome(&pool, id).await?.state, "scored");
     // Its job goes back to the queue when it is revoked.
     let plain_id = workers::list(&pool, ascent_store::now()).await?[0].id;
-    workers::revoke(&pool, plain_id, ascent_store::now()).await?;
+    workers::revoke(&pool, plain_id, None, ascent_store::now()).await?;
     jobs::release_worker(&pool, plain_id, ascent_store::now()).await?;
     // (Without waiting out the retry backoff, which is not what this test is about.)
     sqlx::query("UPDATE jobs SET available_at = 0")
