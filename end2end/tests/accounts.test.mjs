@@ -88,6 +88,7 @@ test('an organizer gives a phase an evaluation key; a mistyped key is refused', 
   await page.waitForSelector('#settings .notice');
   await page.screenshot({ path: path.join(screenshots, 'console-evaluation-key.png'), fullPage: true });
   const phase = await openHydrated(context, `${env.server.url}/phases/3`);
+  await phase.locator('#rules-submissions').screenshot({ path: path.join(screenshots, 'phase-evaluation-key.png') });
   const offered = await phase.locator('#evaluation-key').innerText();
   assert.match(offered, /ascent-eval submit --encrypt --phase 3 DIR/);
   assert.ok(offered.includes(key));

@@ -345,12 +345,12 @@ fn SettingsPanel(
                         <span>"Accept scores only from attested workers (TEE)"</span>
                     </label>
                     {frozen.then(|| view! { <input type="hidden" name="form[require_attestation]" value=form.require_attestation.clone() /> })}
-                    <label>
-                        <span>"Evaluation key (age1…; empty: no encrypted submissions)"</span>
-                        <input type="text" name="form[evaluation_key]" value=form.evaluation_key.clone() disabled=frozen spellcheck="false" autocomplete="off" placeholder="age1…" />
+                    <label class="span-all">
+                        <span>"Evaluation key for encrypted submissions (age1…; empty: none)"</span>
+                        <input type="text" class="mono" name="form[evaluation_key]" value=form.evaluation_key.clone() disabled=frozen spellcheck="false" autocomplete="off" placeholder="age1…" />
                         {frozen.then(|| view! { <input type="hidden" name="form[evaluation_key]" value=form.evaluation_key.clone() /> })}
+                        <span class="hint">"Make the key pair on a worker machine with " <code>"ascent-eval evaluation-key FILE"</code> " and start the phase's workers with " <code>"--evaluation-key FILE"</code> ". Only the public half goes here; the server never sees the private one."</span>
                     </label>
-                    <p class="hint">"Make the key pair on a worker machine with " <code>"ascent-eval evaluation-key FILE"</code> " and start the phase's workers with " <code>"--evaluation-key FILE"</code> "; only the public half goes here."</p>
                 </fieldset>
                 <fieldset>
                     <legend>"Rewards"</legend>

@@ -221,7 +221,7 @@ fn Rules(spec: PhaseSpec) -> impl IntoView {
             <dt>"Score"</dt><dd>"Mean cross-entropy in nats per predicted token; lower is better"</dd>
         </dl>
         <h3>"Submissions"</h3>
-        <dl class="rules-list">
+        <dl class="rules-list" id="rules-submissions">
             <dt>"Per day"</dt><dd>{spec.submissions.per_day}</dd>
             <dt>"Largest upload"</dt><dd>{format::bytes(spec.submissions.max_bytes)}</dd>
             <dt>"Ties"</dt><dd>{format!("A later submission must beat an earlier one by more than {}% to rank above it", spec.epsilon * 100.0)}</dd>
