@@ -5,16 +5,15 @@
 use crate::support;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use ascent_evaluator::client::Client;
 use ascent_evaluator::encryption::EvaluationKey;
 use ascent_evaluator::submit;
-use ascent_evaluator::worker::{self, WorkerOptions, WorkerSummary};
+use ascent_evaluator::worker::WorkerSummary;
 use ascent_server::serve::{self, RunningServer};
 use ascent_server::storage::Storage;
 use ascent_store::{phases, workers, SqlitePool};
-use support::{config, contributor, fixture, TestResult};
+use support::{config, contributor, fixture, work, TestResult};
 
 /// The test preset with phase 1's evaluation key set to `key` (or none), and its data.
 async fn server(pool: &SqlitePool, dir: &Path, key: Option<&str>) -> TestResult<RunningServer> {
@@ -52,29 +51,13 @@ async fn upload(url: &str, token: &str, dir: &Path, encrypt: bool) -> TestResult
     Ok(created.id)
 }
 
-/// Runs a worker holding `keys` until the queue has nothing it may claim.
-async fn work(
-    url: &str,
-    token: &str,
-    cache: &Path,
-    keys: &[EvaluationKey],
-) -> TestResult<WorkerSummary> {
-    let mut options = WorkerOptions::new(url, token, cache.to_owned(), support::worker_key());
-    options.once = true;
-    options.evaluation_keys = keys.to_vec();
-    let mut total = WorkerSummary::default();
-    loop {
-        let options = options.clone();
-        let summary =
-            tokio::task::spawn_blocking(move || worker::run(&options, &AtomicBool::new(false)))
-                .await??;
-        if summary == WorkerSummary::default() {
-            return Ok(total);
-        }
-        total.scored += summary.scored;
-        total.invalid += summary.invalid;
-        total.errors += summary.errors;
-    }
+/// `checkpoint`'s files encrypted to `recipient`, as (name, bytes) for the upload API.
+fn sealed_files(checkpoint: &Path, recipient: &str) -> TestResult<Vec<(String, Vec<u8>)>> {
+    let files = submit::checkpoint_files(checkpoint)?;
+    submit::seal(checkpoint, &files, recipient)?
+        .iter()
+        .map(|f| Ok((f.name.clone(), std::fs::read(&f.path)?)))
+        .collect()
 }
 
 #[derive(Debug, PartialEq, sqlx::FromRow)]
@@ -196,13 +179,7 @@ async fn files_for_another_key_fail_as_the_contributors_and_half_encrypted_is_re
     let (_, bob) = contributor(&pool, "bob").await?;
     // Sealed to a key that is not the phase's, then sent through the upload API.
     let checkpoint = copy_of("tied", dir.path())?;
-    let files = submit::checkpoint_files(&checkpoint)?;
-    let wrong = EvaluationKey::generate();
-    let sealed = submit::seal(&checkpoint, &files, wrong.recipient())?;
-    let bytes: Vec<(String, Vec<u8>)> = sealed
-        .iter()
-        .map(|f| Ok((f.name.clone(), std::fs::read(&f.path)?)))
-        .collect::<TestResult<_>>()?;
+    let bytes = sealed_files(&checkpoint, EvaluationKey::generate().recipient())?;
     let app = ascent_server::http::router(support::state(&pool, dir.path())?);
     let reply = support::submit(&app, &bob, &bytes, "wrong-key").await?;
     assert_eq!(reply.status, http::StatusCode::CREATED, "{}", reply.body);
@@ -260,12 +237,7 @@ async fn a_phase_without_an_evaluation_key_takes_no_encrypted_checkpoints(
     );
     assert!(!checkpoint.join(submit::SEALED_DIR).exists());
     // Encrypted files sent anyway are refused at the door.
-    let files = submit::checkpoint_files(&checkpoint)?;
-    let sealed = submit::seal(&checkpoint, &files, EvaluationKey::generate().recipient())?;
-    let bytes: Vec<(String, Vec<u8>)> = sealed
-        .iter()
-        .map(|f| Ok((f.name.clone(), std::fs::read(&f.path)?)))
-        .collect::<TestResult<_>>()?;
+    let bytes = sealed_files(&checkpoint, EvaluationKey::generate().recipient())?;
     let app = ascent_server::http::router(support::state(&pool, dir.path())?);
     let reply = support::start(&app, &ada, &bytes, "sealed").await?;
     assert!(!reply.status.is_success(), "{}", reply.body);

@@ -5,14 +5,13 @@
 use crate::support;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use ascent_domain::protocol::{
     ClaimRequest, JobAssignment, JobOutcome, JobResult, ScoredCheckpoint, SubmissionCreated,
 };
 use ascent_domain::statement::{spec_sha256, verify, ScoreStatement, WorkerKey};
 use ascent_evaluator::client::Client;
-use ascent_evaluator::worker::{self, WorkerOptions, WorkerSummary};
+use ascent_evaluator::worker::WorkerSummary;
 use ascent_server::http::router;
 use ascent_server::serve::{self, RunningServer};
 use ascent_store::{jobs, workers, SqlitePool};
@@ -40,25 +39,9 @@ async fn submitted(
     Ok(reply.json::<SubmissionCreated>()?.id)
 }
 
-/// Runs the worker loop until the queue is empty (each `once` run does one job).
+/// Runs a worker without evaluation keys until the queue has nothing for it.
 async fn work(url: &str, token: &str, cache: &Path) -> TestResult<WorkerSummary> {
-    let mut options = WorkerOptions::new(url, token, cache.to_owned(), support::worker_key());
-    options.once = true;
-    let mut total = WorkerSummary::default();
-    loop {
-        let options = options.clone();
-        let summary =
-            tokio::task::spawn_blocking(move || worker::run(&options, &AtomicBool::new(false)))
-                .await??;
-        if summary == WorkerSummary::default() {
-            return Ok(total);
-        }
-        total.scored += summary.scored;
-        total.invalid += summary.invalid;
-        total.errors += summary.errors;
-        total.refused += summary.refused;
-        total.abandoned += summary.abandoned;
-    }
+    support::work(url, token, cache, &[]).await
 }
 
 /// `GET path` with the blocking client, off the runtime the server runs on.

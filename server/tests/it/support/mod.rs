@@ -310,6 +310,34 @@ pub async fn submit_to(
     .await
 }
 
+/// Runs the `ascent-eval` worker loop, holding `evaluation_keys`, one job per run until
+/// the queue has nothing it may claim; the summaries added up.
+pub async fn work(
+    url: &str,
+    token: &str,
+    cache: &Path,
+    evaluation_keys: &[ascent_evaluator::encryption::EvaluationKey],
+) -> TestResult<ascent_evaluator::worker::WorkerSummary> {
+    use ascent_evaluator::worker::{self, WorkerOptions, WorkerSummary};
+    let mut options = WorkerOptions::new(url, token, cache.to_owned(), worker_key());
+    options.once = true;
+    options.evaluation_keys = evaluation_keys.to_vec();
+    let mut total = WorkerSummary::default();
+    loop {
+        let options = options.clone();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let summary = tokio::task::spawn_blocking(move || worker::run(&options, &stop)).await??;
+        if summary == WorkerSummary::default() {
+            return Ok(total);
+        }
+        total.scored += summary.scored;
+        total.invalid += summary.invalid;
+        total.errors += summary.errors;
+        total.refused += summary.refused;
+        total.abandoned += summary.abandoned;
+    }
+}
+
 /// The signing key of the tests' remote workers (its public half registered with them).
 pub fn worker_key() -> ascent_domain::statement::WorkerKey {
     ascent_domain::statement::WorkerKey::from_secret([42; 32])
