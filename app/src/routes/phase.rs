@@ -227,9 +227,9 @@ fn Rules(spec: PhaseSpec) -> impl IntoView {
             <dt>"Ties"</dt><dd>{format!("A later submission must beat an earlier one by more than {}% to rank above it", spec.epsilon * 100.0)}</dd>
             <dt>"Encrypted"</dt><dd id="evaluation-key">{match spec.evaluation_key.clone() {
                 Some(key) => view! {
-                    "Accepted: "<code>{format!("ascent-eval submit --encrypt --phase {} DIR", spec.number)}</code>
-                    " encrypts every file to this phase's evaluation key "<code class="hash">{key}</code>
-                    " (age) before it leaves your machine; the server stores only ciphertext and only the phase's workers can decrypt it. Encrypted checkpoints are never published."
+                    "Accepted: "<code>"ascent-eval submit --encrypt"</code>
+                    " encrypts your files to the phase's key; only its workers can read them, and they are never published. Key: "
+                    <code class="hash">{key}</code>
                 }.into_any(),
                 None => view! { "Not offered: this phase has no evaluation key" }.into_any(),
             }}</dd>
