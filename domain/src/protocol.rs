@@ -67,6 +67,10 @@ pub struct NewUpload {
     /// Client-chosen identity of this set of files (e.g. names, sizes and modification
     /// times), so an upload can be found again after a reload or a crash.
     pub fingerprint: String,
+    /// For encrypted files (`NAME.age`), the evaluation key they are encrypted to; it
+    /// must be the phase's when the upload starts and when it finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_to: Option<String>,
 }
 
 /// A file of an upload and how much of it the server holds.

@@ -35,6 +35,10 @@ pub enum Event {
         seq_len: u32,
         windows: u32,
         max_parameters: u64,
+        /// The key encrypted submissions are encrypted to (`encryption`), so contributors
+        /// can check the one the server gives them against the log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evaluation_key: Option<String>,
     },
     PhaseMoved {
         phase: u8,
@@ -522,6 +526,7 @@ mod tests {
             seq_len: 8,
             windows: 4,
             max_parameters: 1000,
+            evaluation_key: None,
         }
     }
 

@@ -16,6 +16,12 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How far into a file its age header must end. A header for one X25519 recipient is
+/// about 200 bytes; age itself reads a header of any length (and re-parses it line by
+/// line), so a hostile file with a huge header would cost a worker memory and hours.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 use age::secrecy::ExposeSecret;
 use age::x25519::{Identity, Recipient};
@@ -40,6 +46,8 @@ pub enum EncryptionError {
     /// Not an age file, or one that was altered or cut short.
     #[error("{name}: not a whole age-encrypted file ({message})")]
     Corrupt { name: String, message: String },
+    #[error("decryption cancelled")]
+    Cancelled,
 }
 
 impl EncryptionError {
@@ -159,7 +167,7 @@ pub fn encrypt_file(src: &Path, dst: &Path, recipient: &Recipient) -> Result<(),
         let mut writer = encryptor
             .wrap_output(BufWriter::new(output))
             .map_err(|e| EncryptionError::io(&partial, e))?;
-        copy(&mut input, &mut writer, &partial, |e| {
+        copy(&mut input, &mut writer, &partial, None, |e| {
             EncryptionError::io(src, e)
         })?;
         let output = writer
@@ -179,18 +187,20 @@ pub fn encrypt_file(src: &Path, dst: &Path, recipient: &Recipient) -> Result<(),
 
 /// Decrypts `src` (the contributor's file `name`) into `dst` with `key`. A file for
 /// another key, or one that is not a whole age file, is the contributor's fault; disk
-/// trouble is ours. `dst` is removed on failure.
+/// trouble is ours. `dst` is removed on failure, and on `cancel` (checked every MiB).
 pub fn decrypt_file(
     src: &Path,
     dst: &Path,
     name: &str,
     key: &EvaluationKey,
+    cancel: Option<&AtomicBool>,
 ) -> Result<(), EncryptionError> {
     let corrupt = |message: String| EncryptionError::Corrupt {
         name: name.to_owned(),
         message,
     };
     let result = (|| {
+        check_header(src, name)?;
         let input = BufReader::new(File::open(src).map_err(|e| EncryptionError::io(src, e))?);
         let decryptor = age::Decryptor::new_buffered(input).map_err(|e| match e {
             age::DecryptError::Io(e) if e.kind() != ErrorKind::UnexpectedEof => {
@@ -209,7 +219,7 @@ pub fn decrypt_file(
         let mut output =
             BufWriter::new(File::create(dst).map_err(|e| EncryptionError::io(dst, e))?);
         // The stream reader reports a changed or cut chunk as InvalidData/UnexpectedEof.
-        copy(&mut reader, &mut output, dst, |e| match e.kind() {
+        copy(&mut reader, &mut output, dst, cancel, |e| match e.kind() {
             ErrorKind::InvalidData | ErrorKind::UnexpectedEof => corrupt(e.to_string()),
             _ => EncryptionError::io(src, e),
         })?;
@@ -225,16 +235,41 @@ pub fn decrypt_file(
     result
 }
 
+/// Refuses, before age parses anything, a file that does not start with age's version
+/// line or whose header does not end (`\n--- `) within [`MAX_HEADER_BYTES`].
+fn check_header(src: &Path, name: &str) -> Result<(), EncryptionError> {
+    let file = File::open(src).map_err(|e| EncryptionError::io(src, e))?;
+    let mut head = Vec::with_capacity(MAX_HEADER_BYTES);
+    file.take(MAX_HEADER_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| EncryptionError::io(src, e))?;
+    let corrupt = |message: &str| EncryptionError::Corrupt {
+        name: name.to_owned(),
+        message: message.to_owned(),
+    };
+    if !head.starts_with(b"age-encryption.org/v1\n") {
+        return Err(corrupt("it does not start with age's version line"));
+    }
+    if !head.windows(5).any(|w| w == b"\n--- ") {
+        return Err(corrupt("its header does not end within the first 64 KiB"));
+    }
+    Ok(())
+}
+
 /// Copies `input` to `output`, telling read errors (mapped by `on_read`) from write
-/// errors (on `output_path`).
+/// errors (on `output_path`); stops when `cancel` is set.
 fn copy(
     input: &mut dyn Read,
     output: &mut dyn Write,
     output_path: &Path,
+    cancel: Option<&AtomicBool>,
     on_read: impl Fn(std::io::Error) -> EncryptionError,
 ) -> Result<(), EncryptionError> {
     let mut buf = vec![0u8; 1 << 20];
     loop {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(EncryptionError::Cancelled);
+        }
         let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -271,7 +306,7 @@ mod tests {
         assert!(ciphertext.starts_with(b"age-encryption.org/v1\n"));
         assert!(!ciphertext.windows(64).any(|w| w == &plain[1000..1064]));
         let out = dir.path().join("out");
-        decrypt_file(&sealed, &out, "model.safetensors.age", &key).expect("decrypt");
+        decrypt_file(&sealed, &out, "model.safetensors.age", &key, None).expect("decrypt");
         assert_eq!(std::fs::read(&out).expect("read"), plain);
     }
 
@@ -284,7 +319,7 @@ mod tests {
         let recipient = parse_recipient(theirs.recipient()).expect("recipient");
         encrypt_file(&dir.path().join("config.json"), &sealed, &recipient).expect("encrypt");
         let out = dir.path().join("out");
-        let e = decrypt_file(&sealed, &out, "config.json.age", &ours).expect_err("other key");
+        let e = decrypt_file(&sealed, &out, "config.json.age", &ours, None).expect_err("other key");
         assert!(matches!(e, EncryptionError::OtherKey { .. }), "{e}");
         assert!(e.is_contributors());
         assert!(!out.exists());
@@ -293,12 +328,28 @@ mod tests {
         let last = bytes.len() - 10;
         bytes[last] ^= 1;
         write(&sealed, &bytes);
-        let e = decrypt_file(&sealed, &out, "config.json.age", &theirs).expect_err("altered");
+        let e = decrypt_file(&sealed, &out, "config.json.age", &theirs, None).expect_err("altered");
         assert!(matches!(e, EncryptionError::Corrupt { .. }), "{e}");
         assert!(!out.exists(), "no partial plaintext is left behind");
 
+        // A header that never ends is refused before age reads it.
+        let mut endless = b"age-encryption.org/v1\n-> X25519 abc\n".to_vec();
+        endless.extend(std::iter::repeat_n(b"QUJD\n".as_slice(), 20_000).flatten());
+        write(&sealed, &endless);
+        let e = decrypt_file(&sealed, &out, "config.json.age", &theirs, None).expect_err("long");
+        assert!(e.to_string().contains("header does not end within"), "{e}");
+        assert!(e.is_contributors());
+
+        // Cancelled: nothing is left behind.
+        encrypt_file(&dir.path().join("config.json"), &sealed, &recipient).expect("encrypt");
+        let stop = AtomicBool::new(true);
+        let e = decrypt_file(&sealed, &out, "config.json.age", &theirs, Some(&stop))
+            .expect_err("cancelled");
+        assert!(matches!(e, EncryptionError::Cancelled), "{e}");
+        assert!(!out.exists());
+
         write(&sealed, b"{\"not\": \"age\"}");
-        let e = decrypt_file(&sealed, &out, "config.json.age", &theirs).expect_err("plain");
+        let e = decrypt_file(&sealed, &out, "config.json.age", &theirs, None).expect_err("plain");
         assert!(
             e.to_string()
                 .starts_with("config.json.age: not a whole age-encrypted file"),

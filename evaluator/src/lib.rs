@@ -11,6 +11,8 @@
 //! Talking to a server: [`client`] (blocking HTTP, retries, verified resumable
 //! downloads), [`worker`] (claim, score, report), [`submit`] (resumable upload).
 
+#[cfg(feature = "cuda")]
+pub mod causal_softmax;
 pub mod checkpoint;
 pub mod client;
 pub mod config;

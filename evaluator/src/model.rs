@@ -174,6 +174,13 @@ impl Llama {
     /// broadcasting add is a strided kernel that took 40% of a bf16 forward there (ncu,
     /// H200), while an add of two contiguous tensors runs at memory speed.
     fn mask_layout(&self, b: usize) -> MaskLayout {
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda()
+            && matches!(self.dtype, DType::F32 | DType::BF16)
+            && crate::causal_softmax::available()
+        {
+            return MaskLayout::InKernel;
+        }
         if self.device.is_cpu() {
             MaskLayout::Broadcast
         } else {
@@ -268,16 +275,20 @@ fn attention_block(device: &Device) -> usize {
 /// The additive causal mask of one block of queries `start..start + n` against keys
 /// `0..start + n`: 0 where the key is not after the query, -inf after. `[n, keys]` in f32
 /// ([`MaskLayout::Broadcast`]), or `[b, kv_heads, group · n, keys]` in the compute dtype
-/// ([`MaskLayout::Expanded`]; 0 and -inf are exact in every float type).
+/// ([`MaskLayout::Expanded`]; 0 and -inf are exact in every float type), or none where
+/// the fused CUDA kernel applies it ([`MaskLayout::InKernel`]).
 struct BlockMask {
     start: usize,
     len: usize,
-    mask: Tensor,
+    mask: Option<Tensor>,
 }
 
 /// See [`Llama::mask_layout`].
 enum MaskLayout {
     Broadcast,
+    /// `causal_softmax`'s fused kernel masks as it goes.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    InKernel,
     Expanded {
         batch: usize,
         kv_heads: usize,
@@ -298,20 +309,23 @@ fn block_masks(t: usize, layout: &MaskLayout, device: &Device) -> Result<Vec<Blo
         for query in start..keys {
             mask.extend((0..keys).map(|j| if j > query { f32::NEG_INFINITY } else { 0.0 }));
         }
-        let mut mask = Tensor::from_vec(mask, (n, keys), device)?;
-        if let MaskLayout::Expanded {
-            batch,
-            kv_heads,
-            group,
-            dtype,
-        } = *layout
-        {
-            mask = mask
-                .to_dtype(dtype)?
-                .broadcast_as((batch, kv_heads, group, n, keys))?
-                .contiguous()?
-                .reshape((batch, kv_heads, group * n, keys))?;
-        }
+        let small = || Tensor::from_vec(mask, (n, keys), device);
+        let mask = match *layout {
+            MaskLayout::Broadcast => Some(small()?),
+            MaskLayout::InKernel => None,
+            MaskLayout::Expanded {
+                batch,
+                kv_heads,
+                group,
+                dtype,
+            } => Some(
+                small()?
+                    .to_dtype(dtype)?
+                    .broadcast_as((batch, kv_heads, group, n, keys))?
+                    .contiguous()?
+                    .reshape((batch, kv_heads, group * n, keys))?,
+            ),
+        };
         masks.push(BlockMask {
             start,
             len: n,
@@ -352,21 +366,25 @@ fn causal_attention(
         let kb = k.narrow(2, 0, keys)?;
         let vb = v.narrow(2, 0, keys)?;
         let scores = qb.matmul(&kb.t()?)?; // [b, nkv, rep·n, keys]
-        let probs = if mask.rank() == 2 {
-            // [b, nkv, rep, n, keys]: the mask broadcasts over the stacked query heads.
-            let scores = scores
-                .to_dtype(DType::F32)?
-                .reshape((b, nkv, rep, n, keys))?;
-            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?.reshape((
-                b,
-                nkv,
-                rep * n,
-                keys,
-            ))?
-        } else {
-            // The expanded mask: a contiguous add in the compute dtype (exact: +0 or -inf),
-            // then the softmax in f32 as above.
-            candle_nn::ops::softmax_last_dim(&(scores + mask)?.to_dtype(DType::F32)?)?
+        let probs = match mask {
+            Some(mask) if mask.rank() == 2 => {
+                // [b, nkv, rep, n, keys]: the mask broadcasts over the stacked query heads.
+                let scores = scores
+                    .to_dtype(DType::F32)?
+                    .reshape((b, nkv, rep, n, keys))?;
+                candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?.reshape((
+                    b,
+                    nkv,
+                    rep * n,
+                    keys,
+                ))?
+            }
+            // The expanded mask: a contiguous add in the compute dtype (exact: +0 or
+            // -inf), then the softmax in f32 as above.
+            Some(mask) => {
+                candle_nn::ops::softmax_last_dim(&(scores + mask)?.to_dtype(DType::F32)?)?
+            }
+            None => fused_softmax(&scores, n, start)?,
         };
         let out = probs.to_dtype(dtype)?.matmul(&vb)?; // [b, nkv, rep·n, d]
         blocks.push(out.reshape((b, nh, n, d))?.transpose(1, 2)?); // [b, n, nh, d]
@@ -387,6 +405,19 @@ fn causal_attention(
         Tensor::cat(&blocks, 1)?
     };
     Ok(out.reshape((b, t, nh * d))?)
+}
+
+/// The causal softmax of one block's scores in one CUDA kernel (`causal_softmax`).
+#[cfg(feature = "cuda")]
+fn fused_softmax(scores: &Tensor, n: usize, start: usize) -> Result<Tensor> {
+    Ok(scores.apply_op1_no_bwd(&crate::causal_softmax::CausalSoftmax { n, start })?)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn fused_softmax(_: &Tensor, _: usize, _: usize) -> Result<Tensor> {
+    Err(EvalError::Internal(
+        "an attention block without a mask needs the cuda feature".into(),
+    ))
 }
 
 fn take(weights: &mut HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
@@ -457,7 +488,10 @@ mod tests {
                 dtype,
             };
             let expanded = block_masks(t, &layout, &dev)?;
-            assert_eq!(expanded[0].mask.dims(), [b, nkv, 2 * 128, 128]);
+            assert_eq!(
+                expanded[0].mask.as_ref().map(Tensor::dims),
+                Some(&[b, nkv, 2 * 128, 128][..])
+            );
             let one = causal_attention(&q, &k, &v, &broadcast, dtype)?.to_dtype(DType::F32)?;
             let two = causal_attention(&q, &k, &v, &expanded, dtype)?.to_dtype(DType::F32)?;
             let diff = (one - two)?.abs()?.max_all()?.to_scalar::<f32>()?;

@@ -47,20 +47,38 @@ impl SubmitError {
     }
 }
 
-/// Uploads the checkpoint in `dir` to `phase` and finishes it into a queued submission;
-/// with `encrypt`, its files encrypted to the phase's evaluation key ([`seal`]).
-/// `progress(sent, total)` follows the bytes the server holds.
+/// Whether and how `upload` encrypts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption<'a> {
+    /// Plain files.
+    None,
+    /// Every file encrypted to the phase's evaluation key ([`seal`]), as the server
+    /// announces it; with `Some(key)`, only if that is the key (a contributor who got
+    /// the key from the organizers another way need not trust the server for it).
+    ToPhaseKey(Option<&'a str>),
+}
+
+/// Uploads the checkpoint in `dir` to `phase` and finishes it into a queued submission,
+/// encrypted or not. `progress(sent, total)` follows the bytes the server holds.
 pub fn upload(
     client: &Client,
     phase: u8,
     dir: &Path,
-    encrypt: bool,
+    encryption: Encryption<'_>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<SubmissionCreated, SubmitError> {
     let mut files = checkpoint_files(dir)?;
-    if encrypt {
+    let mut encrypted_to = None;
+    if let Encryption::ToPhaseKey(pinned) = encryption {
         let key = evaluation_key(client, phase)?;
+        if let Some(pinned) = pinned.filter(|p| *p != key) {
+            return Err(SubmitError::Invalid(format!(
+                "the server gives {key} as phase {phase}'s evaluation key, not the {pinned} you expect; nothing was sent"
+            )));
+        }
+        tracing::info!(%key, "encrypting to the phase's evaluation key");
         files = seal(dir, &files, &key)?;
+        encrypted_to = Some(key);
     }
     let request = NewUpload {
         phase,
@@ -72,6 +90,7 @@ pub fn upload(
             })
             .collect(),
         fingerprint: fingerprint(&files),
+        encrypted_to,
     };
     let status: UploadStatus = client
         .post_json("/api/uploads", &request)?

@@ -88,6 +88,14 @@ pub struct WorkerSummary {
 /// directory ends it with an error.
 pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, ClientError> {
     let client = Client::new(&options.server, Some(&options.token))?;
+    // What a previous run of this worker left in `jobs/` (killed mid-job) goes first: it
+    // may be a decrypted checkpoint, which must not outlive its job.
+    let jobs = options.cache_dir.join("jobs");
+    if let Err(e) = std::fs::remove_dir_all(&jobs) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(ClientError::io(&jobs, e));
+        }
+    }
     for dir in ["jobs", "data"] {
         let path = options.cache_dir.join(dir);
         std::fs::create_dir_all(&path).map_err(|e| ClientError::io(&path, e))?;

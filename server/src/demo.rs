@@ -266,6 +266,7 @@ async fn submit(
         phase,
         files,
         fingerprint: format!("demo:{}", checkpoint.display()),
+        encrypted_to: None,
     };
     let upload = uploads::start(pool, user_id, &new, now).await?;
     let target = storage.checkpoint_dir(&upload.id);

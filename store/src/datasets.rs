@@ -37,7 +37,7 @@ pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64
     }
     if current.is_some() && submissions > 0 {
         return Err(StoreError::Refused(format!(
-            "phase {phase} has {submissions} submissions scored on its current held-out data; it cannot be replaced"
+            "phase {phase} has {submissions} submissions for its current held-out data; it cannot be replaced"
         )));
     }
     sqlx::query(

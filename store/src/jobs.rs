@@ -72,8 +72,8 @@ pub async fn claim(
                            AND (p.require_attestation = 0
                                 OR (SELECT w.attestation FROM workers w WHERE w.id = ?) IS NOT NULL)
                            -- Encrypted submissions only go to a worker holding the phase's key.
-                           AND (s.encrypted = 0
-                                OR p.evaluation_key IN (SELECT value FROM json_each(?)))
+                           AND (s.encrypted_to IS NULL
+                                OR s.encrypted_to IN (SELECT value FROM json_each(?)))
                      ORDER BY j.available_at, j.id LIMIT 1)
          RETURNING id, submission_id",
     )
@@ -111,7 +111,7 @@ pub async fn claim(
     ) = sqlx::query_as(
         "SELECT s.phase, s.upload_id, p.seq_len, p.windows, p.time_limit_seconds, p.vocab_size,
                     p.architecture, p.max_parameters, p.min_context, d.sha256, d.bytes,
-                    CASE WHEN s.encrypted = 1 THEN p.evaluation_key END
+                    s.encrypted_to
              FROM submissions s JOIN phases p ON p.number = s.phase
              LEFT JOIN datasets d ON d.sha256 = p.data_sha256
              WHERE s.id = ?",

@@ -600,7 +600,7 @@ pub async fn open_checkpoint(
          JOIN phases p ON p.number = f.phase
          WHERE f.submission_id = ? AND f.advanced = 1 AND p.state = 'finalized' AND p.open_weights = 1
                -- The server cannot publish what it cannot read.
-               AND s.encrypted = 0",
+               AND s.encrypted_to IS NULL",
     )
     .bind(submission_id)
     .fetch_optional(pool)

@@ -71,13 +71,21 @@ pub async fn page(pool: &SqlitePool, after: u64, limit: u64) -> Result<Vec<Entry
 
 /// Logs phase `number`'s scoring rules as they now stand in `phases`.
 pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i64) -> Result<()> {
-    let (epsilon, public_share, seq_len, windows, max_parameters): (f64, f64, i64, i64, i64) =
-        sqlx::query_as(
-            "SELECT epsilon, public_share, seq_len, windows, max_parameters FROM phases WHERE number = ?",
-        )
-        .bind(i64::from(number))
-        .fetch_one(&mut *conn)
-        .await?;
+    #[allow(clippy::type_complexity)]
+    let (epsilon, public_share, seq_len, windows, max_parameters, evaluation_key): (
+        f64,
+        f64,
+        i64,
+        i64,
+        i64,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT epsilon, public_share, seq_len, windows, max_parameters, evaluation_key
+             FROM phases WHERE number = ?",
+    )
+    .bind(i64::from(number))
+    .fetch_one(&mut *conn)
+    .await?;
     let event = Event::PhaseSettings {
         phase: number,
         epsilon,
@@ -85,6 +93,7 @@ pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i6
         seq_len: unsigned(seq_len, "seq_len")?,
         windows: unsigned(windows, "windows")?,
         max_parameters: unsigned(max_parameters, "max_parameters")?,
+        evaluation_key,
     };
     append(conn, &event, at).await
 }

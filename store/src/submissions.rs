@@ -188,7 +188,7 @@ struct ReportRow {
     score_key: Option<String>,
     worker: Option<String>,
     worker_attestation: Option<String>,
-    encrypted: bool,
+    encrypted_to: Option<String>,
 }
 
 /// A submission with its job's live progress; `None` if there is no such submission.
@@ -198,7 +198,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
                 s.bytes, s.parameters, s.loss, s.public_loss, s.private_loss, s.error,
                 p.state AS phase_state, j.attempts, j.stage, j.progress_done, j.progress_total,
                 j.lease_expires_at, s.score_statement, s.score_signature, s.score_key,
-                w.name AS worker, w.attestation AS worker_attestation, s.encrypted
+                w.name AS worker, w.attestation AS worker_attestation, s.encrypted_to
          FROM submissions s JOIN users u ON u.id = s.user_id JOIN phases p ON p.number = s.phase
          LEFT JOIN jobs j ON j.submission_id = s.id
          LEFT JOIN workers w ON w.id = s.scored_by
@@ -232,7 +232,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
         score_key,
         worker,
         worker_attestation,
-        encrypted,
+        encrypted_to,
     }) = row
     else {
         return Ok(None);
@@ -291,7 +291,7 @@ pub async fn report(pool: &SqlitePool, id: i64, now: i64) -> Result<Option<Submi
             worker_attestation: worker_attestation
                 .as_deref()
                 .and_then(ascent_domain::attestation::TeeKind::parse),
-            encrypted,
+            encrypted: encrypted_to.is_some(),
         },
     }))
 }

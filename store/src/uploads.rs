@@ -52,12 +52,13 @@ pub async fn entry_facts(
         .into_iter()
         .find(|s| s.as_str() == state)
         .ok_or_else(|| StoreError::Corrupt(format!("phase state {state:?}")))?;
-    // The schedule moves phases every few seconds; the door does not wait for it: a
-    // phase whose closing time has passed takes nothing more, one due to open takes
-    // submissions.
-    let state = stored
-        .scheduled_move(now, opens_at, closes_at)
-        .unwrap_or(stored);
+    // The schedule moves phases every few seconds; the door does not wait for it to
+    // close one: a phase whose closing time has passed takes nothing more. (Opening waits
+    // for the move, so that the log records the phase open before its first entry.)
+    let state = match stored.scheduled_move(now, opens_at, closes_at) {
+        Some(PhaseState::Closed) => PhaseState::Closed,
+        _ => stored,
+    };
     Ok(EntryFacts {
         phase,
         state,
@@ -127,12 +128,31 @@ fn check_files(new: &NewUpload) -> Result<(u64, bool)> {
     Ok((total, encrypted))
 }
 
-/// Refuses an encrypted checkpoint for a phase that has no evaluation key (nobody could
-/// decrypt it).
-async fn check_encryption(conn: &mut SqliteConnection, phase: u8, encrypted: bool) -> Result<()> {
-    if !encrypted {
-        return Ok(());
-    }
+/// Checks the key encrypted files say they are encrypted to (`encrypted_to`) against the
+/// phase's evaluation key now: a phase without one takes no encrypted checkpoint (nobody
+/// could decrypt it), and files encrypted to a key the phase no longer has are refused
+/// before they can fail as the contributor's fault.
+async fn check_encryption(
+    conn: &mut SqliteConnection,
+    phase: u8,
+    encrypted: bool,
+    encrypted_to: Option<&str>,
+) -> Result<()> {
+    let to = match (encrypted, encrypted_to) {
+        (false, None) => return Ok(()),
+        (false, Some(_)) => {
+            return Err(StoreError::Conflict(
+                "encrypted_to is only for encrypted files (NAME.age)".into(),
+            ))
+        }
+        (true, None) => {
+            return Err(StoreError::Conflict(
+                "encrypted files need encrypted_to: the evaluation key they are encrypted to"
+                    .into(),
+            ))
+        }
+        (true, Some(to)) => to,
+    };
     let key: Option<String> =
         sqlx::query_scalar("SELECT evaluation_key FROM phases WHERE number = ?")
             .bind(i64::from(phase))
@@ -140,7 +160,10 @@ async fn check_encryption(conn: &mut SqliteConnection, phase: u8, encrypted: boo
             .await?
             .flatten();
     match key {
-        Some(_) => Ok(()),
+        Some(key) if key == to => Ok(()),
+        Some(key) => Err(StoreError::Refused(format!(
+            "phase {phase}'s evaluation key is {key}, but these files are encrypted to {to}; encrypt them again (ascent-eval submit --encrypt does)"
+        ))),
         None => Err(StoreError::Refused(format!(
             "phase {phase} has no evaluation key, so it takes no encrypted checkpoints; send the plain files"
         ))),
@@ -167,7 +190,7 @@ pub async fn start(
     let mut tx = crate::write(pool).await?;
     let facts = entry_facts(&mut tx, new.phase, user_id, total, now).await?;
     check_entry(&facts).map_err(refused)?;
-    check_encryption(&mut tx, new.phase, encrypted).await?;
+    check_encryption(&mut tx, new.phase, encrypted, new.encrypted_to.as_deref()).await?;
     let existing: Option<String> = sqlx::query_scalar(
         "SELECT id FROM uploads WHERE user_id = ? AND phase = ? AND fingerprint = ? AND submission_id IS NULL",
     )
@@ -181,8 +204,8 @@ pub async fn start(
         None => {
             let id = random_token()?[..32].to_owned();
             sqlx::query(
-                "INSERT INTO uploads (id, user_id, phase, fingerprint, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO uploads (id, user_id, phase, fingerprint, created_at, expires_at, encrypted_to)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&id)
             .bind(user_id)
@@ -190,6 +213,7 @@ pub async fn start(
             .bind(&new.fingerprint)
             .bind(now)
             .bind(now + UPLOAD_TTL_SECONDS)
+            .bind(&new.encrypted_to)
             .execute(&mut *tx)
             .await?;
             for f in &new.files {
@@ -322,14 +346,15 @@ pub async fn finish(
     let mut tx = crate::write(pool).await?;
     // Write first, so this transaction holds SQLite's write lock from here on and two
     // finishes of one contributor cannot both pass the quota.
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "UPDATE uploads SET expires_at = expires_at WHERE id = ? AND user_id = ? RETURNING phase, submission_id",
+    let row: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
+        "UPDATE uploads SET expires_at = expires_at WHERE id = ? AND user_id = ?
+         RETURNING phase, submission_id, encrypted_to",
     )
     .bind(id)
     .bind(user_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((phase, done)) = row else {
+    let Some((phase, done, encrypted_to)) = row else {
         return Err(StoreError::NotFound("no such upload".into()));
     };
     if let Some(submission) = done {
@@ -358,7 +383,7 @@ pub async fn finish(
     let facts = entry_facts(&mut tx, phase, user_id, total, now).await?;
     check_entry(&facts).map_err(refused)?;
     let encrypted = all_encrypted(hashed.iter().map(|(name, _)| name.as_str())).unwrap_or(false);
-    check_encryption(&mut tx, phase, encrypted).await?;
+    check_encryption(&mut tx, phase, encrypted, encrypted_to.as_deref()).await?;
     let checkpoint = files_sha256(&hashed);
     let copy: Option<(i64, String)> = sqlx::query_as(
         "SELECT s.id, u.handle FROM submissions s JOIN users u ON u.id = s.user_id
@@ -374,7 +399,7 @@ pub async fn finish(
         )));
     }
     let submission: i64 = sqlx::query_scalar(
-        "INSERT INTO submissions (phase, user_id, state, created_at, bytes, upload_id, files_sha256, encrypted)
+        "INSERT INTO submissions (phase, user_id, state, created_at, bytes, upload_id, files_sha256, encrypted_to)
          VALUES (?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(i64::from(phase))
@@ -383,7 +408,7 @@ pub async fn finish(
     .bind(i64::try_from(total).unwrap_or(i64::MAX))
     .bind(id)
     .bind(&checkpoint)
-    .bind(encrypted)
+    .bind(&encrypted_to)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query("INSERT INTO jobs (submission_id, available_at) VALUES (?, ?)")

@@ -242,7 +242,7 @@ fn fetch(
     }
     tracing::info!(files = job.files.len(), bytes = total, "downloaded");
     if let Some(key) = key {
-        decrypt(job, model_dir, key)?;
+        decrypt(job, model_dir, key, &state.cancel)?;
     }
     Ok(())
 }
@@ -280,13 +280,25 @@ fn decryption_key<'a>(
 
 /// Decrypts every `NAME.age` in `model_dir` to `NAME` and deletes the ciphertext, so the
 /// folder holds a plain checkpoint, on this worker's disk only.
-fn decrypt(job: &JobAssignment, model_dir: &Path, key: &EvaluationKey) -> Result<(), Failure> {
+fn decrypt(
+    job: &JobAssignment,
+    model_dir: &Path,
+    key: &EvaluationKey,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<(), Failure> {
     for file in &job.files {
         let plain = ascent_domain::encryption::plain_name(&file.name).ok_or_else(|| {
             Failure::Assignment(format!("{} is not an encrypted file name", file.name))
         })?;
         let sealed = model_dir.join(&file.name);
-        decrypt_file(&sealed, &model_dir.join(plain), &file.name, key).map_err(Failure::Decrypt)?;
+        decrypt_file(
+            &sealed,
+            &model_dir.join(plain),
+            &file.name,
+            key,
+            Some(cancel),
+        )
+        .map_err(Failure::Decrypt)?;
         std::fs::remove_file(&sealed)
             .map_err(|e| Failure::Transfer(ClientError::io(&sealed, e)))?;
     }

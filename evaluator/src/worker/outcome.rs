@@ -47,7 +47,10 @@ pub fn outcome(failure: &Failure, paths: &JobPaths<'_>) -> JobOutcome {
             message: e.to_string(),
         },
         Failure::Decrypt(e) => JobOutcome::Error {
-            message: format!("decryption failed on this worker: {e}"),
+            message: format!(
+                "decryption failed on this worker: {}",
+                contributor_message(&e.to_string(), paths.model_dir)
+            ),
         },
     }
 }

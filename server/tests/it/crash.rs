@@ -73,6 +73,7 @@ fn uploads_and_jobs_survive_kill_9() -> TestResult {
             },
         ],
         fingerprint: "mha".into(),
+        encrypted_to: None,
     };
     let upload: UploadStatus = client.post_json("/api/uploads", &new)?.ok_or("no upload")?;
     let half = weights.len() / 2;
@@ -160,16 +161,26 @@ fn ascent_eval_submit_uploads_and_waits_for_the_score() -> TestResult {
     server.start(1)?;
     let client = Client::new(&server.url(), Some(&token))?;
     let mut last = (0, 0);
-    let created = submit::upload(&client, 1, &fixture("tied"), false, &mut |done, total| {
-        last = (done, total)
-    })?;
+    let created = submit::upload(
+        &client,
+        1,
+        &fixture("tied"),
+        submit::Encryption::None,
+        &mut |done, total| last = (done, total),
+    )?;
     assert_eq!(last.0, last.1);
     assert!(last.1 > 0);
     let report = submit::wait(&client, created.id, Duration::from_millis(200), &mut |_| {})?;
     assert_eq!(report.state.as_str(), "scored");
     assert!(report.public_loss.is_some_and(|l| l > 0.0 && l < 10.0));
     // The same files again: the contributor's own re-upload is allowed (a new submission).
-    let again = submit::upload(&client, 1, &fixture("tied"), false, &mut |_, _| {})?;
+    let again = submit::upload(
+        &client,
+        1,
+        &fixture("tied"),
+        submit::Encryption::None,
+        &mut |_, _| {},
+    )?;
     assert_ne!(again.id, created.id);
     Ok(())
 }
@@ -196,7 +207,13 @@ fn a_worker_lost_mid_scoring_with_the_server_is_replaced_and_its_late_result_ref
     })?;
     server.start(0)?;
     let client = Client::new(&server.url(), Some(&token))?;
-    let created = submit::upload(&client, 1, &fixture("mha"), false, &mut |_, _| {})?;
+    let created = submit::upload(
+        &client,
+        1,
+        &fixture("mha"),
+        submit::Encryption::None,
+        &mut |_, _| {},
+    )?;
 
     // A remote worker claims the job and reports that it is scoring...
     let doomed = Client::new(&server.url(), Some(&worker_token))?;

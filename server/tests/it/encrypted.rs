@@ -41,14 +41,80 @@ fn copy_of(name: &str, into: &Path) -> TestResult<std::path::PathBuf> {
     Ok(dir)
 }
 
-async fn upload(url: &str, token: &str, dir: &Path, encrypt: bool) -> TestResult<i64> {
+/// `ascent-eval submit [--encrypt [--evaluation-key PIN]]` as a library call.
+async fn upload(
+    url: &str,
+    token: &str,
+    dir: &Path,
+    encrypt: Option<Option<&str>>,
+) -> TestResult<i64> {
     let (url, token, dir) = (url.to_owned(), token.to_owned(), dir.to_owned());
+    let pin = encrypt.flatten().map(str::to_owned);
+    let encrypt = encrypt.is_some();
     let created = tokio::task::spawn_blocking(move || {
         let client = Client::new(&url, Some(&token))?;
-        submit::upload(&client, 1, &dir, encrypt, &mut |_, _| {})
+        let encryption = match encrypt {
+            true => submit::Encryption::ToPhaseKey(pin.as_deref()),
+            false => submit::Encryption::None,
+        };
+        submit::upload(&client, 1, &dir, encryption, &mut |_, _| {})
     })
     .await??;
     Ok(created.id)
+}
+
+/// Starts an upload of `files` through the API, saying they are encrypted to `to`.
+async fn start_sealed(
+    app: &axum::Router,
+    token: &str,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+    to: &str,
+) -> TestResult<support::Reply> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&to_bytes(support::new_upload(1, files, fingerprint)?).await?)?;
+    body["encrypted_to"] = to.into();
+    support::call(
+        app,
+        http::Method::POST,
+        "/api/uploads",
+        token,
+        axum::body::Body::from(body.to_string()),
+        None,
+    )
+    .await
+}
+
+async fn to_bytes(body: axum::body::Body) -> TestResult<Vec<u8>> {
+    Ok(axum::body::to_bytes(body, usize::MAX).await?.to_vec())
+}
+
+/// Uploads `files` said to be encrypted to `to` and finishes them; the finish's reply.
+async fn submit_sealed(
+    app: &axum::Router,
+    token: &str,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+    to: &str,
+) -> TestResult<support::Reply> {
+    let started = start_sealed(app, token, files, fingerprint, to).await?;
+    assert_eq!(
+        started.status,
+        http::StatusCode::CREATED,
+        "{}",
+        started.body
+    );
+    let status: ascent_domain::protocol::UploadStatus = started.json()?;
+    support::send_all(app, token, &status.id, files).await?;
+    support::call(
+        app,
+        http::Method::POST,
+        &format!("/api/uploads/{}/finish", status.id),
+        token,
+        axum::body::Body::empty(),
+        None,
+    )
+    .await
 }
 
 /// `checkpoint`'s files encrypted to `recipient`, as (name, bytes) for the upload API.
@@ -72,7 +138,8 @@ struct Scored {
 
 async fn scored(pool: &SqlitePool, id: i64) -> TestResult<Scored> {
     Ok(sqlx::query_as(
-        "SELECT state, encrypted, window_nll, weights_sha256, loss, error FROM submissions WHERE id = ?",
+        "SELECT state, encrypted_to IS NOT NULL AS encrypted, window_nll, weights_sha256, loss, error
+         FROM submissions WHERE id = ?",
     )
     .bind(id)
     .fetch_one(pool)
@@ -88,8 +155,15 @@ async fn an_encrypted_checkpoint_scores_exactly_as_the_plain_one_and_only_with_t
     let server = server(&pool, dir.path(), Some(key.recipient())).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
     let checkpoint = copy_of("tied", dir.path())?;
-    let plain = upload(&server.url(), &ada, &checkpoint, false).await?;
-    let sealed = upload(&server.url(), &ada, &checkpoint, true).await?;
+    let plain = upload(&server.url(), &ada, &checkpoint, None).await?;
+    // Pinned to the key the organizers announced: the server gives the same one.
+    let sealed = upload(
+        &server.url(),
+        &ada,
+        &checkpoint,
+        Some(Some(key.recipient())),
+    )
+    .await?;
 
     // The server holds ciphertext only: age files, none of the plain bytes.
     let upload_id: String = sqlx::query_scalar("SELECT upload_id FROM submissions WHERE id = ?")
@@ -177,11 +251,11 @@ async fn files_for_another_key_fail_as_the_contributors_and_half_encrypted_is_re
     let key = EvaluationKey::create(&dir.path().join("phase-1.key"))?;
     let server = server(&pool, dir.path(), Some(key.recipient())).await?;
     let (_, bob) = contributor(&pool, "bob").await?;
-    // Sealed to a key that is not the phase's, then sent through the upload API.
+    // Sealed to a key that is not the phase's, but sent saying it is (a broken client).
     let checkpoint = copy_of("tied", dir.path())?;
     let bytes = sealed_files(&checkpoint, EvaluationKey::generate().recipient())?;
     let app = ascent_server::http::router(support::state(&pool, dir.path())?);
-    let reply = support::submit(&app, &bob, &bytes, "wrong-key").await?;
+    let reply = submit_sealed(&app, &bob, &bytes, "wrong-key", key.recipient()).await?;
     assert_eq!(reply.status, http::StatusCode::CREATED, "{}", reply.body);
     let id = reply
         .json::<ascent_domain::protocol::SubmissionCreated>()?
@@ -195,7 +269,13 @@ async fn files_for_another_key_fail_as_the_contributors_and_half_encrypted_is_re
         ascent_store::now(),
     )
     .await?;
-    let summary = work(&server.url(), &token, &dir.path().join("cache"), &[key]).await?;
+    let summary = work(
+        &server.url(),
+        &token,
+        &dir.path().join("cache"),
+        std::slice::from_ref(&key),
+    )
+    .await?;
     assert_eq!((summary.scored, summary.invalid), (0, 1));
     let failed = scored(&pool, id).await?;
     assert_eq!(failed.state, "failed");
@@ -212,9 +292,82 @@ async fn files_for_another_key_fail_as_the_contributors_and_half_encrypted_is_re
             std::fs::read(checkpoint.join("model.safetensors"))?,
         ),
     ];
-    let reply = support::start(&app, &bob, &mixed, "mixed").await?;
+    let reply = start_sealed(&app, &bob, &mixed, "mixed", key.recipient()).await?;
     assert_eq!(reply.status, http::StatusCode::CONFLICT, "{}", reply.body);
     assert!(reply.body.contains("encrypted whole"), "{}", reply.body);
+    // Encrypted files that do not say their key are refused too.
+    let reply = support::start(&app, &bob, &bytes, "unsaid").await?;
+    assert_eq!(reply.status, http::StatusCode::CONFLICT, "{}", reply.body);
+    assert!(reply.body.contains("encrypted_to"), "{}", reply.body);
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_key_changed_mid_upload_or_not_the_pinned_one_sends_nothing_that_counts(
+    pool: SqlitePool,
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let key = EvaluationKey::create(&dir.path().join("phase-1.key"))?;
+    let server = server(&pool, dir.path(), Some(key.recipient())).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let checkpoint = copy_of("tied", dir.path())?;
+    // The key the server gives is in the public log with the phase's settings.
+    let settings: String = sqlx::query_scalar(
+        "SELECT body FROM public_log WHERE body LIKE '%\"phase_settings\"%' AND body LIKE '%\"phase\":1,%' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert!(settings.contains(key.recipient()), "{settings}");
+
+    // A contributor who expects another key sends nothing.
+    let other = EvaluationKey::generate();
+    let e = upload(
+        &server.url(),
+        &ada,
+        &checkpoint,
+        Some(Some(other.recipient())),
+    )
+    .await
+    .expect_err("pinned key differs");
+    assert!(e.to_string().contains("nothing was sent"), "{e}");
+
+    // The key changes between the start of an upload and its finish (the phase has no
+    // submission yet, so it may): the finish is refused, nothing is queued or counted.
+    let bytes = sealed_files(&checkpoint, key.recipient())?;
+    let app = ascent_server::http::router(support::state(&pool, dir.path())?);
+    let started = start_sealed(&app, &ada, &bytes, "sealed", key.recipient()).await?;
+    assert_eq!(
+        started.status,
+        http::StatusCode::CREATED,
+        "{}",
+        started.body
+    );
+    let status: ascent_domain::protocol::UploadStatus = started.json()?;
+    support::send_all(&app, &ada, &status.id, &bytes).await?;
+    sqlx::query("UPDATE phases SET evaluation_key = ? WHERE number = 1")
+        .bind(other.recipient())
+        .execute(&pool)
+        .await?;
+    let finish = support::call(
+        &app,
+        http::Method::POST,
+        &format!("/api/uploads/{}/finish", status.id),
+        &ada,
+        axum::body::Body::empty(),
+        None,
+    )
+    .await?;
+    assert!(!finish.status.is_success(), "{}", finish.body);
+    assert!(
+        finish.body.contains("encrypt them again"),
+        "{}",
+        finish.body
+    );
+    let submissions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM submissions")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(submissions, 0);
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -228,7 +381,7 @@ async fn a_phase_without_an_evaluation_key_takes_no_encrypted_checkpoints(
     let (_, ada) = contributor(&pool, "ada").await?;
     let checkpoint = copy_of("tied", dir.path())?;
     // `submit --encrypt` asks for the key before encrypting or sending anything.
-    let e = upload(&server.url(), &ada, &checkpoint, true)
+    let e = upload(&server.url(), &ada, &checkpoint, Some(None))
         .await
         .expect_err("no key to encrypt to");
     assert!(
@@ -237,9 +390,10 @@ async fn a_phase_without_an_evaluation_key_takes_no_encrypted_checkpoints(
     );
     assert!(!checkpoint.join(submit::SEALED_DIR).exists());
     // Encrypted files sent anyway are refused at the door.
-    let bytes = sealed_files(&checkpoint, EvaluationKey::generate().recipient())?;
+    let to = EvaluationKey::generate();
+    let bytes = sealed_files(&checkpoint, to.recipient())?;
     let app = ascent_server::http::router(support::state(&pool, dir.path())?);
-    let reply = support::start(&app, &ada, &bytes, "sealed").await?;
+    let reply = start_sealed(&app, &ada, &bytes, "sealed", to.recipient()).await?;
     assert!(!reply.status.is_success(), "{}", reply.body);
     assert!(reply.body.contains("no evaluation key"), "{}", reply.body);
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")

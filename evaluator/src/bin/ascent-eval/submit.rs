@@ -28,6 +28,10 @@ pub struct SubmitArgs {
     /// workers can read the weights.
     #[arg(long)]
     encrypt: bool,
+    /// With --encrypt: the evaluation key you expect (age1…, from the organizers); refuse
+    /// to send if the server gives another.
+    #[arg(long, value_name = "AGE1…", requires = "encrypt")]
+    evaluation_key: Option<String>,
     /// Checkpoint directory: config.json plus model.safetensors, or
     /// model.safetensors.index.json and its shards.
     #[arg(value_name = "DIR")]
@@ -47,11 +51,16 @@ pub fn run(args: SubmitArgs) -> u8 {
 fn submit(args: &SubmitArgs) -> Result<u8, SubmitError> {
     let client = Client::new(&args.server, Some(&args.token))?;
     let bar = byte_bar();
+    let encryption = if args.encrypt {
+        submit::Encryption::ToPhaseKey(args.evaluation_key.as_deref())
+    } else {
+        submit::Encryption::None
+    };
     let created = submit::upload(
         &client,
         args.phase,
         &args.dir,
-        args.encrypt,
+        encryption,
         &mut |sent, total| {
             bar.set_length(total);
             bar.set_position(sent);

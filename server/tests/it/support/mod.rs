@@ -226,6 +226,7 @@ pub fn new_upload(phase: u8, files: &[(String, Vec<u8>)], fingerprint: &str) -> 
             })
             .collect(),
         fingerprint: fingerprint.to_owned(),
+        encrypted_to: None,
     };
     Ok(Body::from(serde_json::to_vec(&new)?))
 }
