@@ -21,6 +21,8 @@ use candle_core::{CudaDevice, CudaStorage, CustomOp1, Layout, Shape, WithDType};
 const MODULE: &str = "ascent_causal_softmax";
 
 const SOURCE: &str = r#"
+// NVRTC has no math.h: -inf by its bits.
+#define NEG_INF __int_as_float(0xff800000)
 __device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
 __device__ __forceinline__ float load(const unsigned short* p, long long i) {
     return __uint_as_float(((unsigned int)p[i]) << 16);
@@ -47,7 +49,7 @@ __device__ float block_max(float v, float* shared) {
     __syncthreads();
     if (lane == 0) shared[warp] = v;
     __syncthreads();
-    v = lane < (int)(blockDim.x >> 5) ? shared[lane] : -INFINITY;
+    v = lane < (int)(blockDim.x >> 5) ? shared[lane] : NEG_INF;
     return warp_max(v);
 }
 __device__ float block_sum(float v, float* shared) {
@@ -68,7 +70,7 @@ __device__ void causal_softmax(const T* x, T* y, int n, int start, int keys) {
     const int visible = start + (int)(row % n) + 1;
     const T* xr = x + row * keys;
     T* yr = y + row * keys;
-    float m = -INFINITY;
+    float m = NEG_INF;
     for (int c = threadIdx.x; c < visible; c += blockDim.x) m = fmaxf(m, load(xr, c));
     m = block_max(m, shared);
     float s = 0.0f;
