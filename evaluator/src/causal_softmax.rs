@@ -1,25 +1,35 @@
-//! A fused causal softmax for CUDA: the causal mask, the softmax in f32 and the cast back
-//! to the compute dtype in one kernel, one read and one write of the scores.
+//! A fused causal softmax: the causal mask, the softmax in f32 and the cast back to the
+//! compute dtype in one pass, one read and one write of the scores.
 //!
 //! Without it, attention's elementwise work (mask add, widening to f32, softmax,
-//! narrowing) was over 70% of a bf16 forward on an H200 (ncu). The arithmetic is the
-//! same as the unfused path's: masked keys get probability 0, the others
-//! `exp(x - max) / sum` in f32, rounded to bf16 to nearest even as candle's cast does.
+//! narrowing) was over 70% of a bf16 forward on an H200 (ncu); on CPU the mask add was a
+//! single-threaded pass between parallel ones. The arithmetic is the unfused path's:
+//! masked keys get probability 0, the others `exp(x - max) / sum` in f32, rounded to bf16
+//! to nearest even as candle's cast does.
 //!
-//! The kernel is compiled at run time with NVRTC (cudarc, through candle), once per
-//! process. Where that fails the model falls back to the unfused path.
-#![allow(unsafe_code)] // launching a CUDA kernel is FFI; see the SAFETY note at the launch.
+//! On CPU the rows run in parallel (rayon). On CUDA the kernel is compiled at run time
+//! with NVRTC (cudarc, through candle), once per process; where that fails the model
+//! falls back to the unfused path.
 
+#[cfg(feature = "cuda")]
 use std::sync::OnceLock;
 
+#[cfg(feature = "cuda")]
 use candle_core::cuda_backend::cudarc::driver::{
     CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg,
 };
+#[cfg(feature = "cuda")]
 use candle_core::cuda_backend::{Map1, WrapErr};
-use candle_core::{CudaDevice, CudaStorage, CustomOp1, Layout, Shape, WithDType};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
+#[cfg(feature = "cuda")]
+use candle_core::{CudaDevice, CudaStorage, WithDType};
+use half::bf16;
+use rayon::prelude::*;
 
+#[cfg(feature = "cuda")]
 const MODULE: &str = "ascent_causal_softmax";
 
+#[cfg(feature = "cuda")]
 const SOURCE: &str = r#"
 // NVRTC has no math.h: -inf by its bits.
 #define NEG_INF __int_as_float(0xff800000)
@@ -90,6 +100,7 @@ extern "C" __global__ void causal_softmax_bf16(const unsigned short* x, unsigned
 "#;
 
 /// The kernels' PTX, compiled once; `Err` with NVRTC's message if it cannot be.
+#[cfg(feature = "cuda")]
 fn ptx() -> &'static Result<String, String> {
     static PTX: OnceLock<Result<String, String>> = OnceLock::new();
     PTX.get_or_init(|| {
@@ -99,7 +110,8 @@ fn ptx() -> &'static Result<String, String> {
     })
 }
 
-/// Whether the fused kernel is usable here (compiles); logs why not, once.
+/// Whether the fused CUDA kernel is usable here (compiles); logs why not, once.
+#[cfg(feature = "cuda")]
 pub fn available() -> bool {
     match ptx() {
         Ok(_) => true,
@@ -121,6 +133,38 @@ pub struct CausalSoftmax {
     pub start: usize,
 }
 
+impl CausalSoftmax {
+    /// The CPU pass: rows in parallel, each as candle's softmax computes it (max, then
+    /// `exp(x - max)` summed in order, then divided by the sum) over its visible keys.
+    fn rows<T: Copy + Send + Sync>(
+        &self,
+        x: &[T],
+        keys: usize,
+        load: impl Fn(T) -> f32 + Sync,
+        store: impl Fn(f32) -> T + Sync + Send,
+    ) -> Vec<T> {
+        let n = self.n.max(1);
+        let mut out = vec![store(0.0); x.len()];
+        out.par_chunks_mut(keys)
+            .zip(x.par_chunks(keys))
+            .enumerate()
+            .for_each_init(Vec::<f32>::new, |exps, (r, (out, row))| {
+                let visible = (self.start + r % n + 1).min(row.len());
+                let max = row[..visible]
+                    .iter()
+                    .map(|&v| load(v))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                exps.clear();
+                exps.extend(row[..visible].iter().map(|&v| (load(v) - max).exp()));
+                let sum: f32 = exps.iter().sum();
+                for (o, e) in out.iter_mut().zip(exps.iter()) {
+                    *o = store(e / sum);
+                }
+            });
+        out
+    }
+}
+
 impl CustomOp1 for CausalSoftmax {
     fn name(&self) -> &'static str {
         "causal-softmax"
@@ -128,12 +172,25 @@ impl CustomOp1 for CausalSoftmax {
 
     fn cpu_fwd(
         &self,
-        _: &candle_core::CpuStorage,
-        _: &Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
-        candle_core::bail!("the fused causal softmax runs on CUDA only")
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some((o1, o2)) = layout.contiguous_offsets() else {
+            candle_core::bail!("causal softmax: the scores must be contiguous")
+        };
+        let keys = layout.shape().dims().last().copied().unwrap_or(1).max(1);
+        let out = match storage {
+            CpuStorage::F32(x) => CpuStorage::F32(self.rows(&x[o1..o2], keys, |v| v, |v| v)),
+            CpuStorage::BF16(x) => {
+                CpuStorage::BF16(self.rows(&x[o1..o2], keys, bf16::to_f32, bf16::from_f32))
+            }
+            _ => candle_core::bail!("causal softmax: no CPU path for this dtype"),
+        };
+        Ok((out, layout.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    #[allow(unsafe_code)] // launching a CUDA kernel is FFI; see the SAFETY notes below.
     fn cuda_fwd(
         &self,
         storage: &CudaStorage,

@@ -11,7 +11,6 @@
 //! Talking to a server: [`client`] (blocking HTTP, retries, verified resumable
 //! downloads), [`worker`] (claim, score, report), [`submit`] (resumable upload).
 
-#[cfg(feature = "cuda")]
 pub mod causal_softmax;
 pub mod checkpoint;
 pub mod client;
