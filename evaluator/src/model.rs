@@ -310,11 +310,15 @@ fn block_masks(t: usize, layout: &MaskLayout, device: &Device) -> Result<Vec<Blo
     while start < t {
         let n = block.min(t - start);
         let keys = start + n;
-        let mut mask = Vec::with_capacity(n * keys);
-        for query in start..keys {
-            mask.extend((0..keys).map(|j| if j > query { f32::NEG_INFINITY } else { 0.0 }));
-        }
-        let small = || Tensor::from_vec(mask, (n, keys), device);
+        // Only the layouts that carry a mask build one: the fused softmax (the usual
+        // path) needs none, and this runs every forward.
+        let small = || {
+            let mut mask = Vec::with_capacity(n * keys);
+            for query in start..keys {
+                mask.extend((0..keys).map(|j| if j > query { f32::NEG_INFINITY } else { 0.0 }));
+            }
+            Tensor::from_vec(mask, (n, keys), device)
+        };
         let mask = match *layout {
             MaskLayout::Broadcast => Some(small()?),
             MaskLayout::InKernel => None,
