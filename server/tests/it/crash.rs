@@ -196,14 +196,7 @@ fn a_worker_lost_mid_scoring_with_the_server_is_replaced_and_its_late_result_ref
     let mut server = Server::new(dir.path(), &write_preset(dir.path())?)?;
     let token = server.contributor("ada")?;
     let worker_token = server.with_database(async |pool| {
-        Ok(ascent_store::workers::create(
-            pool,
-            "doomed",
-            &support::worker_key().public_hex(),
-            None,
-            ascent_store::now(),
-        )
-        .await?)
+        support::worker_token(pool, "doomed", ascent_store::now()).await
     })?;
     server.start(0)?;
     let client = Client::new(&server.url(), Some(&token))?;

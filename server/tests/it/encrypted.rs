@@ -12,7 +12,7 @@ use ascent_evaluator::submit;
 use ascent_evaluator::worker::WorkerSummary;
 use ascent_server::serve::{self, RunningServer};
 use ascent_server::storage::Storage;
-use ascent_store::{phases, workers, SqlitePool};
+use ascent_store::{phases, SqlitePool};
 use support::{config, contributor, fixture, work, TestResult};
 
 /// The test preset with phase 1's evaluation key set to `key` (or none), and its data.
@@ -71,22 +71,15 @@ async fn start_sealed(
     fingerprint: &str,
     to: &str,
 ) -> TestResult<support::Reply> {
-    let mut body: serde_json::Value =
-        serde_json::from_slice(&to_bytes(support::new_upload(1, files, fingerprint)?).await?)?;
-    body["encrypted_to"] = to.into();
     support::call(
         app,
         http::Method::POST,
         "/api/uploads",
         token,
-        axum::body::Body::from(body.to_string()),
+        support::new_upload_to(1, files, fingerprint, Some(to))?,
         None,
     )
     .await
-}
-
-async fn to_bytes(body: axum::body::Body) -> TestResult<Vec<u8>> {
-    Ok(axum::body::to_bytes(body, usize::MAX).await?.to_vec())
 }
 
 /// Uploads `files` said to be encrypted to `to` and finishes them; the finish's reply.
@@ -106,15 +99,7 @@ async fn submit_sealed(
     );
     let status: ascent_domain::protocol::UploadStatus = started.json()?;
     support::send_all(app, token, &status.id, files).await?;
-    support::call(
-        app,
-        http::Method::POST,
-        &format!("/api/uploads/{}/finish", status.id),
-        token,
-        axum::body::Body::empty(),
-        None,
-    )
-    .await
+    support::finish(app, token, &status.id).await
 }
 
 /// `checkpoint`'s files encrypted to `recipient`, as (name, bytes) for the upload API.
@@ -186,14 +171,7 @@ async fn an_encrypted_checkpoint_scores_exactly_as_the_plain_one_and_only_with_t
         );
     }
 
-    let token = workers::create(
-        &pool,
-        "no-key",
-        &support::worker_key().public_hex(),
-        None,
-        ascent_store::now(),
-    )
-    .await?;
+    let token = support::worker_token(&pool, "no-key", ascent_store::now()).await?;
     // A worker without the key is not given the encrypted submission at all.
     let cache = dir.path().join("cache-a");
     let summary = work(&server.url(), &token, &cache, &[]).await?;
@@ -261,14 +239,7 @@ async fn files_for_another_key_fail_as_the_contributors_and_half_encrypted_is_re
         .json::<ascent_domain::protocol::SubmissionCreated>()?
         .id;
 
-    let token = workers::create(
-        &pool,
-        "w",
-        &support::worker_key().public_hex(),
-        None,
-        ascent_store::now(),
-    )
-    .await?;
+    let token = support::worker_token(&pool, "w", ascent_store::now()).await?;
     let summary = work(
         &server.url(),
         &token,
@@ -349,15 +320,7 @@ async fn a_key_changed_mid_upload_or_not_the_pinned_one_sends_nothing_that_count
         .bind(other.recipient())
         .execute(&pool)
         .await?;
-    let finish = support::call(
-        &app,
-        http::Method::POST,
-        &format!("/api/uploads/{}/finish", status.id),
-        &ada,
-        axum::body::Body::empty(),
-        None,
-    )
-    .await?;
+    let finish = support::finish(&app, &ada, &status.id).await?;
     assert!(!finish.status.is_success(), "{}", finish.body);
     assert!(
         finish.body.contains("encrypt them again"),

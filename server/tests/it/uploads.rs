@@ -69,15 +69,7 @@ async fn an_upload_resumes_from_the_servers_offset(pool: SqlitePool) -> TestResu
     assert_eq!(again.received_bytes(), half as u64);
 
     // Finishing early is refused and loses nothing.
-    let early = call(
-        &app,
-        Method::POST,
-        &format!("/api/uploads/{}/finish", upload.id),
-        &token,
-        Body::empty(),
-        None,
-    )
-    .await?;
+    let early = support::finish(&app, &token, &upload.id).await?;
     assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
     assert!(early.body.contains("not complete"), "{}", early.body);
 
@@ -109,28 +101,11 @@ async fn an_upload_resumes_from_the_servers_offset(pool: SqlitePool) -> TestResu
     .await?;
     assert_eq!(sent.status, StatusCode::NO_CONTENT);
 
-    let finished = call(
-        &app,
-        Method::POST,
-        &format!("/api/uploads/{}/finish", upload.id),
-        &token,
-        Body::empty(),
-        None,
-    )
-    .await?;
+    let finished = support::finish(&app, &token, &upload.id).await?;
     assert_eq!(finished.status, StatusCode::CREATED, "{}", finished.body);
     let created: SubmissionCreated = finished.json()?;
     // Finishing twice (a retry after a lost reply) gives the same submission.
-    let twice: SubmissionCreated = call(
-        &app,
-        Method::POST,
-        &format!("/api/uploads/{}/finish", upload.id),
-        &token,
-        Body::empty(),
-        None,
-    )
-    .await?
-    .json()?;
+    let twice: SubmissionCreated = support::finish(&app, &token, &upload.id).await?.json()?;
     assert_eq!(twice, created);
 
     let report: SubmissionReport = call(

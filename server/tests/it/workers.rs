@@ -109,14 +109,7 @@ async fn a_remote_worker_scores_good_checkpoints_and_fails_hostile_ones(
     }
     let bad = submitted(&pool, dir.path(), &bob, &hostile, "hostile").await?;
 
-    let token = workers::create(
-        &pool,
-        "gpu-1",
-        &support::worker_key().public_hex(),
-        None,
-        ascent_store::now(),
-    )
-    .await?;
+    let token = support::worker_token(&pool, "gpu-1", ascent_store::now()).await?;
     let summary = work(&server.url(), &token, &dir.path().join("cache")).await?;
     assert_eq!(
         (summary.scored, summary.invalid, summary.errors),
@@ -190,22 +183,8 @@ async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(
     let (_, ada) = contributor(&pool, "ada").await?;
     let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
     let now = ascent_store::now();
-    let lost = workers::create(
-        &pool,
-        "lost",
-        &support::worker_key().public_hex(),
-        None,
-        now,
-    )
-    .await?;
-    let healthy = workers::create(
-        &pool,
-        "healthy",
-        &support::worker_key().public_hex(),
-        None,
-        now,
-    )
-    .await?;
+    let lost = support::worker_token(&pool, "lost", now).await?;
+    let healthy = support::worker_token(&pool, "healthy", now).await?;
 
     // The first worker claims the job, then goes silent.
     let url = server.url();
@@ -230,14 +209,7 @@ async fn a_lapsed_lease_goes_to_another_worker_and_the_late_result_is_refused(
 
     // The first worker comes back with a result: refused, and nothing changes.
     let url = server.url();
-    let lost = workers::create(
-        &pool,
-        "lost-again",
-        &support::worker_key().public_hex(),
-        None,
-        now,
-    )
-    .await?;
+    let lost = support::worker_token(&pool, "lost-again", now).await?;
     let late = tokio::task::spawn_blocking(move || -> TestResult<Option<u16>> {
         let client = Client::new(&url, Some(&lost))?;
         let result = JobResult {
@@ -267,14 +239,7 @@ async fn failures_on_our_side_are_retried_then_do_not_count(pool: SqlitePool) ->
     let server = server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
     let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
-    let token = workers::create(
-        &pool,
-        "flaky",
-        &support::worker_key().public_hex(),
-        None,
-        ascent_store::now(),
-    )
-    .await?;
+    let token = support::worker_token(&pool, "flaky", ascent_store::now()).await?;
     for attempt in 1..=3 {
         let url = server.url();
         let token = token.clone();
@@ -322,14 +287,7 @@ async fn a_revoked_worker_is_refused(pool: SqlitePool) -> TestResult {
     let (_, ada) = contributor(&pool, "ada").await?;
     submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
     let now = ascent_store::now();
-    let token = workers::create(
-        &pool,
-        "retired",
-        &support::worker_key().public_hex(),
-        None,
-        now,
-    )
-    .await?;
+    let token = support::worker_token(&pool, "retired", now).await?;
     let id = workers::list(&pool, now)
         .await?
         .into_iter()
@@ -361,14 +319,7 @@ async fn a_job_past_its_time_limit_is_taken_back(pool: SqlitePool) -> TestResult
     let server = server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
     let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
-    let token = workers::create(
-        &pool,
-        "slow",
-        &support::worker_key().public_hex(),
-        None,
-        ascent_store::now(),
-    )
-    .await?;
+    let token = support::worker_token(&pool, "slow", ascent_store::now()).await?;
     let url = server.url();
     let job =
         tokio::task::spawn_blocking(move || claim(&Client::new(&url, Some(&token))?)).await??;

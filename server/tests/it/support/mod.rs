@@ -216,6 +216,16 @@ fn files_of(dir: &Path) -> TestResult<Vec<(String, Vec<u8>)>> {
 }
 
 pub fn new_upload(phase: u8, files: &[(String, Vec<u8>)], fingerprint: &str) -> TestResult<Body> {
+    new_upload_to(phase, files, fingerprint, None)
+}
+
+/// [`new_upload`] for files said to be encrypted to `encrypted_to` (`NAME.age`).
+pub fn new_upload_to(
+    phase: u8,
+    files: &[(String, Vec<u8>)],
+    fingerprint: &str,
+    encrypted_to: Option<&str>,
+) -> TestResult<Body> {
     let new = NewUpload {
         phase,
         files: files
@@ -226,7 +236,7 @@ pub fn new_upload(phase: u8, files: &[(String, Vec<u8>)], fingerprint: &str) -> 
             })
             .collect(),
         fingerprint: fingerprint.to_owned(),
-        encrypted_to: None,
+        encrypted_to: encrypted_to.map(str::to_owned),
     };
     Ok(Body::from(serde_json::to_vec(&new)?))
 }
@@ -300,10 +310,15 @@ pub async fn submit_to(
     assert_eq!(started.status, StatusCode::CREATED, "{}", started.body);
     let status: UploadStatus = started.json()?;
     send_all(app, token, &status.id, files).await?;
+    finish(app, token, &status.id).await
+}
+
+/// `POST /api/uploads/{id}/finish`; its reply.
+pub async fn finish(app: &Router, token: &str, id: &str) -> TestResult<Reply> {
     call(
         app,
         Method::POST,
-        &format!("/api/uploads/{}/finish", status.id),
+        &format!("/api/uploads/{id}/finish"),
         token,
         Body::empty(),
         None,
@@ -337,6 +352,11 @@ pub async fn work(
         total.refused += summary.refused;
         total.abandoned += summary.abandoned;
     }
+}
+
+/// Registers a remote worker named `name` with [`worker_key`]'s public half; its token.
+pub async fn worker_token(pool: &SqlitePool, name: &str, now: i64) -> TestResult<String> {
+    Ok(ascent_store::workers::create(pool, name, &worker_key().public_hex(), None, now).await?)
 }
 
 /// The signing key of the tests' remote workers (its public half registered with them).
