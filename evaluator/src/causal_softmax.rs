@@ -148,20 +148,30 @@ impl CausalSoftmax {
         out.par_chunks_mut(keys)
             .zip(x.par_chunks(keys))
             .enumerate()
-            .for_each_init(Vec::<f32>::new, |exps, (r, (out, row))| {
+            .for_each_init(Vec::<f32>::new, |probs, (r, (out, row))| {
                 let visible = (self.start + r % n + 1).min(row.len());
-                let max = row[..visible]
-                    .iter()
-                    .map(|&v| load(v))
-                    .fold(f32::NEG_INFINITY, f32::max);
-                exps.clear();
-                exps.extend(row[..visible].iter().map(|&v| (load(v) - max).exp()));
-                let sum: f32 = exps.iter().sum();
-                for (o, e) in out.iter_mut().zip(exps.iter()) {
-                    *o = store(e / sum);
+                probs.clear();
+                probs.extend(row[..visible].iter().map(|&v| load(v)));
+                softmax_in_place(probs);
+                for (o, &p) in out.iter_mut().zip(probs.iter()) {
+                    *o = store(p);
                 }
             });
         out
+    }
+}
+
+/// The softmax of one row in place, in f32, as candle's softmax computes it: the max,
+/// then `exp(x - max)` summed in order, then each divided by the sum.
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in row.iter_mut() {
+        *x /= sum;
     }
 }
 

@@ -15,6 +15,7 @@ pub mod causal_softmax;
 pub mod checkpoint;
 pub mod client;
 pub mod config;
+pub mod cpu_attention;
 pub mod encryption;
 pub mod error;
 pub mod evaluate;

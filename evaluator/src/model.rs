@@ -149,17 +149,27 @@ impl Llama {
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
 
         let hn = self.rms_norm(x, &layer.input_norm)?;
+        // [b, t, heads, hd]: the projections' own layout.
         let heads = |w: &Tensor, n: usize| -> Result<Tensor> {
-            Ok(linear(&hn, w)?
-                .reshape((b, t, n, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
+            Ok(linear(&hn, w)?.reshape((b, t, n, hd))?)
         };
         let scale = 1.0 / (hd as f64).sqrt();
-        let q = (candle_nn::rotary_emb::rope(&heads(&layer.q, nh)?, cos, sin)? * scale)?;
-        let k = candle_nn::rotary_emb::rope(&heads(&layer.k, nkv)?, cos, sin)?;
-        let v = heads(&layer.v, nkv)?;
-        let attn = causal_attention(&q, &k, &v, masks, self.dtype)?; // [b, t, nh * hd]
+        let attn = if self.device.is_cpu() && self.dtype == DType::F32 {
+            let rope = |x: Tensor| candle_nn::rotary_emb::rope_thd(&x, cos, sin);
+            let q = rope(heads(&layer.q, nh)?)?;
+            let k = rope(heads(&layer.k, nkv)?)?;
+            let v = heads(&layer.v, nkv)?;
+            crate::cpu_attention::causal_attention(&q, &k, &v, scale as f32)?
+        } else {
+            // [b, heads, t, hd] for candle's matmuls.
+            let heads = |w: &Tensor, n: usize| -> Result<Tensor> {
+                Ok(heads(w, n)?.transpose(1, 2)?.contiguous()?)
+            };
+            let q = (candle_nn::rotary_emb::rope(&heads(&layer.q, nh)?, cos, sin)? * scale)?;
+            let k = candle_nn::rotary_emb::rope(&heads(&layer.k, nkv)?, cos, sin)?;
+            let v = heads(&layer.v, nkv)?;
+            causal_attention(&q, &k, &v, masks, self.dtype)?
+        }; // [b, t, nh * hd]
         let attn = attn.reshape((b * t, nh * hd))?;
         let x = (x + linear(&attn, &layer.o)?)?;
 
@@ -168,7 +178,9 @@ impl Llama {
         Ok((x + linear(&gated, &layer.down)?)?)
     }
 
-    /// How the attention masks are laid out for a batch of `b` windows: on CPU one small
+    /// How the attention masks are laid out for a batch of `b` windows, where attention
+    /// is built from candle's ops (everywhere but f32 on CPU, which runs
+    /// [`crate::cpu_attention`]): on CPU one small
     /// `[n, keys]` mask per block, broadcast over batch and heads by the add; on a GPU each
     /// block's mask expanded once per forward to the whole score tensor, because candle's
     /// broadcasting add is a strided kernel that took 40% of a bf16 forward there (ncu,
