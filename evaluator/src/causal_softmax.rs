@@ -152,26 +152,12 @@ impl CausalSoftmax {
                 let visible = (self.start + r % n + 1).min(row.len());
                 probs.clear();
                 probs.extend(row[..visible].iter().map(|&v| load(v)));
-                softmax_in_place(probs);
+                crate::vmath::softmax_in_place(probs);
                 for (o, &p) in out.iter_mut().zip(probs.iter()) {
                     *o = store(p);
                 }
             });
         out
-    }
-}
-
-/// The softmax of one row in place, in f32, as candle's softmax computes it: the max,
-/// then `exp(x - max)` summed in order, then each divided by the sum.
-pub(crate) fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    for x in row.iter_mut() {
-        *x /= sum;
     }
 }
 

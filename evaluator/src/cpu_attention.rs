@@ -11,7 +11,7 @@
 //!
 //! The arithmetic is transformers' eager attention: scores `(q · kᵀ) · scale` in f32
 //! (the scale applied to the product, as transformers does), the causal softmax of
-//! [`crate::causal_softmax::softmax_in_place`] over each query's visible keys, then the
+//! [`crate::vmath::softmax_in_place`] over each query's visible keys, then the
 //! probabilities times v.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -131,7 +131,7 @@ impl CausalAttention {
             product(Out::new(scores, n, keys, keys), queries, keys_t, self.scale)?;
             for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
                 let visible = start + i + 1;
-                crate::causal_softmax::softmax_in_place(&mut row[..visible]);
+                crate::vmath::softmax_in_place(&mut row[..visible]);
                 row[visible..].fill(0.0);
             }
             let probs = Strided::new(scores, n, keys, keys, 1);

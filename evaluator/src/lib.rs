@@ -28,7 +28,9 @@ pub mod score;
 pub mod shard;
 pub use ascent_domain::split;
 pub mod submit;
+pub mod swiglu;
 pub mod verify;
+pub mod vmath;
 pub mod worker;
 
 pub use error::{EvalError, Result};

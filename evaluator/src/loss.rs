@@ -132,12 +132,10 @@ impl CustomOp2 for TokenNll {
             .par_chunks_exact(vocab)
             .zip(targets.par_iter())
             .map(|(row, &target)| {
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let sum: f64 = row.iter().map(|&v| f64::from((v - max).exp())).sum();
                 // A target outside the row cannot happen for validated data; NaN makes
                 // the caller refuse the score rather than panic here.
                 let picked = row.get(target as usize).map_or(f64::NAN, |&v| f64::from(v));
-                f64::from(max) + sum.ln() - picked
+                crate::vmath::log_sum_exp(row) - picked
             })
             .collect();
         Ok((CpuStorage::F64(nll), Shape::from(rows)))

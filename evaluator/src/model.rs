@@ -174,7 +174,7 @@ impl Llama {
         let x = (x + linear(&attn, &layer.o)?)?;
 
         let hn = self.rms_norm(&x, &layer.post_norm)?;
-        let gated = (candle_nn::ops::silu(&linear(&hn, &layer.gate)?)? * linear(&hn, &layer.up)?)?;
+        let gated = crate::swiglu::silu_mul(&linear(&hn, &layer.gate)?, &linear(&hn, &layer.up)?)?;
         Ok((x + linear(&gated, &layer.down)?)?)
     }
 
