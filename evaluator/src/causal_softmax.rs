@@ -7,12 +7,9 @@
 //! masked keys get probability 0, the others `exp(x - max) / sum` in f32, rounded to bf16
 //! to nearest even as candle's cast does.
 //!
-//! On CPU the rows run in parallel (rayon). On CUDA the kernel is compiled at run time
-//! with NVRTC (cudarc, through candle), once per process; where that fails the model
-//! falls back to the unfused path.
-
-#[cfg(feature = "cuda")]
-use std::sync::OnceLock;
+//! On CPU the rows run in parallel (rayon). On CUDA it is one of our kernels
+//! ([`crate::cuda_kernels`]); where those are not usable the model falls back to the
+//! unfused path.
 
 #[cfg(feature = "cuda")]
 use candle_core::cuda_backend::cudarc::driver::{
@@ -25,105 +22,6 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use candle_core::{CudaDevice, CudaStorage, WithDType};
 use half::bf16;
 use rayon::prelude::*;
-
-#[cfg(feature = "cuda")]
-const MODULE: &str = "ascent_causal_softmax";
-
-#[cfg(feature = "cuda")]
-const SOURCE: &str = r#"
-// NVRTC has no math.h: -inf by its bits.
-#define NEG_INF __int_as_float(0xff800000)
-__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
-__device__ __forceinline__ float load(const unsigned short* p, long long i) {
-    return __uint_as_float(((unsigned int)p[i]) << 16);
-}
-__device__ __forceinline__ void store(float* p, long long i, float v) { p[i] = v; }
-__device__ __forceinline__ void store(unsigned short* p, long long i, float v) {
-    unsigned int u = __float_as_uint(v);
-    if ((u & 0x7fffffffu) > 0x7f800000u) { p[i] = 0x7fc0; return; }
-    u += 0x7fffu + ((u >> 16) & 1u);
-    p[i] = (unsigned short)(u >> 16);
-}
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-// blockDim.x is a multiple of 32, at most 1024.
-__device__ float block_max(float v, float* shared) {
-    v = warp_max(v);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    v = lane < (int)(blockDim.x >> 5) ? shared[lane] : NEG_INF;
-    return warp_max(v);
-}
-__device__ float block_sum(float v, float* shared) {
-    v = warp_sum(v);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    v = lane < (int)(blockDim.x >> 5) ? shared[lane] : 0.0f;
-    return warp_sum(v);
-}
-// One block per row of scores [rows, keys]; row r is query start + r % n, which sees keys
-// 0..=start + r % n.
-template <typename T>
-__device__ void causal_softmax(const T* x, T* y, int n, int start, int keys) {
-    __shared__ float shared[32];
-    const long long row = blockIdx.x;
-    const int visible = start + (int)(row % n) + 1;
-    const T* xr = x + row * keys;
-    T* yr = y + row * keys;
-    float m = NEG_INF;
-    for (int c = threadIdx.x; c < visible; c += blockDim.x) m = fmaxf(m, load(xr, c));
-    m = block_max(m, shared);
-    float s = 0.0f;
-    for (int c = threadIdx.x; c < visible; c += blockDim.x) s += expf(load(xr, c) - m);
-    s = block_sum(s, shared);
-    const float inv = 1.0f / s;
-    for (int c = threadIdx.x; c < keys; c += blockDim.x) {
-        store(yr, c, c < visible ? expf(load(xr, c) - m) * inv : 0.0f);
-    }
-}
-extern "C" __global__ void causal_softmax_f32(const float* x, float* y, int n, int start, int keys) {
-    causal_softmax(x, y, n, start, keys);
-}
-extern "C" __global__ void causal_softmax_bf16(const unsigned short* x, unsigned short* y, int n, int start, int keys) {
-    causal_softmax(x, y, n, start, keys);
-}
-"#;
-
-/// The kernels' PTX, compiled once; `Err` with NVRTC's message if it cannot be.
-#[cfg(feature = "cuda")]
-fn ptx() -> &'static Result<String, String> {
-    static PTX: OnceLock<Result<String, String>> = OnceLock::new();
-    PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE)
-            .map(|p| p.to_src())
-            .map_err(|e| format!("{e:?}"))
-    })
-}
-
-/// Whether the fused CUDA kernel is usable here (compiles); logs why not, once.
-#[cfg(feature = "cuda")]
-pub fn available() -> bool {
-    match ptx() {
-        Ok(_) => true,
-        Err(e) => {
-            static WARNED: OnceLock<()> = OnceLock::new();
-            WARNED.get_or_init(|| {
-                tracing::warn!(error = %e, "the fused causal softmax does not compile; using the unfused path")
-            });
-            false
-        }
-    }
-}
 
 /// Softmax of each row of contiguous scores `[.., rows, keys]` (f32 or bf16) over the
 /// keys its query may see: row `r` of a block of `n` queries starting at `start` sees
@@ -209,10 +107,10 @@ impl CustomOp1 for CausalSoftmax {
                     candle_core::DType::BF16 => "causal_softmax_bf16",
                     other => candle_core::bail!("causal softmax: no kernel for {other:?}"),
                 };
-                let ptx = ptx()
+                let ptx = crate::cuda_kernels::ptx()
                     .as_ref()
                     .map_err(|e| candle_core::Error::Msg(format!("causal softmax: {e}")))?;
-                let func = dev.get_or_load_custom_func(kernel, MODULE, ptx)?;
+                let func = dev.get_or_load_custom_func(kernel, crate::cuda_kernels::MODULE, ptx)?;
                 let elements = layout.shape().elem_count();
                 let keys = layout.shape().dims().last().copied().unwrap_or(1).max(1);
                 let rows = elements / keys;

@@ -61,10 +61,7 @@ pub fn window_nll(
     let mut start = 0;
     while start < total {
         let n = chunk_rows.min(total - start);
-        let logits = rows
-            .narrow(0, start, n)?
-            .matmul(&head_t)?
-            .to_dtype(DType::F32)?; // [n, vocab]
+        let logits = rows.narrow(0, start, n)?.matmul(&head_t)?; // [n, vocab]
         let target = Tensor::from_slice(&targets[start..start + n], n, device)?;
         let nll = token_nll(&logits, &target)?;
         for (i, v) in nll.into_iter().enumerate() {
@@ -75,21 +72,44 @@ pub fn window_nll(
     Ok(sums)
 }
 
-/// Cross-entropy of each row of `logits [n, vocab]` (f32) against `targets [n]` (u32), in
-/// nats, as f64: `logsumexp(row) - row[target]`.
+/// Cross-entropy of each row of `logits [n, vocab]` against `targets [n]` (u32), in
+/// nats, as f64: `logsumexp(row) - row[target]`, computed in f32 or wider whatever the
+/// logits' dtype.
 ///
 /// On CPU this is one fused, parallel pass per row (max, then a sum of exponentials
 /// accumulated in f64) instead of the five full-size temporaries the generic ops make;
-/// on the bench model that was ~10% of scoring time. Other devices use the generic ops.
+/// on the bench model that was ~10% of scoring time. On CUDA it is one kernel reading
+/// the logits once in their own dtype (f32 or bf16), where our kernels are usable
+/// ([`crate::cuda_kernels::available`]); otherwise candle's generic ops in f32.
 pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
-    if logits.device().is_cpu() {
-        let nll = logits.apply_op2_no_bwd(targets, &TokenNll)?;
-        return Ok(nll.to_vec1::<f64>()?);
+    let device = logits.device();
+    #[cfg(feature = "cuda")]
+    if crate::cuda_kernels::available(device) {
+        return fused_token_nll(logits, targets);
     }
-    generic_token_nll(logits, targets)
+    if device.is_cpu() {
+        return fused_token_nll(logits, targets);
+    }
+    generic_token_nll(&logits.to_dtype(DType::F32)?, targets)
 }
 
-/// [`token_nll`] from candle's generic ops; runs on every device.
+/// [`token_nll`] by the fused op, on the CPU or with our CUDA kernel.
+pub(crate) fn fused_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+    let native = match logits.dtype() {
+        DType::F32 => true,
+        DType::BF16 => logits.device().is_cuda(),
+        _ => false,
+    };
+    let logits = if native {
+        logits.contiguous()?
+    } else {
+        logits.to_dtype(DType::F32)?
+    };
+    let nll = logits.apply_op2_no_bwd(&targets.contiguous()?, &TokenNll)?;
+    Ok(nll.to_vec1::<f64>()?)
+}
+
+/// [`token_nll`] from candle's generic ops on f32 logits; runs on every device.
 pub fn generic_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
     let picked = logits.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
     let nll = (logits.log_sum_exp(1)? - picked)?;
@@ -139,6 +159,74 @@ impl CustomOp2 for TokenNll {
             })
             .collect();
         Ok((CpuStorage::F64(nll), Shape::from(rows)))
+    }
+
+    #[cfg(feature = "cuda")]
+    #[allow(unsafe_code)] // launching a CUDA kernel is FFI; see the SAFETY notes below.
+    fn cuda_fwd(
+        &self,
+        logits: &candle_core::CudaStorage,
+        logits_layout: &Layout,
+        targets: &candle_core::CudaStorage,
+        targets_layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+        use candle_core::cuda_backend::WrapErr;
+
+        let (rows, vocab) = logits_layout.shape().dims2()?;
+        let (Some((l0, l1)), Some((t0, t1))) = (
+            logits_layout.contiguous_offsets(),
+            targets_layout.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("token-nll needs contiguous inputs");
+        };
+        if t1 - t0 != rows || vocab == 0 || rows == 0 {
+            candle_core::bail!("token-nll: {} targets for {rows} rows of {vocab}", t1 - t0);
+        }
+        let vocab_i = i32::try_from(vocab)
+            .map_err(|_| candle_core::Error::Msg(format!("token-nll: vocabulary {vocab}")))?;
+        let grid = u32::try_from(rows)
+            .map_err(|_| candle_core::Error::Msg(format!("token-nll: {rows} rows")))?;
+        let dev = logits.device().clone();
+        let ptx = crate::cuda_kernels::ptx()
+            .as_ref()
+            .map_err(|e| candle_core::Error::Msg(format!("token-nll: {e}")))?;
+        let targets = targets.as_cuda_slice::<u32>()?.slice(t0..t1);
+        // SAFETY: the kernel writes one value per row (thread 0 of each row's block)
+        // before anything reads `out`.
+        let out = unsafe { dev.alloc::<f64>(rows)? };
+        let config = LaunchConfig {
+            grid_dim: (grid, 1, 1),
+            block_dim: (crate::cuda_kernels::NLL_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // Both arms pass the same arguments, differing in the logits' element type.
+        macro_rules! launch {
+            ($t:ty, $kernel:literal) => {{
+                let logits = logits.as_cuda_slice::<$t>()?.slice(l0..l1);
+                let func =
+                    dev.get_or_load_custom_func($kernel, crate::cuda_kernels::MODULE, ptx)?;
+                let mut builder = func.builder();
+                builder.arg(&logits);
+                builder.arg(&targets);
+                builder.arg(&out);
+                builder.arg(&vocab_i);
+                // SAFETY: the arguments match the kernel's signature (`rows × vocab`
+                // logits, `rows` targets, `rows` outputs, the vocabulary as int), and the
+                // grid has one block per row.
+                unsafe { builder.launch(config) }.w()?;
+            }};
+        }
+        match logits.dtype() {
+            DType::F32 => launch!(f32, "token_nll_f32"),
+            DType::BF16 => launch!(half::bf16, "token_nll_bf16"),
+            other => candle_core::bail!("token-nll: no kernel for {other:?}"),
+        }
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from(rows),
+        ))
     }
 }
 

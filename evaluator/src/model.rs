@@ -202,12 +202,12 @@ impl Llama {
         }
     }
 
-    /// Whether `causal_softmax` runs on this device: always on CPU; on CUDA if its kernel
-    /// compiles.
+    /// Whether `causal_softmax` runs on this device: always on CPU; on CUDA if our
+    /// kernels compile and pass their self-check.
     fn fused_softmax_here(&self) -> bool {
         #[cfg(feature = "cuda")]
         if self.device.is_cuda() {
-            return crate::causal_softmax::available();
+            return crate::cuda_kernels::available(&self.device);
         }
         self.device.is_cpu()
     }

@@ -1,0 +1,210 @@
+//! Our CUDA kernels (feature `cuda`): attention's causal softmax
+//! ([`crate::causal_softmax`]) and the next-token cross-entropy ([`crate::loss`]).
+//!
+//! One CUDA source, compiled at run time with NVRTC (cudarc, through candle) once per
+//! process. Before first use the kernels are run on the device against the CPU path on
+//! small random inputs ([`available`]): a kernel that compiles but computes something
+//! else must not decide a competition, so then the generic ops are used instead, with a
+//! warning. The self-check costs a few milliseconds, once.
+
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::causal_softmax::CausalSoftmax;
+
+/// The module name the kernels are loaded under.
+pub const MODULE: &str = "ascent_kernels";
+
+/// Threads per block of the cross-entropy kernel: a 128k-token row is 125 logits each.
+pub const NLL_THREADS: u32 = 1024;
+
+const SOURCE: &str = r#"
+// NVRTC has no math.h: -inf by its bits.
+#define NEG_INF __int_as_float(0xff800000)
+__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
+__device__ __forceinline__ float load(const unsigned short* p, long long i) {
+    return __uint_as_float(((unsigned int)p[i]) << 16);
+}
+__device__ __forceinline__ void store(float* p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ void store(unsigned short* p, long long i, float v) {
+    unsigned int u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) { p[i] = 0x7fc0; return; }
+    u += 0x7fffu + ((u >> 16) & 1u);
+    p[i] = (unsigned short)(u >> 16);
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+template <typename F>
+__device__ __forceinline__ F warp_sum(F v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+// blockDim.x is a multiple of 32, at most 1024.
+__device__ float block_max(float v, float* shared) {
+    v = warp_max(v);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? shared[lane] : NEG_INF;
+    return warp_max(v);
+}
+template <typename F>
+__device__ F block_sum(F v, F* shared) {
+    v = warp_sum(v);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < (int)(blockDim.x >> 5) ? shared[lane] : (F)0;
+    return warp_sum(v);
+}
+// One block per row of scores [rows, keys]; row r is query start + r % n, which sees keys
+// 0..=start + r % n.
+template <typename T>
+__device__ void causal_softmax(const T* x, T* y, int n, int start, int keys) {
+    __shared__ float shared[32];
+    const long long row = blockIdx.x;
+    const int visible = start + (int)(row % n) + 1;
+    const T* xr = x + row * keys;
+    T* yr = y + row * keys;
+    float m = NEG_INF;
+    for (int c = threadIdx.x; c < visible; c += blockDim.x) m = fmaxf(m, load(xr, c));
+    m = block_max(m, shared);
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < visible; c += blockDim.x) s += expf(load(xr, c) - m);
+    s = block_sum(s, shared);
+    const float inv = 1.0f / s;
+    for (int c = threadIdx.x; c < keys; c += blockDim.x) {
+        store(yr, c, c < visible ? expf(load(xr, c) - m) * inv : 0.0f);
+    }
+}
+extern "C" __global__ void causal_softmax_f32(const float* x, float* y, int n, int start, int keys) {
+    causal_softmax(x, y, n, start, keys);
+}
+extern "C" __global__ void causal_softmax_bf16(const unsigned short* x, unsigned short* y, int n, int start, int keys) {
+    causal_softmax(x, y, n, start, keys);
+}
+// Next-token cross-entropy, one block per row of logits [rows, vocab]:
+// out[row] = logsumexp(row) - row[target], the exponentials summed in double.
+template <typename T>
+__device__ void token_nll(const T* logits, const unsigned int* targets, double* out, int vocab) {
+    __shared__ float shared[32];
+    __shared__ double shared_d[32];
+    const long long row = blockIdx.x;
+    const T* x = logits + row * (long long)vocab;
+    float m = NEG_INF;
+    for (int c = threadIdx.x; c < vocab; c += blockDim.x) m = fmaxf(m, load(x, c));
+    m = block_max(m, shared);
+    // A NaN logit is skipped by fmaxf but makes its exponential, and so the sum, NaN.
+    double s = 0.0;
+    for (int c = threadIdx.x; c < vocab; c += blockDim.x) s += (double)expf(load(x, c) - m);
+    s = block_sum(s, shared_d);
+    if (threadIdx.x == 0) {
+        const unsigned int t = targets[row];
+        // A target outside the row cannot happen for validated data; NaN makes the
+        // caller refuse the score.
+        const double picked = t < (unsigned int)vocab ? (double)load(x, t) : __longlong_as_double(0x7ff8000000000000LL);
+        out[row] = (double)m + log(s) - picked;
+    }
+}
+extern "C" __global__ void token_nll_f32(const float* x, const unsigned int* t, double* out, int vocab) {
+    token_nll(x, t, out, vocab);
+}
+extern "C" __global__ void token_nll_bf16(const unsigned short* x, const unsigned int* t, double* out, int vocab) {
+    token_nll(x, t, out, vocab);
+}
+"#;
+
+/// The kernels' PTX, compiled once; `Err` with NVRTC's message if it cannot be.
+pub fn ptx() -> &'static Result<String, String> {
+    static PTX: OnceLock<Result<String, String>> = OnceLock::new();
+    PTX.get_or_init(|| {
+        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOURCE)
+            .map(|p| p.to_src())
+            .map_err(|e| format!("{e:?}"))
+    })
+}
+
+/// Whether the kernels may be used on `device`: a CUDA device where they compile and
+/// agree with the CPU path. Decided once per process (one device per process); logs why
+/// not.
+pub fn available(device: &Device) -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    if !device.is_cuda() {
+        return false;
+    }
+    *READY.get_or_init(|| match self_check(device) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "our CUDA kernels are not usable here; using candle's generic ops");
+            false
+        }
+    })
+}
+
+fn self_check(device: &Device) -> Result<(), String> {
+    ptx().as_ref().map_err(|e| format!("NVRTC: {e}"))?;
+    check_kernels(device).map_err(|e| e.to_string())
+}
+
+/// Runs both kernels on `device` and on the CPU on the same random inputs, in f32 and
+/// bf16; an error says which differs and by how much.
+fn check_kernels(device: &Device) -> crate::Result<()> {
+    let cpu = Device::Cpu;
+    let differ = |what: String, diff: f64, bound: f64| {
+        crate::EvalError::Internal(format!(
+            "{what}: the CUDA kernel differs from the CPU by {diff:e} (bound {bound:e})"
+        ))
+    };
+    // Scores of 2 × 2 groups of a block of 5 queries starting at 7 (12 keys), and 6 rows
+    // of 1000 logits: uneven sizes, so partial warps and blocks are exercised.
+    let scores = (
+        Tensor::randn(0f32, 3.0, (2, 2, 10, 12), &cpu)?,
+        CausalSoftmax { n: 5, start: 7 },
+    );
+    let logits = (
+        Tensor::randn(0f32, 4.0, (6, 1000), &cpu)?,
+        Tensor::from_vec(vec![0u32, 999, 5, 512, 77, 1], 6, &cpu)?,
+    );
+    for (dtype, bound) in [(DType::F32, 1e-5), (DType::BF16, 8e-3)] {
+        let x = scores.0.to_dtype(dtype)?;
+        let want = x.apply_op1_no_bwd(&scores.1)?;
+        let got = x
+            .to_device(device)?
+            .apply_op1_no_bwd(&scores.1)?
+            .to_device(&cpu)?;
+        let (want, got) = (values(&want)?, values(&got)?);
+        let diff = worst(want.iter().zip(&got).map(|(&a, &b)| (a, b)));
+        if diff.is_nan() || diff > bound || got.len() != want.len() {
+            return Err(differ(format!("causal softmax ({dtype:?})"), diff, bound));
+        }
+        let x = logits.0.to_dtype(dtype)?;
+        let want = crate::loss::fused_token_nll(&x, &logits.1)?;
+        let got =
+            crate::loss::fused_token_nll(&x.to_device(device)?, &logits.1.to_device(device)?)?;
+        let diff = worst(want.iter().zip(&got).map(|(&a, &b)| (a, b)));
+        if diff.is_nan() || diff > 1e-4 || got.len() != want.len() {
+            return Err(differ(
+                format!("token cross-entropy ({dtype:?})"),
+                diff,
+                1e-4,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn values(x: &Tensor) -> crate::Result<Vec<f64>> {
+    Ok(x.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}
+
+/// The largest absolute difference of the pairs; NaN if any pair has a NaN.
+fn worst(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
+    pairs
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, |m, d| if d.is_nan() || d > m { d } else { m })
+}
