@@ -208,3 +208,24 @@ fn worst(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, |m, d| if d.is_nan() || d > m { d } else { m })
 }
+
+#[cfg(test)]
+mod tests {
+    /// NVRTC needs no GPU: the source compiles into PTX with every kernel the launches
+    /// name (run with the `cuda` feature and NVRTC on the library path).
+    #[test]
+    fn the_kernels_compile() {
+        let ptx = match super::ptx() {
+            Ok(ptx) => ptx,
+            Err(e) => panic!("NVRTC: {e}"),
+        };
+        for kernel in [
+            "causal_softmax_f32",
+            "causal_softmax_bf16",
+            "token_nll_f32",
+            "token_nll_bf16",
+        ] {
+            assert!(ptx.contains(&format!(".entry {kernel}(")), "{kernel}");
+        }
+    }
+}
