@@ -18,6 +18,10 @@ test('a newcomer sees a finalized phase with its private ranking and who advance
   assert.equal(await page.locator('table.final tbody tr.advancing').count(), 5);
   // Each row shows the public place it came from.
   assert.match(await rows.first().locator('td').nth(4).innerText(), /^#\d · \d\.\d{4}$/);
+  // Both tables fit a 1280px window whole: no column hidden behind a scrollbar.
+  const widths = await page.locator('.table-wrap').evaluateAll((ws) => ws.map((w) => [w.scrollWidth, w.clientWidth]));
+  assert.equal(widths.length, 2);
+  for (const [scroll, client] of widths) assert.ok(scroll <= client, `a table overflows: ${scroll} > ${client}`);
   await page.screenshot({ path: path.join(screenshots, 'phase-finalized.png'), fullPage: true });
 
   // The winner's checkpoint is public now, with its hashes, a model card and the signed score.
