@@ -578,3 +578,69 @@ async fn a_phase_that_requires_attestation_takes_scores_only_from_attested_worke
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// An organizer's re-run puts a scored submission back in the queue from its stored
+/// files: its score leaves the leaderboard, a worker scores it again to the same loss,
+/// it comes back, and the public log records the re-run between the two signed scores.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_rerun_scores_the_stored_files_again(pool: SqlitePool) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let server = server(&pool, dir.path()).await?;
+    let (_, ada) = contributor(&pool, "ada").await?;
+    let (_, organizer) =
+        support::account(&pool, "org", ascent_domain::views::Role::Organizer).await?;
+    let id = submitted(&pool, dir.path(), &ada, &checkpoint("tied")?, "tied").await?;
+    let token = support::worker_token(&pool, "gpu-1", ascent_store::now()).await?;
+    let cache = dir.path().join("cache");
+    assert_eq!(work(&server.url(), &token, &cache).await?.scored, 1);
+    let first = outcome(&pool, id).await?;
+    assert_eq!(first.state, "scored");
+
+    let app = router(state(&pool, dir.path())?);
+    let fields = [("csrf_token", ""), ("id", &*id.to_string()), ("reason", "")];
+    let refused = support::server_fn(&app, &organizer, "organizer/rerun", &fields).await?;
+    assert!(
+        refused.body.contains("reason"),
+        "a reason is required: {}",
+        refused.body
+    );
+    let fields = [
+        ("csrf_token", ""),
+        ("id", &*id.to_string()),
+        ("reason", "worker fault"),
+    ];
+    let reply = support::server_fn(&app, &organizer, "organizer/rerun", &fields).await?;
+    assert!(reply.status.is_success(), "{} {}", reply.status, reply.body);
+
+    let queued = outcome(&pool, id).await?;
+    assert_eq!(
+        (queued.state.as_str(), queued.loss, queued.attempts),
+        ("queued", None, 0)
+    );
+    let board = get_json(&server, None, "/api/phases/1/leaderboard").await?;
+    assert_eq!(board["total"], 0, "the old score left the standings");
+    // A second re-run while it waits is refused: only scored or failed ones.
+    let again = support::server_fn(&app, &organizer, "organizer/rerun", &fields).await?;
+    assert!(
+        again.body.contains("only a scored or failed"),
+        "{}",
+        again.body
+    );
+
+    assert_eq!(work(&server.url(), &token, &cache).await?.scored, 1);
+    let second = outcome(&pool, id).await?;
+    assert_eq!(second.state, "scored");
+    assert_eq!(second.loss, first.loss, "the same files score the same");
+    let board = get_json(&server, None, "/api/phases/1/leaderboard").await?;
+    assert_eq!(board["rows"][0]["contributor"], "ada");
+    assert_eq!(board["rows"][0]["best_loss"].as_f64(), second.public_loss);
+
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM public_log WHERE kind IN ('score_recorded', 'rerun') ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(kinds, ["score_recorded", "rerun", "score_recorded"]);
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
