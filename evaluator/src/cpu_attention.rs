@@ -252,6 +252,29 @@ fn product(
     Ok(())
 }
 
+/// The textbook computation, for tests: `q [b, nh, t, d]` and `k, v [b, nkv, t, d]`, k/v
+/// repeated per query head, full scores times `scale`, the causal mask, the softmax;
+/// `[b, t, nh · d]`.
+#[cfg(test)]
+pub(crate) fn naive_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, nh, t, d) = q.dims4()?;
+    let nkv = k.dim(1)?;
+    let repeat = |x: &Tensor| -> Result<Tensor> {
+        Ok(x.unsqueeze(2)?
+            .expand((b, nkv, nh / nkv, t, d))?
+            .reshape((b, nh, t, d))?)
+    };
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (t, t), q.device())?;
+    let scores = (q.matmul(&repeat(k)?.t()?)? * scale)?.broadcast_add(&mask)?;
+    Ok(candle_nn::ops::softmax_last_dim(&scores)?
+        .matmul(&repeat(v)?)?
+        .transpose(1, 2)?
+        .reshape((b, t, nh * d))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,23 +295,7 @@ mod tests {
         assert_eq!(ours.dims(), &[b, t, nh * d]);
 
         let heads = |x: &Tensor| -> Result<Tensor> { Ok(x.transpose(1, 2)?.contiguous()?) };
-        let rep = nh / nkv;
-        let repeat = |x: &Tensor| -> Result<Tensor> {
-            Ok(heads(x)?
-                .unsqueeze(2)?
-                .expand((b, nkv, rep, t, d))?
-                .reshape((b, nh, t, d))?)
-        };
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &dev)?;
-        let scores =
-            (heads(&q)?.matmul(&repeat(&k)?.t()?)? * f64::from(scale))?.broadcast_add(&mask)?;
-        let naive = candle_nn::ops::softmax_last_dim(&scores)?
-            .matmul(&repeat(&v)?)?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * d))?;
+        let naive = naive_attention(&heads(&q)?, &heads(&k)?, &heads(&v)?, scale.into())?;
         let diff = (ours - naive)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "max difference {diff}");
         Ok(())

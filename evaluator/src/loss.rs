@@ -118,6 +118,24 @@ pub fn generic_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> 
 
 struct TokenNll;
 
+/// Checks [`TokenNll`]'s inputs: contiguous `[rows, vocab]` logits (`vocab` at least 1)
+/// and one target per row. Returns rows, vocab and where each lies in its storage.
+fn check(logits: &Layout, targets: &Layout) -> candle_core::Result<(usize, usize, Range, Range)> {
+    let (rows, vocab) = logits.shape().dims2()?;
+    let (Some(l), Some(t)) = (logits.contiguous_offsets(), targets.contiguous_offsets()) else {
+        candle_core::bail!("token-nll needs contiguous inputs");
+    };
+    if t.1 - t.0 != rows || vocab == 0 {
+        candle_core::bail!(
+            "token-nll: {} targets for {rows} rows of {vocab}",
+            t.1 - t.0
+        );
+    }
+    Ok((rows, vocab, l.0..l.1, t.0..t.1))
+}
+
+type Range = std::ops::Range<usize>;
+
 impl CustomOp2 for TokenNll {
     fn name(&self) -> &'static str {
         "token-nll"
@@ -133,21 +151,8 @@ impl CustomOp2 for TokenNll {
         let (CpuStorage::F32(logits), CpuStorage::U32(targets)) = (logits, targets) else {
             candle_core::bail!("token-nll takes f32 logits and u32 targets");
         };
-        let (rows, vocab) = logits_layout.shape().dims2()?;
-        let (Some((l0, l1)), Some((t0, t1))) = (
-            logits_layout.contiguous_offsets(),
-            targets_layout.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("token-nll needs contiguous inputs");
-        };
-        let logits = &logits[l0..l1];
-        let targets = &targets[t0..t1];
-        if targets.len() != rows || vocab == 0 {
-            candle_core::bail!(
-                "token-nll: {} targets for {rows} rows of {vocab}",
-                targets.len()
-            );
-        }
+        let (rows, vocab, l, t) = check(logits_layout, targets_layout)?;
+        let (logits, targets) = (&logits[l], &targets[t]);
         let nll: Vec<f64> = logits
             .par_chunks_exact(vocab)
             .zip(targets.par_iter())
@@ -174,25 +179,19 @@ impl CustomOp2 for TokenNll {
         use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
         use candle_core::cuda_backend::WrapErr;
 
-        let (rows, vocab) = logits_layout.shape().dims2()?;
-        let (Some((l0, l1)), Some((t0, t1))) = (
-            logits_layout.contiguous_offsets(),
-            targets_layout.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("token-nll needs contiguous inputs");
-        };
-        if t1 - t0 != rows || vocab == 0 || rows == 0 {
-            candle_core::bail!("token-nll: {} targets for {rows} rows of {vocab}", t1 - t0);
-        }
+        let (rows, vocab, l, t) = check(logits_layout, targets_layout)?;
         let vocab_i = i32::try_from(vocab)
             .map_err(|_| candle_core::Error::Msg(format!("token-nll: vocabulary {vocab}")))?;
+        if rows == 0 {
+            candle_core::bail!("token-nll: no rows"); // a grid of no blocks is a launch error
+        }
         let grid = u32::try_from(rows)
             .map_err(|_| candle_core::Error::Msg(format!("token-nll: {rows} rows")))?;
         let dev = logits.device().clone();
         let ptx = crate::cuda_kernels::ptx()
             .as_ref()
             .map_err(|e| candle_core::Error::Msg(format!("token-nll: {e}")))?;
-        let targets = targets.as_cuda_slice::<u32>()?.slice(t0..t1);
+        let targets = targets.as_cuda_slice::<u32>()?.slice(t);
         // SAFETY: the kernel writes one value per row (thread 0 of each row's block)
         // before anything reads `out`.
         let out = unsafe { dev.alloc::<f64>(rows)? };
@@ -204,7 +203,7 @@ impl CustomOp2 for TokenNll {
         // Both arms pass the same arguments, differing in the logits' element type.
         macro_rules! launch {
             ($t:ty, $kernel:literal) => {{
-                let logits = logits.as_cuda_slice::<$t>()?.slice(l0..l1);
+                let logits = logits.as_cuda_slice::<$t>()?.slice(l.clone());
                 let func =
                     dev.get_or_load_custom_func($kernel, crate::cuda_kernels::MODULE, ptx)?;
                 let mut builder = func.builder();

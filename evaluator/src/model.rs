@@ -471,21 +471,7 @@ mod tests {
             DType::F32,
         )?;
 
-        let rep = nh / nkv;
-        let repeat = |x: &Tensor| -> Result<Tensor> {
-            Ok(x.unsqueeze(2)?
-                .expand((b, nkv, rep, t, d))?
-                .reshape((b, nh, t, d))?)
-        };
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &dev)?;
-        let scores = q.matmul(&repeat(&k)?.t()?)?.broadcast_add(&mask)?;
-        let naive = candle_nn::ops::softmax_last_dim(&scores)?
-            .matmul(&repeat(&v)?)?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * d))?;
+        let naive = crate::cpu_attention::naive_attention(&q, &k, &v, 1.0)?;
         let diff = (ours - naive)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "max difference {diff}");
         Ok(())
