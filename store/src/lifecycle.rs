@@ -186,7 +186,7 @@ async fn propose(conn: &mut SqliteConnection, number: u8) -> Result<Proposal> {
     let verdicts = ranking::advancement_list(&rule, &ranked, &adjustments);
     let pending: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM submissions
-         WHERE phase = ? AND state IN ('queued', 'validating', 'scoring')",
+         WHERE phase = ? AND state IN ('queued', 'validating', 'scoring') AND disqualified = 0",
     )
     .bind(phase)
     .fetch_one(&mut *conn)
@@ -411,7 +411,9 @@ pub async fn finalize(
     let proposal = propose(&mut tx, number).await?;
     if proposal.pending > 0 {
         return Err(StoreError::Refused(format!(
-            "{} submissions of phase {number} are still being scored; finalize once they are done",
+            "{} submissions of phase {number} are still being scored; finalize once they are done \
+             (one that can never be scored, say encrypted to a key no worker holds any more, \
+             can be disqualified with that reason)",
             proposal.pending
         )));
     }
@@ -892,6 +894,30 @@ mod tests {
             .fetch_one(&pool)
             .await?;
         assert_eq!(state, "closed", "nothing changed");
+
+        // One that can never be scored (its evaluation key lost, say) is disqualified:
+        // no worker takes it, nothing waits for it, and the phase can be finalized.
+        let late: i64 =
+            sqlx::query_scalar("SELECT id FROM submissions WHERE weights_sha256 = 'late'")
+                .fetch_one(&pool)
+                .await?;
+        crate::moderation::disqualify(&pool, late, org, "evaluation key lost", NOW + 12).await?;
+        assert!(matches!(
+            crate::moderation::rerun(&pool, late, org, "try again", NOW + 12).await,
+            Err(StoreError::Refused(m)) if m.contains("disqualified")
+        ));
+        let key = ascent_domain::statement::WorkerKey::from_secret([7; 32]).public_hex();
+        crate::workers::create(&pool, "w", &key, None, NOW).await?;
+        let worker: i64 = sqlx::query_scalar("SELECT id FROM workers WHERE name = 'w'")
+            .fetch_one(&pool)
+            .await?;
+        assert!(crate::jobs::claim(&pool, worker, &[], NOW + 13)
+            .await?
+            .is_none());
+        assert_eq!(crate::jobs::queue_counts(&pool, NOW + 13).await?, (0, 0));
+        assert_eq!(crate::submissions::unscored(&pool).await?, 0);
+        assert_eq!(final_board(&pool, 1).await?.expect("closed").pending, 0);
+        finalize(&pool, 1, org, "all scored", NOW + 14).await?;
         Ok(())
     }
 

@@ -143,6 +143,11 @@ pub async fn rerun(pool: &SqlitePool, id: i64, actor: i64, reason: &str, now: i6
     let reason = required_reason(reason)?;
     let mut tx = crate::write(pool).await?;
     let target = target(&mut tx, id, now).await?;
+    if target.disqualified {
+        return Err(StoreError::Refused(format!(
+            "submission {id} is disqualified; a re-run would not count"
+        )));
+    }
     if target.state != "scored" && target.state != "failed" {
         return Err(StoreError::Refused(format!(
             "submission {id} is {}; only a scored or failed submission can be re-run",
