@@ -91,6 +91,12 @@ pub enum Event {
         submission: i64,
         reason: String,
     },
+    /// An organizer let a contributor enter a phase they did not advance to.
+    Invited {
+        phase: u8,
+        contributor: String,
+        reason: String,
+    },
     /// The phase's final order is settled: its split secret and who advanced.
     PhaseFinalized {
         phase: u8,
@@ -128,6 +134,7 @@ impl Event {
             Event::ScoreRevealed { .. } => "score_revealed",
             Event::Rerun { .. } => "rerun",
             Event::Disqualified { .. } => "disqualified",
+            Event::Invited { .. } => "invited",
             Event::PhaseFinalized { .. } => "phase_finalized",
             Event::RewardsGranted { .. } => "rewards_granted",
         }
@@ -229,6 +236,8 @@ pub struct LoggedPhase {
     pub state: Option<String>,
     pub split_secret: Option<String>,
     pub advanced: Vec<String>,
+    /// Contributors invited into the phase, in the order the log names them.
+    pub invited: Vec<String>,
 }
 
 /// One row of a leaderboard the log implies.
@@ -282,6 +291,19 @@ impl Replay {
                     )
                 }
             },
+            Event::Invited {
+                phase, contributor, ..
+            } => {
+                match self.phases.get_mut(&phase) {
+                    Some(p) => p.invited.push(contributor),
+                    None => return discrepancy(
+                        seq,
+                        format!(
+                            "{contributor} invited to phase {phase}, which the log never set up"
+                        ),
+                    ),
+                }
+            }
             Event::WorkerRegistered {
                 worker, public_key, ..
             } => {
@@ -631,6 +653,31 @@ mod tests {
                 .body()
                 .contains(&format!("\"kind\":\"{}\"", event.kind())));
         }
+    }
+
+    #[test]
+    fn invitations_are_recorded_for_phases_the_log_set_up() {
+        let invite = |phase| Event::Invited {
+            phase,
+            contributor: "ada".into(),
+            reason: "scored after an outage".into(),
+        };
+        assert_eq!(
+            serde_json::from_str::<Event>(&invite(1).body()).ok(),
+            Some(invite(1))
+        );
+        let r = replay(&[settings(), invite(1)]).map_err(|d| d.to_string());
+        assert_eq!(
+            r.map(|r| r.phases.get(&1).map(|p| p.invited.clone())),
+            Ok(Some(vec!["ada".to_owned()]))
+        );
+        let unknown = replay(&[settings(), invite(2)])
+            .map(|_| ())
+            .map_err(|d| d.to_string());
+        assert!(
+            matches!(&unknown, Err(m) if m.contains("never set up")),
+            "{unknown:?}"
+        );
     }
 
     #[test]

@@ -68,7 +68,7 @@ template <typename T>
 __device__ void causal_softmax(const T* x, T* y, int n, int start, int keys) {
     __shared__ float shared[32];
     const long long row = blockIdx.x;
-    const int visible = start + (int)(row % n) + 1;
+    const int visible = min(start + (int)(row % n) + 1, keys);
     const T* xr = x + row * keys;
     T* yr = y + row * keys;
     float m = NEG_INF;
@@ -160,15 +160,18 @@ fn check_kernels(device: &Device) -> crate::Result<()> {
             "{what}: the CUDA kernel differs from the CPU by {diff:e} (bound {bound:e})"
         ))
     };
-    // Scores of 2 × 2 groups of a block of 5 queries starting at 7 (12 keys), and 6 rows
-    // of 1000 logits: uneven sizes, so partial warps and blocks are exercised.
+    // Scores of 2 × 2 groups of a block of 5 queries starting at 700 (705 keys: each
+    // thread of a 256-thread block loops, and every warp holds data), and 6 rows of 3001
+    // logits (more than one pass of 1024 threads; targets past the first pass): the
+    // loops and cross-warp reductions run as full-size rows run them, with partial warps.
     let scores = (
-        Tensor::randn(0f32, 3.0, (2, 2, 10, 12), &cpu)?,
-        CausalSoftmax { n: 5, start: 7 },
+        Tensor::randn(0f32, 3.0, (2, 2, 10, 705), &cpu)?,
+        CausalSoftmax { n: 5, start: 700 },
     );
+    let targets = vec![0u32, 3000, 5, 1024, 2047, 1500];
     let logits = (
-        Tensor::randn(0f32, 4.0, (6, 1000), &cpu)?,
-        Tensor::from_vec(vec![0u32, 999, 5, 512, 77, 1], 6, &cpu)?,
+        Tensor::randn(0f32, 4.0, (6, 3001), &cpu)?,
+        Tensor::from_vec(targets, 6, &cpu)?,
     );
     for (dtype, bound) in [(DType::F32, 1e-5), (DType::BF16, 8e-3)] {
         let x = scores.0.to_dtype(dtype)?;

@@ -213,8 +213,9 @@ impl Llama {
         self.device.is_cpu()
     }
 
-    /// RMSNorm computed in f32 whatever the compute dtype, as transformers does, and
-    /// rounded once to the compute dtype.
+    /// RMSNorm computed in f32 whatever the compute dtype, and rounded once to the
+    /// compute dtype. (transformers rounds the normalised value to the dtype before
+    /// multiplying by the weight, a second rounding: within the bf16 golden bounds.)
     ///
     /// candle's CUDA kernel does exactly that for every dtype (it widens each element and
     /// the weight to f32, and rounds `scale · x · w` once to nearest even), so on CUDA it

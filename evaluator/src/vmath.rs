@@ -14,7 +14,8 @@
 const LANES: usize = 16;
 
 /// `e^x` within 2 units in the last place for normal results (Cephes' `expf` reduction
-/// and polynomial), `+inf` where it overflows, `0` below -87.33 (where the result would
+/// and polynomial; the test checks every f32 at both ends of the range), `+inf` where it
+/// overflows, `0` below -87.33 (where the result would
 /// be subnormal), NaN for NaN. Inline so that the callers' loops vectorise it.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
@@ -24,9 +25,7 @@ pub fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let c = x.clamp(LO, HI);
-    // At most 127 so that 2^n is a normal f32 (near the top the remainder is then a
-    // little over ln 2 / 2, within the polynomial's accuracy still).
-    let n = c.mul_add(std::f32::consts::LOG2_E, 0.5).floor().min(127.0);
+    let n = c.mul_add(std::f32::consts::LOG2_E, 0.5).floor();
     let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, c));
     let p = 1.987_569_1e-4f32
         .mul_add(r, 1.398_199_9e-3)
@@ -35,9 +34,12 @@ pub fn exp(x: f32) -> f32 {
         .mul_add(r, 1.666_666_5e-1)
         .mul_add(r, 0.5);
     let y = p.mul_add(r * r, r) + 1.0;
-    // 2^n from its exponent bits; n is in [-126, 127].
-    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
-    let e = y * scale;
+    // 2^n for n in [-126, 128], as two normal factors 2^(n/2) (2^128 is not an f32):
+    // exact scalings of y, rounded once if at all.
+    let n = n as i32;
+    let half = n >> 1;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    let e = y * pow2(half) * pow2(n - half);
     let e = if x > HI { f32::INFINITY } else { e };
     let e = if x < LO { 0.0 } else { e };
     if x.is_nan() {
@@ -180,12 +182,27 @@ mod tests {
     #[test]
     fn exp_is_accurate_everywhere() {
         let mut worst = 0f64;
+        let mut check = |x: f32| {
+            let want = f64::from(x).exp();
+            if want <= f64::from(f32::MAX) {
+                worst = worst.max((f64::from(exp(x)) - want).abs() / want);
+            }
+        };
         let steps = 2_000_000;
         for i in 0..=steps {
-            let x = -87.3f32 + (88.7f32 + 87.3) * i as f32 / steps as f32;
-            let want = f64::from(x).exp();
-            let rel = (f64::from(exp(x)) - want).abs() / want;
-            worst = worst.max(rel);
+            check(-87.3f32 + (88.7f32 + 87.3) * i as f32 / steps as f32);
+        }
+        // Every f32 at both ends, where the reduction and the scaling are at their limits.
+        for (from, to) in [(-87.336_55f32, -86.0f32), (88.0, 88.722_84)] {
+            let mut x = from;
+            while x <= to {
+                check(x);
+                x = f32::from_bits(x.to_bits().wrapping_add(if x < 0.0 {
+                    -1i32 as u32
+                } else {
+                    1
+                }));
+            }
         }
         assert!(worst < 2.5e-7, "worst relative error {worst:e}");
         assert_eq!(exp(0.0), 1.0);

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod console;
 pub mod copies;
 pub mod datasets;
+pub mod entrants;
 pub mod jobs;
 pub mod lifecycle;
 pub mod moderation;

@@ -663,16 +663,17 @@ pub async fn published_split_secret(pool: &SqlitePool, number: u8) -> Result<Opt
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::phases::{load_preset, tests::demo_preset};
-    use crate::submissions::tests::{scored_parts, user};
+    use crate::submissions::tests::scored_parts;
+    pub(crate) use crate::submissions::tests::user;
     use crate::{audit, moderation, standings, uploads};
     use ascent_domain::entry::{check_entry, Refusal};
 
-    const NOW: i64 = 1_800_000_000;
+    pub(crate) const NOW: i64 = 1_800_000_000;
 
-    async fn audit_actions(pool: &SqlitePool) -> Result<Vec<String>> {
+    pub(crate) async fn audit_actions(pool: &SqlitePool) -> Result<Vec<String>> {
         Ok(audit::recent(pool, 100, None)
             .await?
             .into_iter()

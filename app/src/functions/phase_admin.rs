@@ -21,12 +21,14 @@ pub struct PhaseReviewData {
     pub board: Option<FinalBoard>,
     /// Name and size of the held-out data, if attached.
     pub data: Option<(String, u64, String)>,
+    /// Who may enter the phase after the first: (handle, "promoted" or "invited", when).
+    pub entrants: Vec<(String, String, i64)>,
     pub now: i64,
 }
 
 #[server(input = GetUrl, endpoint = "organizer/phase_review")]
 pub async fn phase_review(number: u8) -> Result<Option<PhaseReviewData>, AppError> {
-    use ascent_store::{datasets, lifecycle, phases};
+    use ascent_store::{datasets, entrants, lifecycle, phases};
 
     let (viewer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
     let Some(detail) = phases::detail(&pool, number).await? else {
@@ -36,13 +38,42 @@ pub async fn phase_review(number: u8) -> Result<Option<PhaseReviewData>, AppErro
     let data = datasets::of_phase(&pool, number)
         .await?
         .map(|d| (d.name, u64::try_from(d.tokens).unwrap_or(0), d.sha256));
+    let entrants = entrants::of_phase(&pool, number)
+        .await?
+        .into_iter()
+        .map(|e| (e.handle, e.reason, e.at))
+        .collect();
     Ok(Some(PhaseReviewData {
         viewer,
         detail,
         board,
         data,
+        entrants,
         now: ascent_store::now(),
     }))
+}
+
+/// Lets a contributor enter a phase after the first without having advanced to it.
+#[server(endpoint = "organizer/invite")]
+pub async fn invite(
+    csrf_token: String,
+    number: u8,
+    handle: String,
+    reason: String,
+) -> Result<(), AppError> {
+    let _checked_by_the_security_layer = csrf_token;
+    let (organizer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
+    ascent_store::entrants::invite(
+        &pool,
+        number,
+        &handle,
+        organizer.id,
+        &reason,
+        ascent_store::now(),
+    )
+    .await
+    .map_err(refused_as_invalid)?;
+    Ok(())
 }
 
 /// Publishes, opens early or closes early (`to` is `upcoming`, `open` or `closed`).

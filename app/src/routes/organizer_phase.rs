@@ -12,7 +12,7 @@ use crate::components::final_board::FinalTable;
 use crate::components::forms::{action_error, CsrfField, FormError};
 use crate::components::phase_bits::StateBadge;
 use crate::functions::phase_admin::{
-    phase_review, AdjustAdvancement, EditPhase, FinalizePhase, MovePhase, PhaseForm,
+    phase_review, AdjustAdvancement, EditPhase, FinalizePhase, Invite, MovePhase, PhaseForm,
     PhaseReviewData,
 };
 
@@ -22,6 +22,7 @@ struct Actions {
     adjust: ServerAction<AdjustAdvancement>,
     finalize: ServerAction<FinalizePhase>,
     edit: ServerAction<EditPhase>,
+    invite: ServerAction<Invite>,
 }
 
 #[component]
@@ -32,6 +33,7 @@ pub fn OrganizerPhasePage() -> impl IntoView {
         adjust: ServerAction::new(),
         finalize: ServerAction::new(),
         edit: ServerAction::new(),
+        invite: ServerAction::new(),
     };
     let number = move || {
         params
@@ -47,6 +49,7 @@ pub fn OrganizerPhasePage() -> impl IntoView {
                 actions.adjust.version().get(),
                 actions.finalize.version().get(),
                 actions.edit.version().get(),
+                actions.invite.version().get(),
             )
         },
         |(number, ..)| async move {
@@ -100,6 +103,7 @@ fn Review(review: PhaseReviewData, actions: Actions) -> impl IntoView {
         <StatePanel number state=summary.state action=actions.moved />
         {review.board.map(|board| view! { <AdvancementPanel board actions /> })}
         <SettingsPanel review=review.detail.clone() state=summary.state action=actions.edit />
+        {(number > 1).then(|| view! { <EntrantsPanel number state=summary.state entrants=review.entrants.clone() action=actions.invite /> })}
         <section class="panel">
             <h2>"Held-out data"</h2>
             {match review.data {
@@ -117,6 +121,59 @@ fn Review(review: PhaseReviewData, actions: Actions) -> impl IntoView {
                 "Validated (format, length, vocabulary), stored by hash and served only to workers holding a job of this phase; never to contributors. Add or replace it on the server with "
                 <code>{format!("ascent admin data add --phase {number} FILE")}</code>"."
             </p>
+        </section>
+    }
+}
+
+/// Who may enter a phase after the first, and the form to invite someone.
+#[component]
+fn EntrantsPanel(
+    number: u8,
+    state: PhaseState,
+    entrants: Vec<(String, String, i64)>,
+    action: ServerAction<Invite>,
+) -> impl IntoView {
+    let invited = entrants.iter().filter(|e| e.1 == "invited").count();
+    let summary = format!(
+        "{} may enter: {} promoted from phase {}, {invited} invited.",
+        entrants.len(),
+        entrants.len() - invited,
+        number - 1
+    );
+    let rows = entrants
+        .into_iter()
+        .map(|(handle, why, at)| {
+            view! {
+                <li>
+                    <a href=format!("/contributors/{handle}")>{handle.clone()}</a>
+                    <span class="muted">{format!(" — {why} {}", format::date(at))}</span>
+                </li>
+            }
+        })
+        .collect_view();
+    let open_to_invites = !matches!(state, PhaseState::Closed | PhaseState::Finalized);
+    view! {
+        <section class="panel" id="entrants">
+            <h2>"Entrants"</h2>
+            <p class="hint">{summary}</p>
+            <ul class="plain-list">{rows}</ul>
+            {open_to_invites.then(|| view! {
+                <ActionForm action attr:class="inline-form" attr:id="invite-form">
+                    <CsrfField />
+                    <input type="hidden" name="number" value=number />
+                    <label>
+                        <span>"Contributor's handle"</span>
+                        <input type="text" name="handle" required maxlength="40" />
+                    </label>
+                    <label>
+                        <span>"Reason (public log and audit log)"</span>
+                        <input type="text" name="reason" required maxlength="500" placeholder="e.g. scored after an outage" />
+                    </label>
+                    <button type="submit" class="button">"Invite"</button>
+                </ActionForm>
+                <FormError error=action_error(action) />
+                <p class="hint">"An invited contributor may submit to this phase as if promoted; they are told in the app, and the invitation is in the public log with its reason."</p>
+            })}
         </section>
     }
 }

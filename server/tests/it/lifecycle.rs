@@ -399,6 +399,44 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
             assert!(reply.body.contains("phase 1"), "{}", reply.body);
         }
     }
+
+    // The one left out is invited (say, their best run was lost to an outage): now they
+    // may enter, and the public log says why.
+    let invite = |reason: &'static str| {
+        vec![
+            ("csrf_token", ""),
+            ("number", "2"),
+            ("handle", left_out.as_str()),
+            ("reason", reason),
+        ]
+    };
+    let invited = server_fn(
+        &app,
+        &org,
+        "organizer/invite",
+        &invite("scored after an outage"),
+    )
+    .await?;
+    assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    let again = server_fn(&app, &org, "organizer/invite", &invite("twice")).await?;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(
+        again.body.contains("already enter phase 2"),
+        "{}",
+        again.body
+    );
+    let token = &tokens
+        .iter()
+        .find(|(h, _)| *h == left_out)
+        .ok_or("left out")?
+        .1;
+    let reply =
+        support::start_in(&app, token, 2, &demo_checkpoint("p2-cleo-wide")?, "invited").await?;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let logged: String = sqlx::query_scalar("SELECT body FROM public_log WHERE kind = 'invited'")
+        .fetch_one(&pool)
+        .await?;
+    assert!(logged.contains("scored after an outage"), "{logged}");
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -458,6 +496,15 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
         (
             "organizer/rerun",
             vec![("csrf_token", ""), ("id", &id), ("reason", "x")],
+        ),
+        (
+            "organizer/invite",
+            vec![
+                ("csrf_token", ""),
+                ("number", "2"),
+                ("handle", "ada"),
+                ("reason", "x"),
+            ],
         ),
         (
             "organizer/create_worker",
