@@ -99,8 +99,18 @@ test('an organizer closes phase 2, adjusts the advancement list and promotes thr
   assert.match(await publicPage.locator('.final-status').innerText(), /3 of 4 contributors advanced to phase 3/);
   assert.match(await publicPage.locator('table.final').innerText(), /removed by organizers: weights too close/);
 
+  // The one taken off is cleared later: an organizer invites them into phase 3.
+  const phase3 = await openHydrated(context, `${env.server.url}/organizer/phases/3`);
+  assert.match(await phase3.locator('#entrants').innerText(), /3 may enter: 3 promoted from phase 2, 0 invited/);
+  await phase3.fill('#invite-form input[name=handle]', handle);
+  await phase3.fill('#invite-form input[name=reason]', 'cleared by the jury');
+  await phase3.click('#invite-form button[type=submit]');
+  await phase3.waitForFunction(() => /1 invited/.test(document.querySelector('#entrants')?.innerText ?? ''));
+  assert.match(await phase3.locator('#entrants').innerText(), new RegExp(`${handle} — invited`));
+
   const audit = await openHydrated(context, `${env.server.url}/organizer/audit`);
   const log = await audit.locator('table.audit').innerText();
+  assert.match(log, new RegExp(`contributor invited\\s+phase 3 / ${handle}\\s+cleared by the jury`));
   assert.match(log, /winners promoted\s+phase 2\s+reviewed with the jury/);
   assert.match(log, new RegExp(`advancement removed\\s+phase 2 / ${handle}`));
   assert.match(log, /phase moved\s+phase 2\s+the foundation phase ends early/);
