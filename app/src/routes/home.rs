@@ -86,7 +86,7 @@ fn LogHead(head: Option<(u64, String)>, server_url: String) -> impl IntoView {
         <section class="panel public-log" id="public-log" aria-labelledby="log-heading">
             <h2 id="log-heading">"Public log"</h2>
             <p class="hint">
-                "Every submission, signed score, re-run, disqualification, phase move and promotion is appended to a hash-chained log: each entry commits to the one before it, so history cannot be rewritten unnoticed. "
+                "Every submission, signed score, re-run, disqualification, phase move, promotion and invitation is appended to a hash-chained log: each entry commits to the one before it, so history cannot be rewritten unnoticed. "
                 <a href="/api/log">"Read it"</a>" or check it against the leaderboards yourself."
             </p>
             <dl class="stats">
