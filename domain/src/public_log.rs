@@ -293,17 +293,17 @@ impl Replay {
             },
             Event::Invited {
                 phase, contributor, ..
-            } => {
-                match self.phases.get_mut(&phase) {
-                    Some(p) => p.invited.push(contributor),
-                    None => return discrepancy(
+            } => match self.phases.get_mut(&phase) {
+                Some(p) => p.invited.push(contributor),
+                None => {
+                    return discrepancy(
                         seq,
                         format!(
                             "{contributor} invited to phase {phase}, which the log never set up"
                         ),
-                    ),
+                    )
                 }
-            }
+            },
             Event::WorkerRegistered {
                 worker, public_key, ..
             } => {

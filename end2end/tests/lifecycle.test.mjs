@@ -107,6 +107,8 @@ test('an organizer closes phase 2, adjusts the advancement list and promotes thr
   await phase3.click('#invite-form button[type=submit]');
   await phase3.waitForFunction(() => /1 invited/.test(document.querySelector('#entrants')?.innerText ?? ''));
   assert.match(await phase3.locator('#entrants').innerText(), new RegExp(`${handle} — invited`));
+  const public3 = await openHydrated(context, `${env.server.url}/phases/3`);
+  assert.equal(await public3.locator('#entry-rule').innerText(), 'Promoted from phase 2 (3) or invited by the organizers (1)');
 
   const audit = await openHydrated(context, `${env.server.url}/organizer/audit`);
   const log = await audit.locator('table.audit').innerText();

@@ -40,6 +40,8 @@ pub struct PhasePageData {
     pub final_board: Option<FinalBoard>,
     /// The phase's submissions scored by now (the chart's last count).
     pub scored: u64,
+    /// Who may enter a phase after the first: (promoted from the one before, invited).
+    pub entrants: (u64, u64),
     /// Server time when the page was made; the chart runs up to it.
     pub now: i64,
 }
@@ -70,12 +72,15 @@ pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, 
     let best_over_time = standings::best_over_time(&pool, number).await?;
     let final_board = ascent_store::lifecycle::final_board(&pool, number).await?;
     let scored = standings::scored_count(&pool, number).await?;
+    let entrants = ascent_store::entrants::of_phase(&pool, number).await?;
+    let invited = entrants.iter().filter(|e| e.reason == "invited").count() as u64;
     let data = PhasePageData {
         detail,
         leaderboard,
         best_over_time,
         final_board,
         scored,
+        entrants: (entrants.len() as u64 - invited, invited),
         now: ascent_store::now(),
     };
     if let Some(cache) = cache {

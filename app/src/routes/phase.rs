@@ -113,7 +113,7 @@ fn PhaseView(page: PhasePageData) -> impl IntoView {
                 <ScoreChart points=page.best_over_time scored=page.scored start=summary.opens_at end=chart_end />
             </div>
             <aside class="panel rules">
-                <Rules spec />
+                <Rules spec number=summary.number entrants=page.entrants />
             </aside>
         </section>
     }
@@ -193,7 +193,16 @@ fn SubmitLink(number: u8) -> impl IntoView {
 }
 
 #[component]
-fn Rules(spec: PhaseSpec) -> impl IntoView {
+fn Rules(spec: PhaseSpec, number: u8, entrants: (u64, u64)) -> impl IntoView {
+    let who = if number <= 1 {
+        "Every registered contributor".to_owned()
+    } else {
+        let (promoted, invited) = entrants;
+        format!(
+            "Promoted from phase {} ({promoted}) or invited by the organizers ({invited})",
+            number - 1
+        )
+    };
     let share = format!("{:.0}%", spec.evaluation.public_share * 100.0);
     let rewards = if spec.rewards.budget == 0 {
         "This phase grants no points.".to_owned()
@@ -222,6 +231,7 @@ fn Rules(spec: PhaseSpec) -> impl IntoView {
         </dl>
         <h3>"Submissions"</h3>
         <dl class="rules-list" id="rules-submissions">
+            <dt>"Who"</dt><dd id="entry-rule">{who}</dd>
             <dt>"Per day"</dt><dd>{spec.submissions.per_day}</dd>
             <dt>"Largest upload"</dt><dd>{format::bytes(spec.submissions.max_bytes)}</dd>
             <dt>"Ties"</dt><dd>{format!("A later submission must beat an earlier one by more than {}% to rank above it", spec.epsilon * 100.0)}</dd>
