@@ -35,6 +35,16 @@ pub async fn invite(
     let handle = handle.trim();
     let mut tx = crate::write(pool).await?;
     let state = touch(&mut tx, number, now).await?;
+    // As the door sees it: a phase past its closing time is closed even before the
+    // schedule has moved it.
+    let (opens_at, closes_at): (i64, i64) =
+        sqlx::query_as("SELECT opens_at, closes_at FROM phases WHERE number = ?")
+            .bind(i64::from(number))
+            .fetch_one(&mut *tx)
+            .await?;
+    let state = state
+        .scheduled_move(now, opens_at, closes_at)
+        .unwrap_or(state);
     if number <= 1 {
         return Err(StoreError::Refused(
             "phase 1 is open to every contributor; invitations are for later phases".into(),
@@ -155,6 +165,16 @@ mod tests {
         assert!(matches!(
             invite(&pool, 2, "ada", org, "again", NOW + 2).await,
             Err(StoreError::Refused(m)) if m.contains("already enter phase 2 (invited)")
+        ));
+        // A closed phase takes no invitations, even before the schedule has moved it.
+        sqlx::query("UPDATE phases SET opens_at = ?, closes_at = ? WHERE number = 3")
+            .bind(NOW + 1)
+            .bind(NOW + 3)
+            .execute(&pool)
+            .await?;
+        assert!(matches!(
+            invite(&pool, 3, "ada", org, "why not", NOW + 4).await,
+            Err(StoreError::Refused(m)) if m.contains("not closed")
         ));
         let notices = crate::notifications::of_user(&pool, ada, 10).await?;
         assert!(notices[0].text.contains("invited you to phase 2"));

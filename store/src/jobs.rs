@@ -74,8 +74,6 @@ pub async fn claim(
                            -- Encrypted submissions only go to a worker holding the phase's key.
                            AND (s.encrypted_to IS NULL
                                 OR s.encrypted_to IN (SELECT value FROM json_each(?)))
-                           -- A submission disqualified while it waited is not scored.
-                           AND s.disqualified = 0
                      ORDER BY j.available_at, j.id LIMIT 1)
          RETURNING id, submission_id",
     )
@@ -529,12 +527,11 @@ pub async fn release_worker(pool: &SqlitePool, worker_id: i64, now: i64) -> Resu
     reap(pool, now).await
 }
 
-/// Jobs waiting and running, for the console (a disqualified submission no longer waits).
+/// Jobs waiting and running, for the console.
 pub async fn queue_counts(pool: &SqlitePool, now: i64) -> Result<(u64, u64)> {
     let (waiting, running): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(j.lease_hash IS NULL AND s.disqualified = 0), 0),
-                COALESCE(SUM(j.lease_hash IS NOT NULL AND j.lease_expires_at >= ?), 0)
-         FROM jobs j JOIN submissions s ON s.id = j.submission_id WHERE j.finished_at IS NULL",
+        "SELECT COALESCE(SUM(lease_hash IS NULL), 0), COALESCE(SUM(lease_hash IS NOT NULL AND lease_expires_at >= ?), 0)
+         FROM jobs WHERE finished_at IS NULL",
     )
     .bind(now)
     .fetch_one(pool)

@@ -186,7 +186,7 @@ async fn propose(conn: &mut SqliteConnection, number: u8) -> Result<Proposal> {
     let verdicts = ranking::advancement_list(&rule, &ranked, &adjustments);
     let pending: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM submissions
-         WHERE phase = ? AND state IN ('queued', 'validating', 'scoring') AND disqualified = 0",
+         WHERE phase = ? AND state IN ('queued', 'validating', 'scoring')",
     )
     .bind(phase)
     .fetch_one(&mut *conn)
@@ -441,7 +441,8 @@ pub async fn finalize(
                 sqlx::query(
                     "INSERT INTO phase_entrants (phase, user_id, reason, at, actor_id)
                      VALUES (?, ?, 'promoted', ?, ?)
-                     ON CONFLICT (phase, user_id) DO NOTHING",
+                     ON CONFLICT (phase, user_id) DO UPDATE SET reason = 'promoted',
+                         at = excluded.at, actor_id = excluded.actor_id",
                 )
                 .bind(i64::from(next))
                 .bind(user_id)
@@ -485,6 +486,10 @@ pub async fn finalize(
         .bind(i64::from(number))
         .execute(&mut *tx)
         .await?;
+    if let Some(next) = next_phase {
+        // Its page says who may enter, from the rows just written.
+        touch(&mut tx, next, now).await?;
+    }
     record_transition(
         &mut tx,
         number,
@@ -784,7 +789,10 @@ pub(crate) mod tests {
             Err(StoreError::Refused(_))
         ));
 
+        let next_page = crate::phases::page_version(&pool, 2).await?;
         let done = finalize(&pool, 1, org, "reviewed", NOW + 20).await?;
+        // Phase 2's page says who may enter: its cached copy is now stale.
+        assert_ne!(crate::phases::page_version(&pool, 2).await?, next_page);
         assert_eq!(done.promoted, ["cy", "bob"]);
         assert_eq!(done.next_phase, Some(2));
         let frozen = final_board(&pool, 1).await?.expect("finalized");
@@ -897,12 +905,25 @@ pub(crate) mod tests {
         assert_eq!(state, "closed", "nothing changed");
 
         // One that can never be scored (its evaluation key lost, say) is disqualified:
-        // no worker takes it, nothing waits for it, and the phase can be finalized.
+        // its job ends, it fails, nothing waits for it, and the phase can be finalized.
         let late: i64 =
             sqlx::query_scalar("SELECT id FROM submissions WHERE weights_sha256 = 'late'")
                 .fetch_one(&pool)
                 .await?;
+        sqlx::query("INSERT INTO jobs (submission_id, available_at) VALUES (?, ?)")
+            .bind(late)
+            .bind(NOW + 5)
+            .execute(&pool)
+            .await?;
+        assert_eq!(crate::jobs::queue_counts(&pool, NOW + 11).await?, (1, 0));
         crate::moderation::disqualify(&pool, late, org, "evaluation key lost", NOW + 12).await?;
+        let (state, error): (String, String) =
+            sqlx::query_as("SELECT state, error FROM submissions WHERE id = ?")
+                .bind(late)
+                .fetch_one(&pool)
+                .await?;
+        assert_eq!(state, "failed");
+        assert!(error.contains("Disqualified"), "{error}");
         assert!(matches!(
             crate::moderation::rerun(&pool, late, org, "try again", NOW + 12).await,
             Err(StoreError::Refused(m)) if m.contains("disqualified")
@@ -968,6 +989,10 @@ pub(crate) mod tests {
                 .fetch_one(&pool)
                 .await?;
         moderation::disqualify(&pool, ada_best, org, "copied weights", NOW + 5).await?;
+        assert!(matches!(
+            moderation::rerun(&pool, ada_best, org, "look again", NOW + 5).await,
+            Err(StoreError::Refused(m)) if m.contains("is disqualified")
+        ));
         let board = standings::leaderboard(&pool, 1, 0, 10)
             .await?
             .expect("phase");

@@ -98,7 +98,8 @@ async fn target(conn: &mut SqliteConnection, id: i64, now: i64) -> Result<Target
 }
 
 /// Disqualifies a submission: it no longer counts for its contributor's standing, the
-/// leaderboard or the phase's record line. Its page says so, with the reason.
+/// leaderboard or the phase's record line. Its page says so, with the reason. One not
+/// yet scored is not scored at all: it fails, and its job ends.
 pub async fn disqualify(
     pool: &SqlitePool,
     id: i64,
@@ -119,6 +120,29 @@ pub async fn disqualify(
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    if matches!(target.state.as_str(), "queued" | "validating" | "scoring") {
+        // Not scored yet: it never will be. Its job ends here (a worker holding its lease
+        // is refused when it reports), and the submission is final, so nothing waits for
+        // it: not finalizing (say its evaluation key was lost), not `submit --wait`.
+        sqlx::query(
+            "UPDATE jobs SET finished_at = ?, lease_hash = NULL, lease_expires_at = NULL,
+                 stage = NULL, last_error = 'disqualified'
+             WHERE submission_id = ? AND finished_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE submissions SET state = 'failed', scored_at = ?,
+                 error = 'Disqualified by the organizers before it was scored.'
+             WHERE id = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
     let event = Event::Disqualified {
         submission: id,
         reason: reason.to_owned(),

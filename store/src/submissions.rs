@@ -55,12 +55,10 @@ pub async fn create(pool: &SqlitePool, new: &NewSubmission) -> Result<i64> {
     Ok(id)
 }
 
-/// Submissions still queued or being scored, all phases together; not those
-/// disqualified while they waited, which are not scored.
+/// Submissions still queued or being scored, all phases together.
 pub async fn unscored(pool: &SqlitePool) -> Result<u64> {
     let waiting: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM submissions
-         WHERE state IN ('queued', 'validating', 'scoring') AND disqualified = 0",
+        "SELECT COUNT(*) FROM submissions WHERE state IN ('queued', 'validating', 'scoring')",
     )
     .fetch_one(pool)
     .await?;

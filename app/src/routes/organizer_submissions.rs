@@ -98,7 +98,7 @@ fn Results(
     let rows = found
         .into_iter()
         .map(|s| {
-            let can_rerun = s.state == "scored" || s.state == "failed";
+            let can_rerun = !s.disqualified && (s.state == "scored" || s.state == "failed");
             let id = s.id;
             let status = if s.disqualified {
                 view! {

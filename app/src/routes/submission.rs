@@ -50,17 +50,14 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
         open_files,
     } = data;
     let id = report.id;
-    // Disqualified before any worker took it: it stays queued and is never scored.
-    let never_scored = report.state == SubmissionState::Queued;
     let title = format!("Submission #{id}");
     let contributor = format!("/contributors/{}", report.contributor);
     let phase = format!("/phases/{}", report.phase);
     let phase_name = format!("Phase {}: {}", report.phase, phase_title);
     let live = RwSignal::new(report);
     // Follow the submission until it is final; the page is already right without this.
-    let waits_for_nothing = never_scored && disqualified.is_some();
     let following = move || {
-        let running = !live.with_untracked(|r| r.state.is_final()) && !waits_for_nothing;
+        let running = !live.with_untracked(|r| r.state.is_final());
         running.then(|| format!("/api/submissions/{id}/events"))
     };
     follow_events(
@@ -98,11 +95,7 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
             </div>
             {disqualified.map(|reason| view! {
                 <p class="form-error" role="status">
-                    {if never_scored {
-                        format!("Disqualified by the organizers: {reason}. It will not be scored and does not count for the leaderboard.")
-                    } else {
-                        format!("Disqualified by the organizers: {reason}. It no longer counts for the leaderboard.")
-                    }}
+                    {format!("Disqualified by the organizers: {reason}. It no longer counts for the leaderboard.")}
                 </p>
             })}
         </section>
