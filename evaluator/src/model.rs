@@ -115,10 +115,15 @@ impl Llama {
         let c = &self.config;
         let h = c.hidden_size;
         let (cos, sin) = self.rope_tables(t)?;
-        let masks = block_masks(t, &self.mask_layout(b), &self.device)?; // shared by every layer
+        // Decided once, for every layer.
+        let attention = if self.device.is_cpu() && self.dtype == DType::F32 {
+            Attention::Cpu
+        } else {
+            Attention::Blocked(block_masks(t, &self.mask_layout(b), &self.device)?)
+        };
         let mut x = self.embed.embedding(&ids.flatten_all()?)?; // [b*t, h]
         for layer in &self.layers {
-            x = self.layer(layer, &x, b, t, &cos, &sin, &masks)?;
+            x = self.layer(layer, &x, b, t, &cos, &sin, &attention)?;
         }
         let x = self.rms_norm(&x, &self.norm)?;
         Ok(x.reshape((b, t, h))?)
@@ -144,7 +149,7 @@ impl Llama {
         t: usize,
         cos: &Tensor,
         sin: &Tensor,
-        masks: &[BlockMask],
+        attention: &Attention,
     ) -> Result<Tensor> {
         let c = &self.config;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
@@ -155,21 +160,24 @@ impl Llama {
             Ok(linear(&hn, w)?.reshape((b, t, n, hd))?)
         };
         let scale = 1.0 / (hd as f64).sqrt();
-        let attn = if self.device.is_cpu() && self.dtype == DType::F32 {
-            let rope = |x: Tensor| candle_nn::rotary_emb::rope_thd(&x, cos, sin);
-            let q = rope(heads(&layer.q, nh)?)?;
-            let k = rope(heads(&layer.k, nkv)?)?;
-            let v = heads(&layer.v, nkv)?;
-            crate::cpu_attention::causal_attention(&q, &k, &v, scale as f32)?
-        } else {
-            // [b, heads, t, hd] for candle's matmuls.
-            let heads = |w: &Tensor, n: usize| -> Result<Tensor> {
-                Ok(heads(w, n)?.transpose(1, 2)?.contiguous()?)
-            };
-            let q = (candle_nn::rotary_emb::rope(&heads(&layer.q, nh)?, cos, sin)? * scale)?;
-            let k = candle_nn::rotary_emb::rope(&heads(&layer.k, nkv)?, cos, sin)?;
-            let v = heads(&layer.v, nkv)?;
-            causal_attention(&q, &k, &v, masks, self.dtype)?
+        let attn = match attention {
+            Attention::Cpu => {
+                let rope = |x: Tensor| candle_nn::rotary_emb::rope_thd(&x, cos, sin);
+                let q = rope(heads(&layer.q, nh)?)?;
+                let k = rope(heads(&layer.k, nkv)?)?;
+                let v = heads(&layer.v, nkv)?;
+                crate::cpu_attention::causal_attention(&q, &k, &v, scale as f32)?
+            }
+            Attention::Blocked(masks) => {
+                // [b, heads, t, hd] for candle's matmuls.
+                let heads = |w: &Tensor, n: usize| -> Result<Tensor> {
+                    Ok(heads(w, n)?.transpose(1, 2)?.contiguous()?)
+                };
+                let q = (candle_nn::rotary_emb::rope(&heads(&layer.q, nh)?, cos, sin)? * scale)?;
+                let k = candle_nn::rotary_emb::rope(&heads(&layer.k, nkv)?, cos, sin)?;
+                let v = heads(&layer.v, nkv)?;
+                causal_attention(&q, &k, &v, masks, self.dtype)?
+            }
         }; // [b, t, nh * hd]
         let attn = attn.reshape((b * t, nh * hd))?;
         let x = (x + linear(&attn, &layer.o)?)?;
@@ -309,6 +317,14 @@ struct BlockMask {
     start: usize,
     len: usize,
     mask: Option<Tensor>,
+}
+
+/// How attention runs in one forward pass.
+enum Attention {
+    /// f32 on CPU: [`crate::cpu_attention`], one op per layer, no masks.
+    Cpu,
+    /// candle's ops over blocks of queries ([`causal_attention`]), with these masks.
+    Blocked(Vec<BlockMask>),
 }
 
 /// See [`Llama::mask_layout`].
