@@ -51,6 +51,17 @@ impl PhaseState {
         }
     }
 
+    /// The state the door applies at `now`: the schedule moves phases every few seconds,
+    /// and the door does not wait for it to close one, so a phase whose closing time has
+    /// passed counts as closed already. (Opening waits for the move, so that the log
+    /// records the phase open before its first entry.)
+    pub fn at_the_door(self, now: i64, opens_at: i64, closes_at: i64) -> PhaseState {
+        match self.scheduled_move(now, opens_at, closes_at) {
+            Some(PhaseState::Closed) => PhaseState::Closed,
+            _ => self,
+        }
+    }
+
     /// Whether an organizer may move a phase from this state to `to` by hand: publish a
     /// draft, open an upcoming phase early, close an open one early. Finalizing is not a
     /// plain move: it happens with the promotion of a closed phase's winners.
@@ -210,6 +221,12 @@ mod tests {
         assert_eq!(Closed.scheduled_move(300, opens, closes), None);
         assert_eq!(Draft.scheduled_move(150, opens, closes), None);
         assert_eq!(Finalized.scheduled_move(150, opens, closes), None);
+        // The door closes with the schedule but does not open ahead of it.
+        assert_eq!(Upcoming.at_the_door(150, opens, closes), Upcoming);
+        assert_eq!(Upcoming.at_the_door(250, opens, closes), Closed);
+        assert_eq!(Open.at_the_door(150, opens, closes), Open);
+        assert_eq!(Open.at_the_door(200, opens, closes), Closed);
+        assert_eq!(Draft.at_the_door(250, opens, closes), Draft);
     }
 
     #[test]

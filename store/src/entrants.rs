@@ -35,16 +35,13 @@ pub async fn invite(
     let handle = handle.trim();
     let mut tx = crate::write(pool).await?;
     let state = touch(&mut tx, number, now).await?;
-    // As the door sees it: a phase past its closing time is closed even before the
-    // schedule has moved it.
+    // As the door sees it: closed once its closing time has passed.
     let (opens_at, closes_at): (i64, i64) =
         sqlx::query_as("SELECT opens_at, closes_at FROM phases WHERE number = ?")
             .bind(i64::from(number))
             .fetch_one(&mut *tx)
             .await?;
-    let state = state
-        .scheduled_move(now, opens_at, closes_at)
-        .unwrap_or(state);
+    let state = state.at_the_door(now, opens_at, closes_at);
     if number <= 1 {
         return Err(StoreError::Refused(
             "phase 1 is open to every contributor; invitations are for later phases".into(),

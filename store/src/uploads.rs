@@ -52,16 +52,9 @@ pub async fn entry_facts(
         .into_iter()
         .find(|s| s.as_str() == state)
         .ok_or_else(|| StoreError::Corrupt(format!("phase state {state:?}")))?;
-    // The schedule moves phases every few seconds; the door does not wait for it to
-    // close one: a phase whose closing time has passed takes nothing more. (Opening waits
-    // for the move, so that the log records the phase open before its first entry.)
-    let state = match stored.scheduled_move(now, opens_at, closes_at) {
-        Some(PhaseState::Closed) => PhaseState::Closed,
-        _ => stored,
-    };
     Ok(EntryFacts {
         phase,
-        state,
+        state: stored.at_the_door(now, opens_at, closes_at),
         is_entrant,
         has_data,
         per_day: unsigned(per_day, "per_day")?,
