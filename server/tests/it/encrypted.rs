@@ -30,6 +30,13 @@ async fn server(pool: &SqlitePool, dir: &Path, key: Option<&str>) -> TestResult<
         .map_err(|e| e.to_string())?)
 }
 
+/// [`server`] with an evaluation key for phase 1, made in `dir`; the key and the server.
+async fn keyed_server(pool: &SqlitePool, dir: &Path) -> TestResult<(EvaluationKey, RunningServer)> {
+    let key = EvaluationKey::create(&dir.join("phase-1.key"))?;
+    let server = server(pool, dir, Some(key.recipient())).await?;
+    Ok((key, server))
+}
+
 /// A copy of a fixture checkpoint (encrypting writes beside the files).
 fn copy_of(name: &str, into: &Path) -> TestResult<std::path::PathBuf> {
     let dir = into.join(name);
@@ -136,8 +143,7 @@ async fn an_encrypted_checkpoint_scores_exactly_as_the_plain_one_and_only_with_t
     pool: SqlitePool,
 ) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let key = EvaluationKey::create(&dir.path().join("phase-1.key"))?;
-    let server = server(&pool, dir.path(), Some(key.recipient())).await?;
+    let (key, server) = keyed_server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
     let checkpoint = copy_of("tied", dir.path())?;
     let plain = upload(&server.url(), &ada, &checkpoint, None).await?;
@@ -226,8 +232,7 @@ async fn files_for_another_key_fail_as_the_contributors_and_half_encrypted_is_re
     pool: SqlitePool,
 ) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let key = EvaluationKey::create(&dir.path().join("phase-1.key"))?;
-    let server = server(&pool, dir.path(), Some(key.recipient())).await?;
+    let (key, server) = keyed_server(&pool, dir.path()).await?;
     let (_, bob) = contributor(&pool, "bob").await?;
     // Sealed to a key that is not the phase's, but sent saying it is (a broken client).
     let checkpoint = copy_of("tied", dir.path())?;
@@ -279,8 +284,7 @@ async fn a_key_changed_mid_upload_or_not_the_pinned_one_sends_nothing_that_count
     pool: SqlitePool,
 ) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let key = EvaluationKey::create(&dir.path().join("phase-1.key"))?;
-    let server = server(&pool, dir.path(), Some(key.recipient())).await?;
+    let (key, server) = keyed_server(&pool, dir.path()).await?;
     let (_, ada) = contributor(&pool, "ada").await?;
     let checkpoint = copy_of("tied", dir.path())?;
     // The key the server gives is in the public log with the phase's settings.
