@@ -1,6 +1,10 @@
 //! Our CUDA kernels (feature `cuda`): attention's causal softmax
 //! ([`crate::causal_softmax`]) and the next-token cross-entropy ([`crate::loss`]).
 //!
+//! Flash attention ([`crate::flash_attention`]) is a module of its own, compiled for sm_80
+//! and later (its tensor-core `mma` needs them) and checked on its own, so that a device
+//! without it still gets the other kernels.
+//!
 //! One CUDA source, compiled at run time with NVRTC (cudarc, through candle) once per
 //! process. Before first use the kernels are run on the device against the CPU path on
 //! small random inputs ([`available`]): a kernel that compiles but computes something
@@ -15,6 +19,9 @@ use crate::causal_softmax::CausalSoftmax;
 
 /// The module name the kernels are loaded under.
 pub const MODULE: &str = "ascent_kernels";
+
+/// The module name flash attention is loaded under.
+pub const FLASH_MODULE: &str = "ascent_flash_attention";
 
 /// Threads per block of the cross-entropy kernel: a 128k-token row is 125 logits each.
 pub const NLL_THREADS: u32 = 1024;
@@ -129,6 +136,69 @@ pub fn ptx() -> &'static Result<String, String> {
     })
 }
 
+/// Flash attention's PTX (its device prelude and kernel, for compute capability 8.0),
+/// compiled once; `Err` with NVRTC's message if it cannot be.
+pub fn flash_ptx() -> &'static Result<String, String> {
+    use candle_core::cuda_backend::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+    static PTX: OnceLock<Result<String, String>> = OnceLock::new();
+    PTX.get_or_init(|| {
+        let source = [
+            include_str!("cuda/device_prelude.cuh"),
+            crate::flash_attention::KERNEL_SOURCE,
+        ]
+        .join("\n");
+        let options = CompileOptions {
+            arch: Some("compute_80"),
+            ..Default::default()
+        };
+        compile_ptx_with_opts(source, options)
+            .map(|p| p.to_src())
+            .map_err(|e| format!("{e:?}"))
+    })
+}
+
+/// Whether flash attention may be used on `device`: a CUDA device where it compiles,
+/// loads and agrees with the CPU's attention. Decided once per process; logs why not.
+pub fn flash_available(device: &Device) -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    if !device.is_cuda() {
+        return false;
+    }
+    *READY.get_or_init(|| {
+        let check = flash_ptx()
+            .as_ref()
+            .map_err(|e| format!("NVRTC: {e}"))
+            .and_then(|_| check_flash(device).map_err(|e| e.to_string()));
+        match check {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "flash attention is not usable here; using blocked attention");
+                false
+            }
+        }
+    })
+}
+
+/// Flash attention on `device` against the CPU's f32 attention of the same bf16 inputs,
+/// for each head size: 3 blocks of queries (the last one partial), several key tiles,
+/// grouped heads, two windows.
+fn check_flash(device: &Device) -> crate::Result<()> {
+    use crate::flash_attention as flash;
+    for d in flash::HEAD_DIMS {
+        let ([q, k, v], want) = flash::case(2, 150, 4, 2, d)?;
+        let on = |x: &Tensor| x.to_device(device);
+        let got = flash::causal_attention(&on(&q)?, &on(&k)?, &on(&v)?, flash::scale(d))?;
+        let diff = flash::worst(&got.to_device(&Device::Cpu)?, &want)?;
+        if diff.is_nan() || diff > flash::BOUND {
+            return Err(crate::EvalError::Internal(format!(
+                "flash attention (head size {d}) differs from the CPU by {diff:e} (bound {:e})",
+                flash::BOUND
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Whether the kernels may be used on `device`: a CUDA device where they compile and
 /// agree with the CPU path. Decided once per process (one device per process); logs why
 /// not.
@@ -229,6 +299,14 @@ mod tests {
             "token_nll_bf16",
         ] {
             assert!(ptx.contains(&format!(".entry {kernel}(")), "{kernel}");
+        }
+        let flash = match super::flash_ptx() {
+            Ok(ptx) => ptx,
+            Err(e) => panic!("NVRTC (flash attention): {e}"),
+        };
+        for d in crate::flash_attention::HEAD_DIMS {
+            let kernel = format!("flash_attention_bf16_d{d}");
+            assert!(flash.contains(&format!(".entry {kernel}(")), "{kernel}");
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod cuda_kernels;
 pub mod encryption;
 pub mod error;
 pub mod evaluate;
+pub mod flash_attention;
 pub mod json;
 pub mod loss;
 pub mod mapped;

@@ -118,6 +118,8 @@ impl Llama {
         // Decided once, for every layer.
         let attention = if self.device.is_cpu() && self.dtype == DType::F32 {
             Attention::Cpu
+        } else if self.flash_here() {
+            Attention::Flash
         } else {
             Attention::Blocked(block_masks(t, &self.mask_layout(b), &self.device)?)
         };
@@ -161,12 +163,16 @@ impl Llama {
         };
         let scale = 1.0 / (hd as f64).sqrt();
         let attn = match attention {
-            Attention::Cpu => {
+            Attention::Cpu | Attention::Flash => {
                 let rope = |x: Tensor| candle_nn::rotary_emb::rope_thd(&x, cos, sin);
                 let q = rope(heads(&layer.q, nh)?)?;
                 let k = rope(heads(&layer.k, nkv)?)?;
                 let v = heads(&layer.v, nkv)?;
-                crate::cpu_attention::causal_attention(&q, &k, &v, scale as f32)?
+                let op = match attention {
+                    Attention::Flash => crate::flash_attention::causal_attention,
+                    _ => crate::cpu_attention::causal_attention,
+                };
+                op(&q, &k, &v, scale as f32)?
             }
             Attention::Blocked(masks) => {
                 // [b, heads, t, hd] for candle's matmuls.
@@ -209,6 +215,16 @@ impl Llama {
                 dtype: self.dtype,
             }
         }
+    }
+
+    /// Whether attention runs as [`crate::flash_attention`]: a bf16 model with a head size
+    /// the kernel is built for, on a CUDA device where it passed its self-check.
+    fn flash_here(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() && crate::flash_attention::fits(self.dtype, self.config.head_dim) {
+            return crate::cuda_kernels::flash_available(&self.device);
+        }
+        false
     }
 
     /// Whether `causal_softmax` runs on this device: always on CPU; on CUDA if our
@@ -323,6 +339,8 @@ struct BlockMask {
 enum Attention {
     /// f32 on CPU: [`crate::cpu_attention`], one op per layer, no masks.
     Cpu,
+    /// bf16 on a GPU that runs [`crate::flash_attention`]: one kernel per layer, no masks.
+    Flash,
     /// candle's ops over blocks of queries ([`causal_attention`]), with these masks.
     Blocked(Vec<BlockMask>),
 }

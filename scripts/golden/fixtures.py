@@ -163,6 +163,22 @@ def main():
             {"bf16": True},
             [("random_u32.bin", 128, 5)],
         ),
+        # Head size 64, which the GPU's flash attention kernel is built for (the others
+        # here run the blocked attention there): 200 positions are 3 blocks of 64
+        # queries and a partial fourth. Last, so the fixtures before it stay as they were.
+        "head64": (
+            dict(
+                hidden_size=128,
+                intermediate_size=128,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                max_position_embeddings=256,
+                tie_word_embeddings=True,
+            ),
+            "random",
+            {},
+            [("text_u16.bin", 200, 5)],
+        ),
     }
 
     references = []
