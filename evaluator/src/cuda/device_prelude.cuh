@@ -17,3 +17,12 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], 
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+
+// b[0], b[1]: the B fragment (16 keys × 8 columns) of a row-major shared tile, transposed
+// on the way; lane i < 16 gives the address of row i (8 consecutive columns).
+__device__ __forceinline__ void ldmatrix_x2_trans(unsigned (&r)[2], const unsigned short* row) {
+    const unsigned address = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(address));
+}

@@ -38,6 +38,7 @@ std::barrier<>* warp_barrier[MAX_WARPS];
 float value_stage[MAX_WARPS][32];
 unsigned a_stage[MAX_WARPS][32][4];
 unsigned b_stage[MAX_WARPS][32][2];
+const unsigned short* row_stage[MAX_WARPS][32];
 
 inline int warp() { return threadIdx.x / 32; }
 inline int lane() { return threadIdx.x % 32; }
@@ -103,4 +104,19 @@ inline void mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[
         for (int k = 0; k < 16; ++k) acc += A[r][k] * B[k][col];
         d[i] += acc;
     }
+}
+
+// Matrix m (of 2) is the 8 rows named by lanes 8m..8m+7; transposed, lane l receives
+// column l / 4 of rows 2(l % 4) and 2(l % 4) + 1, the lower row in the low half.
+inline void ldmatrix_x2_trans(unsigned (&r)[2], const unsigned short* row) {
+    using namespace emulation;
+    const int w = warp(), l = lane();
+    row_stage[w][l] = row;
+    warp_sync();
+    for (int m = 0; m < 2; ++m) {
+        const unsigned lo = row_stage[w][8 * m + 2 * (l % 4)][l / 4];
+        const unsigned hi = row_stage[w][8 * m + 2 * (l % 4) + 1][l / 4];
+        r[m] = lo | (hi << 16);
+    }
+    warp_sync();
 }

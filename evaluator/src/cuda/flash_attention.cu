@@ -11,11 +11,14 @@
 // rows. Per tile of 64 keys the block stages k and vᵀ in shared memory, each warp computes
 // its 16 × 64 scores with mma.m16n8k16, updates its rows' running maximum and sum, and
 // adds probabilities · v to its output accumulators, rescaled when the maximum grows.
+// v stays row-major in shared memory; its B fragments come transposed by ldmatrix.
 //
 // From the prelude (the device's, or the CPU emulation's in the tests):
 //   mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2])  d += a·b,
 //       the m16n8k16 fragments of PTX's `mma` (row-major A, column-major B);
 //   shfl_xor(float v, int mask)  the value of lane (lane ^ mask) of this warp;
+//   ldmatrix_x2_trans(unsigned (&r)[2], const unsigned short* row)  PTX's
+//       ldmatrix.m8n8.x2.trans from shared memory, lanes 0..15 naming the 16 rows;
 //   NEG_INF, exp2f, fmaxf, min, __float_as_uint, __uint_as_float, uint4,
 //   __syncthreads, threadIdx, blockIdx, gridDim.
 //
@@ -43,24 +46,16 @@ __device__ __forceinline__ unsigned fa_pair(const unsigned short* p) {
 }
 
 // Copies rows first..first+FA_KEYS of a [t, stride] bf16 matrix (D wide) into shared rows
-// of `pitch` elements, zeros past t; with `transpose`, element (r, d) goes to d·pitch + r.
+// of `pitch` elements, zeros past t.
 template <int D>
 __device__ __forceinline__ void fa_stage(unsigned short* dst, int pitch, const unsigned short* src,
-                                         long long stride, int first, int t, bool transpose) {
+                                         long long stride, int first, int t) {
     constexpr int CHUNKS = D / 8;  // 16-byte pieces of a row
     for (int i = threadIdx.x; i < FA_KEYS * CHUNKS; i += FA_THREADS) {
         const int r = i / CHUNKS, col = (i % CHUNKS) * 8;
         uint4 piece = make_uint4(0u, 0u, 0u, 0u);
         if (first + r < t) piece = *(const uint4*)(src + (first + r) * stride + col);
-        if (!transpose) {
-            *(uint4*)(dst + r * pitch + col) = piece;
-        } else {
-            const unsigned words[4] = {piece.x, piece.y, piece.z, piece.w};
-            for (int w = 0; w < 4; ++w) {
-                dst[(col + 2 * w) * pitch + r] = (unsigned short)(words[w] & 0xffffu);
-                dst[(col + 2 * w + 1) * pitch + r] = (unsigned short)(words[w] >> 16);
-            }
-        }
+        *(uint4*)(dst + r * pitch + col) = piece;
     }
 }
 
@@ -70,9 +65,9 @@ __device__ void flash_attention(const unsigned short* q, const unsigned short* k
                                 int kv_heads, float scale) {
     // Row pitches padded by 16 bytes: the 8 rows a fragment load touches fall in
     // different banks.
-    constexpr int KP = D + 8, VP = FA_KEYS + 8;
-    __shared__ __align__(16) unsigned short k_s[FA_KEYS * KP];  // first q's tile, then k's
-    __shared__ __align__(16) unsigned short vt_s[D * VP];       // vᵀ: [D, keys]
+    constexpr int P = D + 8;
+    __shared__ __align__(16) unsigned short k_s[FA_KEYS * P];  // first q's tile, then k's
+    __shared__ __align__(16) unsigned short v_s[FA_KEYS * P];
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, c = lane & 3;
@@ -86,17 +81,17 @@ __device__ void flash_attention(const unsigned short* q, const unsigned short* k
     // Scores are kept in log2 units: exp(x · scale) = 2^(x · scale · log2 e).
     const float scale_log2 = scale * 1.4426950408889634f;
 
-    fa_stage<D>(k_s, KP, qb, q_stride, q0, t, false);
+    fa_stage<D>(k_s, P, qb, q_stride, q0, t);
     __syncthreads();
     const int row = warp * 16 + g;  // this thread's rows of the block: row and row + 8
     unsigned qa[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-        const unsigned short* p = k_s + row * KP + kk * 16 + 2 * c;
+        const unsigned short* p = k_s + row * P + kk * 16 + 2 * c;
         qa[kk][0] = fa_pair(p);
-        qa[kk][1] = fa_pair(p + 8 * KP);
+        qa[kk][1] = fa_pair(p + 8 * P);
         qa[kk][2] = fa_pair(p + 8);
-        qa[kk][3] = fa_pair(p + 8 * KP + 8);
+        qa[kk][3] = fa_pair(p + 8 * P + 8);
     }
 
     float o[D / 8][4];
@@ -108,16 +103,15 @@ __device__ void flash_attention(const unsigned short* q, const unsigned short* k
 
     for (int j0 = 0; j0 < keys; j0 += FA_KEYS) {
         __syncthreads();  // every warp is done with the previous tile (or with q)
-        fa_stage<D>(k_s, KP, kb, kv_stride, j0, t, false);
-        fa_stage<D>(vt_s, VP, vb, kv_stride, j0, t, true);
+        fa_stage<D>(k_s, P, kb, kv_stride, j0, t);
+        fa_stage<D>(v_s, P, vb, kv_stride, j0, t);
         __syncthreads();
-        if (j0 > q0 + warp * 16 + 15) continue;  // the whole tile is after this warp's rows
-
+    
         float s[FA_KEYS / 8][4];
 #pragma unroll
         for (int n = 0; n < FA_KEYS / 8; ++n) {
             s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-            const unsigned short* p = k_s + (n * 8 + g) * KP + 2 * c;
+            const unsigned short* p = k_s + (n * 8 + g) * P + 2 * c;
 #pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
                 const unsigned b[2] = {fa_pair(p + kk * 16), fa_pair(p + kk * 16 + 8)};
@@ -162,7 +156,7 @@ __device__ void flash_attention(const unsigned short* q, const unsigned short* k
             o[n][3] *= alpha[1];
         }
         // probabilities · v: two score fragments (16 × 8 each, C layout) are one A
-        // fragment over 16 keys.
+        // fragment over 16 keys; lane i < 16 names row kk·16 + i of v for ldmatrix.
 #pragma unroll
         for (int kk = 0; kk < FA_KEYS / 16; ++kk) {
             const unsigned pa[4] = {
@@ -170,8 +164,8 @@ __device__ void flash_attention(const unsigned short* q, const unsigned short* k
                 fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
             for (int n = 0; n < D / 8; ++n) {
-                const unsigned short* p = vt_s + (n * 8 + g) * VP + kk * 16 + 2 * c;
-                const unsigned b[2] = {fa_pair(p), fa_pair(p + 8)};
+                unsigned b[2];
+                ldmatrix_x2_trans(b, v_s + (kk * 16 + (lane & 15)) * P + n * 8);
                 mma_bf16(o[n], pa, b);
             }
         }
