@@ -1,5 +1,6 @@
 //! Our CUDA kernels (feature `cuda`): attention's causal softmax
-//! ([`crate::causal_softmax`]) and the next-token cross-entropy ([`crate::loss`]).
+//! ([`crate::causal_softmax`]), the next-token cross-entropy ([`crate::loss`]) and
+//! SwiGLU's gate ([`crate::swiglu`]).
 //!
 //! Flash attention ([`crate::flash_attention`]) is a module of its own, compiled for sm_80
 //! and later (its tensor-core `mma` needs them) and checked on its own, so that a device
@@ -124,6 +125,21 @@ extern "C" __global__ void token_nll_f32(const float* x, const unsigned int* t, 
 extern "C" __global__ void token_nll_bf16(const unsigned short* x, const unsigned int* t, double* out, int vocab) {
     token_nll(x, t, out, vocab);
 }
+// SwiGLU's gate, silu(gate) · up, in f32 and rounded once; a grid-stride loop over n.
+template <typename T>
+__device__ void silu_mul(const T* gate, const T* up, T* out, long long n) {
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const float g = load(gate, i);
+        store(out, i, g / (1.0f + expf(-g)) * load(up, i));
+    }
+}
+extern "C" __global__ void silu_mul_f32(const float* g, const float* u, float* out, long long n) {
+    silu_mul(g, u, out, n);
+}
+extern "C" __global__ void silu_mul_bf16(const unsigned short* g, const unsigned short* u, unsigned short* out, long long n) {
+    silu_mul(g, u, out, n);
+}
 "#;
 
 /// The kernels' PTX, compiled once; `Err` with NVRTC's message if it cannot be.
@@ -221,7 +237,7 @@ fn self_check(device: &Device) -> Result<(), String> {
     check_kernels(device).map_err(|e| e.to_string())
 }
 
-/// Runs both kernels on `device` and on the CPU on the same random inputs, in f32 and
+/// Runs the kernels on `device` and on the CPU on the same random inputs, in f32 and
 /// bf16; an error says which differs and by how much.
 fn check_kernels(device: &Device) -> crate::Result<()> {
     let cpu = Device::Cpu;
@@ -242,6 +258,11 @@ fn check_kernels(device: &Device) -> crate::Result<()> {
     let logits = (
         Tensor::randn(0f32, 4.0, (6, 3001), &cpu)?,
         Tensor::from_vec(targets, 6, &cpu)?,
+    );
+    // SwiGLU's gate over 3 rows of 1001: a partial last block.
+    let swiglu = (
+        (Tensor::randn(0f32, 3.0, (3, 1001), &cpu)? - 1.0)?,
+        Tensor::randn(0f32, 1.0, (3, 1001), &cpu)?,
     );
     for (dtype, bound) in [(DType::F32, 1e-5), (DType::BF16, 8e-3)] {
         let x = scores.0.to_dtype(dtype)?;
@@ -266,6 +287,22 @@ fn check_kernels(device: &Device) -> crate::Result<()> {
                 diff,
                 1e-4,
             ));
+        }
+        // The CPU computes in f32 and rounds once, as the kernel does; compared relative
+        // to the value, since bf16's step grows with it.
+        let (gate, up) = (swiglu.0.to_dtype(dtype)?, swiglu.1.to_dtype(dtype)?);
+        let f32s = |x: &Tensor| x.to_dtype(DType::F32);
+        let want = crate::swiglu::fused_silu_mul(&f32s(&gate)?, &f32s(&up)?)?.to_dtype(dtype)?;
+        let got = crate::swiglu::fused_silu_mul(&gate.to_device(device)?, &up.to_device(device)?)?
+            .to_device(&cpu)?;
+        let (want, got) = (values(&want)?, values(&got)?);
+        let relative = want.iter().zip(&got).map(|(&a, &b)| {
+            let s = a.abs().max(1.0);
+            (a / s, b / s)
+        });
+        let diff = worst(relative);
+        if diff.is_nan() || diff > bound || got.len() != want.len() {
+            return Err(differ(format!("silu-mul ({dtype:?})"), diff, bound));
         }
     }
     Ok(())
@@ -297,6 +334,8 @@ mod tests {
             "causal_softmax_bf16",
             "token_nll_f32",
             "token_nll_bf16",
+            "silu_mul_f32",
+            "silu_mul_bf16",
         ] {
             assert!(ptx.contains(&format!(".entry {kernel}(")), "{kernel}");
         }
