@@ -1,13 +1,18 @@
 // The primitives flash_attention.cu is written against, emulated on the CPU so that the
 // tests run the kernel's own source without a GPU: every CUDA thread is an OS thread,
 // blocks run one after another, `__shared__` arrays are statics (one block at a time uses
-// them), and the warp-collective operations (`shfl_xor`, `mma_bf16`) exchange values
-// through per-warp staging with a barrier per warp. `mma_bf16` rebuilds the whole A and
-// B tiles from the 32 lanes' registers by the fragment layout of PTX's
-// mma.m16n8k16 (.bf16), so a kernel that puts a value in the wrong register computes a
-// wrong result here as it would on the device.
+// them), and the warp-collective operations (`shfl_xor`, `mma_bf16`, `ldmatrix`) exchange
+// values through per-warp staging with a barrier per warp. `mma_bf16` and `ldmatrix`
+// rebuild whole tiles from the 32 lanes' registers and addresses by the fragment layouts
+// of PTX's mma.m16n8k16 (.bf16) and ldmatrix.m8n8, so a kernel that puts a value in the
+// wrong register computes a wrong result here as it would on the device. `cp.async`
+// copies land as late as the kernel allows (at the wait that covers them), so reading a
+// tile before waiting for it reads stale data here too; misaligned addresses abort.
 #include <barrier>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -18,7 +23,7 @@
 #define __forceinline__ inline
 #define __shared__ static
 #define __align__(n) __attribute__((aligned(n)))
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define NEG_INF (-INFINITY)
 
 struct dim3 { unsigned x = 0, y = 0, z = 0; };
@@ -39,6 +44,13 @@ float value_stage[MAX_WARPS][32];
 unsigned a_stage[MAX_WARPS][32][4];
 unsigned b_stage[MAX_WARPS][32][2];
 const unsigned short* row_stage[MAX_WARPS][32];
+
+inline void aligned16(const void* p, const char* what) {
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) {
+        std::fprintf(stderr, "%s: address %p is not 16-byte aligned\n", what, p);
+        std::abort();
+    }
+}
 
 inline int warp() { return threadIdx.x / 32; }
 inline int lane() { return threadIdx.x % 32; }
@@ -106,17 +118,71 @@ inline void mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[
     }
 }
 
-// Matrix m (of 2) is the 8 rows named by lanes 8m..8m+7; transposed, lane l receives
-// column l / 4 of rows 2(l % 4) and 2(l % 4) + 1, the lower row in the low half.
-inline void ldmatrix_x2_trans(unsigned (&r)[2], const unsigned short* row) {
+// ldmatrix.m8n8.xN: matrix m is the 8 rows named by lanes 8m..8m+7. Lane l receives row
+// l / 4, columns 2(l % 4) and 2(l % 4) + 1; transposed, column l / 4 of rows 2(l % 4) and
+// 2(l % 4) + 1. The lower index goes to the low half.
+template <int N, bool TRANSPOSED>
+inline void ldmatrix(unsigned (&r)[N], const unsigned short* row) {
     using namespace emulation;
+    aligned16(row, "ldmatrix");
     const int w = warp(), l = lane();
     row_stage[w][l] = row;
     warp_sync();
-    for (int m = 0; m < 2; ++m) {
-        const unsigned lo = row_stage[w][8 * m + 2 * (l % 4)][l / 4];
-        const unsigned hi = row_stage[w][8 * m + 2 * (l % 4) + 1][l / 4];
+    for (int m = 0; m < N; ++m) {
+        unsigned lo, hi;
+        if (!TRANSPOSED) {
+            const unsigned short* src = row_stage[w][8 * m + l / 4];
+            lo = src[2 * (l % 4)];
+            hi = src[2 * (l % 4) + 1];
+        } else {
+            lo = row_stage[w][8 * m + 2 * (l % 4)][l / 4];
+            hi = row_stage[w][8 * m + 2 * (l % 4) + 1][l / 4];
+        }
         r[m] = lo | (hi << 16);
     }
     warp_sync();
 }
+inline void ldmatrix_x4(unsigned (&r)[4], const unsigned short* row) { ldmatrix<4, false>(r, row); }
+inline void ldmatrix_x4_trans(unsigned (&r)[4], const unsigned short* row) { ldmatrix<4, true>(r, row); }
+
+// cp.async: this thread's copies, grouped at each commit, done at the wait that needs them
+// (the latest a copy may land), or with `eager_copies` when issued (the earliest). A
+// kernel must be right both ways: late copies expose reading a tile before waiting for
+// it; early ones, under ThreadSanitizer, overwriting a tile another warp still reads.
+namespace emulation {
+struct Copy { void* dst; const void* src; bool valid; };
+bool eager_copies = false;
+thread_local std::vector<Copy> open_group;
+thread_local std::deque<std::vector<Copy>> pending_groups;
+inline void complete(const Copy& c) {
+    if (c.valid) std::memcpy(c.dst, c.src, 16);
+    else std::memset(c.dst, 0, 16);
+}
+}  // namespace emulation
+inline void cp_async_16(void* dst, const void* src, bool valid) {
+    emulation::aligned16(dst, "cp.async destination");
+    if (valid) emulation::aligned16(src, "cp.async source");
+    if (emulation::eager_copies) emulation::complete({dst, src, valid});
+    else emulation::open_group.push_back({dst, src, valid});
+}
+inline void cp_async_commit() {
+    emulation::pending_groups.push_back(std::move(emulation::open_group));
+    emulation::open_group.clear();
+}
+template <int N>
+inline void cp_async_wait() {
+    auto& pending = emulation::pending_groups;
+    while ((int)pending.size() > N) {
+        for (const auto& c : pending.front()) emulation::complete(c);
+        pending.pop_front();
+    }
+}
+
+inline float exp2_approx(float x) { return std::exp2(x); }
+
+inline unsigned bf16_bits(float x) {
+    const unsigned u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+inline unsigned pack_bf16x2(float lo, float hi) { return bf16_bits(lo) | (bf16_bits(hi) << 16); }
