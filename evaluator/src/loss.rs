@@ -19,10 +19,19 @@ use crate::model::Llama;
 /// bigger matmuls: the loss makes a few temporaries of that size, and on CPU fresh
 /// memory is expensive to touch. But never fewer than 256 positions: every chunk reads
 /// the whole LM head, so tiny chunks would make a large vocabulary memory-bound (at
-/// 128k tokens, 256 rows are 128 MiB of f32 logits, still far below the weights).
+/// 128k tokens, 256 rows are 128 MiB of f32 logits, still far below the weights). On a
+/// GPU the count is a multiple of 128, the row tile of the LM head's matmul: at 128k
+/// tokens 523 rows would fill 5 tiles of 128 for 4.1 tiles of work.
 pub fn chunk_rows(device: &candle_core::Device, vocab: usize) -> usize {
-    let elements: usize = if device.is_cpu() { 1 << 22 } else { 1 << 26 };
-    (elements / vocab.max(1)).max(256)
+    rows_per_chunk(!device.is_cpu(), vocab)
+}
+
+fn rows_per_chunk(gpu: bool, vocab: usize) -> usize {
+    if gpu {
+        ((1 << 26) / vocab.max(1)).max(256) / 128 * 128
+    } else {
+        ((1 << 22) / vocab.max(1)).max(256)
+    }
 }
 
 /// Sum of next-token cross-entropy in nats for each of `batch` windows of `seq_len`
@@ -233,6 +242,18 @@ impl CustomOp2 for TokenNll {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn chunks_hold_a_bounded_number_of_logits_and_whole_gpu_row_tiles() {
+        // CPU: 4 Mi logits, at least 256 rows.
+        assert_eq!(rows_per_chunk(false, 8192), 512);
+        assert_eq!(rows_per_chunk(false, 128_256), 256);
+        // GPU: 64 Mi logits rounded down to whole tiles of 128 rows, at least 256.
+        assert_eq!(rows_per_chunk(true, 128_256), 512);
+        assert_eq!(rows_per_chunk(true, 32_000), 2048);
+        assert_eq!(rows_per_chunk(true, 1_000_000), 256);
+        assert_eq!(chunk_rows(&Device::Cpu, 8192), 512);
+    }
 
     #[test]
     fn fused_nll_matches_generic_ops_and_a_direct_computation() {
