@@ -281,9 +281,11 @@ fn check_kernels(device: &Device) -> crate::Result<()> {
             return Err(differ(format!("causal softmax ({dtype:?})"), diff, bound));
         }
         let x = logits.0.to_dtype(dtype)?;
-        let want = crate::loss::fused_token_nll(&x, &logits.1)?;
-        let got =
-            crate::loss::fused_token_nll(&x.to_device(device)?, &logits.1.to_device(device)?)?;
+        let want = values(&crate::loss::fused_token_nll(&x, &logits.1)?)?;
+        let got = values(&crate::loss::fused_token_nll(
+            &x.to_device(device)?,
+            &logits.1.to_device(device)?,
+        )?)?;
         let diff = worst(want.iter().zip(&got).map(|(&a, &b)| (a, b)));
         if diff.is_nan() || diff > 1e-4 || got.len() != want.len() {
             return Err(differ(

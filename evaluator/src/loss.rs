@@ -65,32 +65,36 @@ pub fn window_nll(
 
     let chunk_rows = chunk_rows.max(1);
     let head_t = model.lm_head().t()?;
-    let mut sums = vec![0f64; batch];
     let total = batch * predicted;
+    // The targets go to the device once and the losses come back once: on a GPU every
+    // copy between host and device waits for the work queued before it.
+    let targets = Tensor::from_vec(targets, total, device)?;
+    let mut chunks = Vec::with_capacity(total.div_ceil(chunk_rows));
     let mut start = 0;
     while start < total {
         let n = chunk_rows.min(total - start);
         let logits = rows.narrow(0, start, n)?.matmul(&head_t)?; // [n, vocab]
-        let target = Tensor::from_slice(&targets[start..start + n], n, device)?;
-        let nll = token_nll(&logits, &target)?;
-        for (i, v) in nll.into_iter().enumerate() {
-            sums[(start + i) / predicted] += v;
-        }
+        chunks.push(token_nll(&logits, &targets.narrow(0, start, n)?)?);
         start += n;
+    }
+    let nll = Tensor::cat(&chunks, 0)?.to_vec1::<f64>()?;
+    let mut sums = vec![0f64; batch];
+    for (i, v) in nll.into_iter().enumerate() {
+        sums[i / predicted] += v;
     }
     Ok(sums)
 }
 
 /// Cross-entropy of each row of `logits [n, vocab]` against `targets [n]` (u32), in
-/// nats, as f64: `logsumexp(row) - row[target]`, computed in f32 or wider whatever the
-/// logits' dtype.
+/// nats, as f64 `[n]` on the logits' device: `logsumexp(row) - row[target]`, computed in
+/// f32 or wider whatever the logits' dtype.
 ///
 /// On CPU this is one fused, parallel pass per row (max, then a sum of exponentials
 /// accumulated in f64) instead of the five full-size temporaries the generic ops make;
 /// on the bench model that was ~10% of scoring time. On CUDA it is one kernel reading
 /// the logits once in their own dtype (f32 or bf16), where our kernels are usable
 /// ([`crate::cuda_kernels::available`]); otherwise candle's generic ops in f32.
-pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let device = logits.device();
     #[cfg(feature = "cuda")]
     if crate::cuda_kernels::available(device) {
@@ -103,7 +107,7 @@ pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
 }
 
 /// [`token_nll`] by the fused op, on the CPU or with our CUDA kernel.
-pub(crate) fn fused_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+pub(crate) fn fused_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let native = match logits.dtype() {
         DType::F32 => true,
         DType::BF16 => logits.device().is_cuda(),
@@ -114,15 +118,14 @@ pub(crate) fn fused_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f
     } else {
         logits.to_dtype(DType::F32)?
     };
-    let nll = logits.apply_op2_no_bwd(&targets.contiguous()?, &TokenNll)?;
-    Ok(nll.to_vec1::<f64>()?)
+    Ok(logits.apply_op2_no_bwd(&targets.contiguous()?, &TokenNll)?)
 }
 
 /// [`token_nll`] from candle's generic ops on f32 logits; runs on every device.
-pub fn generic_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+pub fn generic_token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let picked = logits.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
     let nll = (logits.log_sum_exp(1)? - picked)?;
-    Ok(nll.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+    Ok(nll.to_dtype(DType::F64)?)
 }
 
 struct TokenNll;
@@ -264,8 +267,9 @@ mod tests {
         let targets: Vec<u32> = (0..rows).map(|r| ((r * 131) % vocab) as u32).collect();
         let logits = Tensor::from_vec(values.clone(), (rows, vocab), &Device::Cpu).expect("logits");
         let t = Tensor::from_vec(targets.clone(), rows, &Device::Cpu).expect("targets");
-        let fused = token_nll(&logits, &t).expect("fused");
-        let generic = generic_token_nll(&logits, &t).expect("generic");
+        let values_of = |x: Result<Tensor>| x.and_then(|x| Ok(x.to_vec1::<f64>()?));
+        let fused = values_of(token_nll(&logits, &t)).expect("fused");
+        let generic = values_of(generic_token_nll(&logits, &t)).expect("generic");
         for r in 0..rows {
             let row = &values[r * vocab..(r + 1) * vocab];
             let direct = row.iter().map(|&v| (v as f64).exp()).sum::<f64>().ln()
@@ -285,7 +289,9 @@ mod tests {
         let short = Tensor::from_vec(vec![0u32, 1], 2, &Device::Cpu).expect("targets");
         assert!(token_nll(&logits, &short).is_err());
         let out_of_range = Tensor::from_vec(vec![0u32, 1, 9], 3, &Device::Cpu).expect("targets");
-        let nll = token_nll(&logits, &out_of_range).expect("runs");
+        let nll = token_nll(&logits, &out_of_range)
+            .and_then(|x| Ok(x.to_vec1::<f64>()?))
+            .expect("runs");
         assert!(nll[2].is_nan() && (nll[0] - 4f64.ln()).abs() < 1e-12);
     }
 }
