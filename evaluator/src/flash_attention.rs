@@ -252,48 +252,17 @@ pub(crate) fn error(got: &Tensor, want: &Tensor) -> Result<f32> {
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
-    use std::process::Command;
 
     use candle_core::{DType, Device, Tensor};
 
     use super::*;
+    use crate::cuda_emulation::{self, bytes, run, TestResult};
 
-    type TestResult<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-    /// Compiles the kernel's source with the CPU emulation of its primitives into
-    /// `dir/name`, with extra compiler flags.
-    fn compile_emulation(dir: &Path, name: &str, flags: &[&str]) -> TestResult<PathBuf> {
-        let source = [
-            include_str!("cuda/emulated_prelude.hpp"),
-            KERNEL_SOURCE,
-            include_str!("cuda/emulated_main.cpp"),
-        ]
-        .join("\n");
-        let (cpp, bin) = (dir.join(format!("{name}.cpp")), dir.join(name));
-        std::fs::write(&cpp, source)?;
-        let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-        let out = Command::new(&compiler)
-            .args(["-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing"])
-            .args(flags)
-            .arg("-o")
-            .arg(&bin)
-            .arg(&cpp)
-            .output()
-            .map_err(|e| format!("{compiler} (a C++20 compiler) is needed: {e}"))?;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(bin)
-    }
-
-    fn bits(x: &Tensor) -> Result<Vec<u8>> {
-        let values = x.flatten_all()?.to_vec1::<half::bf16>()?;
-        Ok(values
-            .iter()
-            .flat_map(|v| v.to_bits().to_le_bytes())
-            .collect())
+    /// The kernel with the CPU emulation of its primitives and its driver, compiled into
+    /// `dir/name` with extra compiler flags.
+    fn compile(dir: &Path, name: &str, flags: &[&str]) -> TestResult<PathBuf> {
+        let driver = include_str!("cuda/emulated_main.cpp");
+        cuda_emulation::compile(dir, name, KERNEL_SOURCE, driver, flags)
     }
 
     /// Runs the emulated kernel `bin` on random inputs of one shape, with cp.async copies
@@ -309,15 +278,17 @@ mod tests {
     ) -> TestResult<f32> {
         let ([q, k, v], want) = case((batch, t, heads, kv_heads, d), spread)?;
         let (input, output) = (dir.join("in"), dir.join("out"));
-        std::fs::write(&input, [bits(&q)?, bits(&k)?, bits(&v)?].concat())?;
-        let run = Command::new(bin)
-            .args([d, batch, t, heads, kv_heads].map(|n| n.to_string()))
-            .arg(scale(d).to_string())
-            .args([&input, &output])
-            .args(eager.then_some("eager"))
-            .output()?;
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(run.status.success() && stderr.is_empty(), "{stderr}");
+        std::fs::write(&input, [bytes(&q)?, bytes(&k)?, bytes(&v)?].concat())?;
+        let mut args: Vec<std::ffi::OsString> = [d, batch, t, heads, kv_heads]
+            .iter()
+            .map(|n| n.to_string().into())
+            .collect();
+        args.push(scale(d).to_string().into());
+        args.extend([input.into_os_string(), output.clone().into_os_string()]);
+        if eager {
+            args.push("eager".into());
+        }
+        run(bin, args)?;
         let got: Vec<half::bf16> = std::fs::read(&output)?
             .chunks_exact(2)
             .map(|p| half::bf16::from_bits(u16::from_le_bytes([p[0], p[1]])))
@@ -335,7 +306,7 @@ mod tests {
     #[test]
     fn the_kernel_run_on_an_emulated_gpu_computes_causal_attention() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let bin = compile_emulation(dir.path(), "flash", &[])?;
+        let bin = compile(dir.path(), "flash", &[])?;
         for (shape, spread) in [((2, 100, 4, 2, 64), 1.0), ((1, 70, 2, 1, 128), 4.0)] {
             for eager in [false, true] {
                 let diff = emulate(&bin, dir.path(), shape, spread, eager)?;
@@ -352,7 +323,7 @@ mod tests {
     #[test]
     fn the_emulated_kernel_has_no_data_races() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let bin = compile_emulation(dir.path(), "flash-tsan", &["-fsanitize=thread", "-g"])?;
+        let bin = compile(dir.path(), "flash-tsan", &["-fsanitize=thread", "-g"])?;
         for eager in [false, true] {
             let diff = emulate(&bin, dir.path(), (1, 130, 2, 1, 64), 1.0, eager)?;
             assert!(diff <= BOUND, "eager {eager}: off by {diff}");

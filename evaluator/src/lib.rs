@@ -16,6 +16,8 @@ pub mod checkpoint;
 pub mod client;
 pub mod config;
 pub mod cpu_attention;
+#[cfg(test)]
+mod cuda_emulation;
 #[cfg(feature = "cuda")]
 pub mod cuda_kernels;
 pub mod encryption;

@@ -1,5 +1,5 @@
-// The primitives flash_attention.cu is written against, emulated on the CPU so that the
-// tests run the kernel's own source without a GPU: every CUDA thread is an OS thread,
+// The primitives our kernels (flash_attention.cu, kernels.cu) are written against,
+// emulated on the CPU so that the tests run the kernels' own source without a GPU: every CUDA thread is an OS thread,
 // blocks run one after another, `__shared__` arrays are statics (one block at a time uses
 // them), and the warp-collective operations (`shfl_xor`, `mma_bf16`, `ldmatrix`) exchange
 // values through per-warp staging with a barrier per warp. `mma_bf16` and `ldmatrix`
@@ -33,6 +33,8 @@ dim3 blockIdx, blockDim, gridDim;
 struct alignas(16) uint4 { unsigned x, y, z, w; };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
 inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+inline double __longlong_as_double(long long i) { double d; std::memcpy(&d, &i, 8); return d; }
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline int min(int a, int b) { return a < b ? a : b; }
 
@@ -40,7 +42,7 @@ namespace emulation {
 constexpr int MAX_WARPS = 32;
 std::barrier<>* block_barrier;
 std::barrier<>* warp_barrier[MAX_WARPS];
-float value_stage[MAX_WARPS][32];
+double value_stage[MAX_WARPS][32];  // exact for float and double
 unsigned a_stage[MAX_WARPS][32][4];
 unsigned b_stage[MAX_WARPS][32][2];
 const unsigned short* row_stage[MAX_WARPS][32];
@@ -81,14 +83,17 @@ void launch(dim3 grid, unsigned threads, Kernel kernel) {
 
 inline void __syncthreads() { emulation::block_barrier->arrive_and_wait(); }
 
-inline float shfl_xor(float v, int mask) {
+// Every lane of the warp takes part (the full mask), as in all our kernels.
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int mask) {
     using namespace emulation;
     value_stage[warp()][lane()] = v;
     warp_sync();
-    const float other = value_stage[warp()][lane() ^ mask];
+    const T other = (T)value_stage[warp()][lane() ^ mask];
     warp_sync();
     return other;
 }
+inline float shfl_xor(float v, int mask) { return __shfl_xor_sync(0xffffffffu, v, mask); }
 
 inline void mma_bf16(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
     using namespace emulation;
