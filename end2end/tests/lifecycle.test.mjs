@@ -5,6 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { useServerAndBrowser, openHydrated, logIn, screenshots, ORGANIZER, verifyLog } from '../support.mjs';
 
 const env = useServerAndBrowser({ demo: true });
@@ -139,5 +142,43 @@ test('an organizer finds a submission and disqualifies it with a reason', async 
   await row.locator('button:has-text("Disqualify")').click();
   await page.waitForSelector('.form-error:has-text("finalized")');
   await page.screenshot({ path: path.join(screenshots, 'console-submissions.png'), fullPage: true });
+  await context.close();
+});
+
+test('an organizer replaces a later phase\'s held-out data from the console; a broken shard is refused', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const login = await logIn(context, env.server.url, ORGANIZER, '/organizer');
+  await login.waitForURL('**/organizer');
+  const page = await openHydrated(context, `${env.server.url}/organizer/phases/3`);
+  const before = await page.locator('#data-sha256').innerText();
+
+  // A token shard: 256 int32 header words (magic, version 1 = u16 tokens, count), then
+  // 3000 byte-level tokens; and the same with a broken magic number.
+  const tokens = 3000;
+  const shard = Buffer.alloc(1024 + 2 * tokens);
+  shard.writeInt32LE(20240520, 0);
+  shard.writeInt32LE(1, 4);
+  shard.writeInt32LE(tokens, 8);
+  for (let i = 0; i < tokens; i++) shard.writeUInt16LE((i * 7) % 256, 1024 + 2 * i);
+  const dir = mkdtempSync(path.join(tmpdir(), 'ascent-data-'));
+  const good = path.join(dir, 'heldout-v2.bin');
+  const broken = path.join(dir, 'broken.bin');
+  writeFileSync(good, shard);
+  const bad = Buffer.from(shard);
+  bad.writeInt32LE(12345, 0);
+  writeFileSync(broken, bad);
+
+  await page.setInputFiles('#data-file', broken);
+  await page.click('#data-start');
+  await page.waitForSelector('#data-message.form-error');
+  assert.match(await page.locator('#data-message').innerText(), /broken\.bin.*magic/);
+  assert.equal(await page.locator('#data-sha256').innerText(), before);
+
+  await page.setInputFiles('#data-file', good);
+  await Promise.all([page.waitForEvent('load'), page.click('#data-start')]);
+  await page.locator('#data-name').waitFor();
+  assert.equal(await page.locator('#data-name').innerText(), 'heldout-v2.bin');
+  assert.equal(await page.locator('#data-sha256').innerText(), createHash('sha256').update(shard).digest('hex'));
+  await page.screenshot({ path: path.join(screenshots, 'console-held-out-data.png'), fullPage: true });
   await context.close();
 });

@@ -104,50 +104,91 @@ pub async fn add_data(
     phase: u8,
     file: &Path,
 ) -> anyhow::Result<String> {
-    let summary = phases::summaries(pool)
-        .await?
-        .into_iter()
-        .find(|p| p.number == phase)
-        .with_context(|| format!("there is no phase {phase}; load a preset first"))?;
-    let shard = TokenShard::open(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    shard
-        .check_vocab(summary.vocab_size as usize)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let tokens = shard.len();
-    drop(shard);
-    let (sha256, bytes) = hash_file(file)
-        .await
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let target = storage.dataset_file(&sha256);
-    if !target.exists() {
-        let dir = target.parent().context("dataset path has a parent")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let partial = target.with_extension("partial");
-        std::fs::copy(file, &partial).with_context(|| format!("cannot copy {}", file.display()))?;
-        std::fs::rename(&partial, &target)?;
-    }
     let name = file.file_name().map_or_else(
         || "held-out".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     );
-    datasets::attach(
-        pool,
-        phase,
-        &Dataset {
-            sha256: sha256.clone(),
-            name,
-            bytes: i64::try_from(bytes)?,
-            tokens: i64::try_from(tokens)?,
-            added_at: ascent_store::now(),
-        },
-        None,
-    )
-    .await?;
-    ensure_split(pool, phase).await?;
+    let data = store_data(pool, storage, phase, file, &name, None, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(format!(
-        "phase {phase} now scores on {} ({tokens} tokens, sha256 {sha256})",
-        file.display()
+        "phase {phase} now scores on {} ({} tokens, sha256 {})",
+        file.display(),
+        data.tokens,
+        data.sha256
     ))
+}
+
+/// Why held-out data was not attached.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Not a valid token shard for the phase: the organizer's file is at fault.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] ascent_store::StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The held-out data path shared by the CLI and the console: checks that `file` is a
+/// token shard whose tokens fit phase `phase`'s vocabulary, stores it by hash (copied;
+/// moved if `file` is a `temporary` of ours, never an organizer's own file), attaches it
+/// ([`datasets::attach`]: never over data that scored submissions) and makes sure the
+/// phase's split gives both parts a window. `by`: the organizer, for the audit log.
+pub async fn store_data(
+    pool: &SqlitePool,
+    storage: &Storage,
+    phase: u8,
+    file: &Path,
+    name: &str,
+    by: Option<i64>,
+    temporary: bool,
+) -> Result<Dataset, DataError> {
+    let summary = phases::summaries(pool)
+        .await?
+        .into_iter()
+        .find(|p| p.number == phase)
+        .ok_or_else(|| {
+            ascent_store::StoreError::NotFound(format!(
+                "there is no phase {phase}; load a preset first"
+            ))
+        })?;
+    let shard = TokenShard::open(file).map_err(|e| DataError::Invalid(e.to_string()))?;
+    shard
+        .check_vocab(summary.vocab_size as usize)
+        .map_err(|e| DataError::Invalid(e.to_string()))?;
+    let tokens = shard.len();
+    drop(shard);
+    let io = |what: &str, e: &dyn std::fmt::Display| DataError::Io(format!("{what}: {e}"));
+    let (sha256, bytes) = hash_file(file)
+        .await
+        .map_err(|e| io(&format!("cannot read {}", file.display()), &e))?;
+    let target = storage.dataset_file(&sha256);
+    if !target.exists() {
+        let dir = target
+            .parent()
+            .ok_or_else(|| DataError::Io("dataset path has no parent".into()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io(&format!("cannot create {}", dir.display()), &e))?;
+        if !temporary || std::fs::rename(file, &target).is_err() {
+            let partial = target.with_extension("partial");
+            std::fs::copy(file, &partial)
+                .map_err(|e| io(&format!("cannot copy {}", file.display()), &e))?;
+            std::fs::rename(&partial, &target)
+                .map_err(|e| io(&format!("cannot store {}", target.display()), &e))?;
+        }
+    }
+    let data = Dataset {
+        sha256,
+        name: name.to_owned(),
+        bytes: i64::try_from(bytes).map_err(|e| io("size", &e))?,
+        tokens: i64::try_from(tokens).map_err(|e| io("tokens", &e))?,
+        added_at: ascent_store::now(),
+    };
+    datasets::attach(pool, phase, &data, by).await?;
+    phases::ensure_split(pool, phase).await?;
+    Ok(data)
 }
 
 /// Makes sure a phase's split secret gives both parts a window (`store::phases::ensure_split`).

@@ -57,6 +57,17 @@ impl Storage {
         self.root.join("datasets").join(format!("{sha256}.bin"))
     }
 
+    /// A fresh path for held-out data being received (beside the stored files, so that
+    /// storing it is a rename), its folder created.
+    pub fn incoming_dataset(&self) -> Result<PathBuf, crate::http::api::ApiError> {
+        let dir = self.root.join("datasets");
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            crate::http::api::ApiError::Internal(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let token = ascent_store::random_token()?;
+        Ok(dir.join(format!("incoming-{}.partial", &token[..16])))
+    }
+
     /// The running hash of a file, locked for the caller: one request at a time writes
     /// a given file.
     pub fn running_hash(

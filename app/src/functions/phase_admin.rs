@@ -24,6 +24,8 @@ pub struct PhaseReviewData {
     /// Who may enter the phase after the first: (handle, "promoted" or "invited", when).
     pub entrants: Vec<(String, String, i64)>,
     pub now: i64,
+    /// For the held-out data upload, a plain-JavaScript form.
+    pub csrf_token: String,
 }
 
 #[server(input = GetUrl, endpoint = "organizer/phase_review")]
@@ -50,6 +52,7 @@ pub async fn phase_review(number: u8) -> Result<Option<PhaseReviewData>, AppErro
         data,
         entrants,
         now: ascent_store::now(),
+        csrf_token: crate::ssr::csrf_token(),
     }))
 }
 

@@ -104,21 +104,29 @@ fn Review(review: PhaseReviewData, actions: Actions) -> impl IntoView {
         {review.board.map(|board| view! { <AdvancementPanel board actions /> })}
         <SettingsPanel review=review.detail.clone() state=summary.state action=actions.edit />
         {(number > 1).then(|| view! { <EntrantsPanel number state=summary.state entrants=review.entrants.clone() action=actions.invite /> })}
-        <section class="panel">
+        <section class="panel" id="held-out">
             <h2>"Held-out data"</h2>
-            {match review.data {
+            {match review.data.clone() {
                 Some((name, tokens, sha256)) => view! {
                     <dl class="rules-list">
-                        <dt>"File"</dt><dd>{name}</dd>
+                        <dt>"File"</dt><dd id="data-name">{name}</dd>
                         <dt>"Tokens"</dt><dd>{tokens}</dd>
-                        <dt>"SHA-256"</dt><dd><code class="hash">{sha256}</code></dd>
+                        <dt>"SHA-256"</dt><dd><code class="hash" id="data-sha256">{sha256}</code></dd>
                     </dl>
                 }
                 .into_any(),
                 None => view! { <p class="form-error">"No held-out data yet: nobody can submit to this phase until it has some."</p> }.into_any(),
             }}
+            {if review.data.is_some() && summary.submissions > 0 {
+                view! {
+                    <p class="hint">{format!("Locked: {} submissions were scored or queued on it.", summary.submissions)}</p>
+                }
+                .into_any()
+            } else {
+                view! { <DataForm number csrf=review.csrf_token.clone() replacing=review.data.is_some() /> }.into_any()
+            }}
             <p class="hint">
-                "Validated (format, length, vocabulary), stored by hash and served only to workers holding a job of this phase; never to contributors. Add or replace it on the server with "
+                "Validated (format, length, vocabulary), stored by hash and served only to workers holding a job of this phase; never to contributors. Files over 64 GiB, or from the server itself: "
                 <code>{format!("ascent admin data add --phase {number} FILE")}</code>"."
             </p>
         </section>
@@ -428,4 +436,30 @@ fn SettingsPanel(
         </section>
     }
     .into_any()
+}
+
+/// Uploads a token shard as the phase's held-out data; `data-upload.js` sends it (one
+/// request, with progress) and reloads the page with the result.
+#[component]
+fn DataForm(number: u8, csrf: String, replacing: bool) -> impl IntoView {
+    let label = if replacing {
+        "Replace the held-out data"
+    } else {
+        "Upload held-out data"
+    };
+    view! {
+        <form id="data-form" class="stack" data-phase=number data-csrf=csrf novalidate>
+            <label class="field">
+                <span>"Token shard"</span>
+                <input id="data-file" type="file" name="file" accept=".bin" />
+                <span class="field-hint">"256 int32 header words (magic 20240520, version 1 = u16 or 2 = u32 tokens, token count), then the tokens; every token below the phase's vocabulary size."</span>
+            </label>
+            <progress id="data-bar" max="100" value="0" hidden></progress>
+            <p id="data-message" class="upload-message" role="status" aria-live="polite"></p>
+            <div class="actions">
+                <button id="data-start" type="submit" class="button">{label}</button>
+            </div>
+        </form>
+        <script type="module" src="/data-upload.js"></script>
+    }
 }

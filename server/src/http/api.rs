@@ -160,7 +160,7 @@ pub struct ApiLeaderboard {
     pub rows: Vec<ApiRow>,
 }
 
-fn phase_number(raw: &str) -> Result<u8, ApiError> {
+pub(crate) fn phase_number(raw: &str) -> Result<u8, ApiError> {
     raw.parse::<u8>()
         .ok()
         .filter(|n| (1..=7).contains(n))

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod datasets;
 pub mod open_weights;
 pub mod rewards;
 pub mod security;
@@ -12,7 +13,7 @@ pub mod worker_api;
 
 use ascent_app::ssr::{DevAttestation, PhasePageCache};
 use ascent_app::{shell, App};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::{middleware, Router};
 use leptos::prelude::provide_context;
 use leptos_axum::{
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/phases/{number}/leaderboard", get(api::leaderboard))
         .route("/api/phases/{number}/leaderboard.csv", get(api::leaderboard_csv))
         .route("/api/phases/{number}/events", get(submissions::phase_events))
+        .route("/api/phases/{number}/data", put(datasets::upload))
         .route("/api/log", get(api::log))
         .route("/api/rewards", get(rewards::ledger_json))
         .route("/api/rewards.csv", get(rewards::ledger_csv))

@@ -7,6 +7,7 @@ mod support;
 mod admin_cli;
 mod concurrent_routers;
 mod crash;
+mod datasets;
 mod encrypted;
 mod lifecycle;
 mod near_copies;
