@@ -149,7 +149,12 @@ test('an organizer replaces a later phase\'s held-out data from the console; a b
   const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const login = await logIn(context, env.server.url, ORGANIZER, '/organizer');
   await login.waitForURL('**/organizer');
-  const page = await openHydrated(context, `${env.server.url}/organizer/phases/3`);
+  // Reached by a client-side navigation from the console's overview: the upload script
+  // arrives with the rendered form, not with a page load.
+  const page = await openHydrated(context, `${env.server.url}/organizer`);
+  await page.click('a[href="/organizer/phases/3"]');
+  await page.waitForURL('**/organizer/phases/3');
+  await page.locator('#data-form').waitFor();
   const before = await page.locator('#data-sha256').innerText();
 
   // A token shard: 256 int32 header words (magic, version 1 = u16 tokens, count), then

@@ -135,7 +135,9 @@ pub enum DataError {
 /// token shard whose tokens fit phase `phase`'s vocabulary, stores it by hash (copied;
 /// moved if `file` is a `temporary` of ours, never an organizer's own file), attaches it
 /// ([`datasets::attach`]: never over data that scored submissions) and makes sure the
-/// phase's split gives both parts a window. `by`: the organizer, for the audit log.
+/// phase's split gives both parts a window. `by`: the organizer, for the audit log. A
+/// stored file that ends up attached to nothing (the attachment refused) is removed.
+/// Returns the data as registered (a known hash keeps the name it was first given).
 pub async fn store_data(
     pool: &SqlitePool,
     storage: &Storage,
@@ -154,30 +156,34 @@ pub async fn store_data(
                 "there is no phase {phase}; load a preset first"
             ))
         })?;
-    let shard = TokenShard::open(file).map_err(|e| DataError::Invalid(e.to_string()))?;
-    shard
-        .check_vocab(summary.vocab_size as usize)
-        .map_err(|e| DataError::Invalid(e.to_string()))?;
-    let tokens = shard.len();
-    drop(shard);
+    let vocab = summary.vocab_size as usize;
+    let source = file.to_owned();
+    // Reading a shard of up to 8 GiB is blocking work.
+    let tokens = tokio::task::spawn_blocking(move || {
+        let shard = TokenShard::open(&source)?;
+        shard.check_vocab(vocab)?;
+        Ok::<_, ascent_evaluator::EvalError>(shard.len())
+    })
+    .await
+    .map_err(|e| DataError::Io(format!("checking the shard: {e}")))?
+    .map_err(|e| {
+        if e.is_invalid_input() {
+            DataError::Invalid(e.to_string())
+        } else {
+            DataError::Io(e.to_string())
+        }
+    })?;
     let io = |what: &str, e: &dyn std::fmt::Display| DataError::Io(format!("{what}: {e}"));
     let (sha256, bytes) = hash_file(file)
         .await
         .map_err(|e| io(&format!("cannot read {}", file.display()), &e))?;
     let target = storage.dataset_file(&sha256);
-    if !target.exists() {
-        let dir = target
-            .parent()
-            .ok_or_else(|| DataError::Io("dataset path has no parent".into()))?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io(&format!("cannot create {}", dir.display()), &e))?;
-        if !temporary || std::fs::rename(file, &target).is_err() {
-            let partial = target.with_extension("partial");
-            std::fs::copy(file, &partial)
-                .map_err(|e| io(&format!("cannot copy {}", file.display()), &e))?;
-            std::fs::rename(&partial, &target)
-                .map_err(|e| io(&format!("cannot store {}", target.display()), &e))?;
-        }
+    let created = !target.exists();
+    if created {
+        let (source, target) = (file.to_owned(), target.clone());
+        tokio::task::spawn_blocking(move || place(&source, &target, temporary))
+            .await
+            .map_err(|e| DataError::Io(format!("storing the shard: {e}")))??;
     }
     let data = Dataset {
         sha256,
@@ -186,9 +192,44 @@ pub async fn store_data(
         tokens: i64::try_from(tokens).map_err(|e| io("tokens", &e))?,
         added_at: ascent_store::now(),
     };
-    datasets::attach(pool, phase, &data, by).await?;
+    if let Err(e) = datasets::attach(pool, phase, &data, by).await {
+        if created
+            && !datasets::is_registered(pool, &data.sha256)
+                .await
+                .unwrap_or(true)
+        {
+            let _ = std::fs::remove_file(&target);
+        }
+        return Err(e.into());
+    }
     phases::ensure_split(pool, phase).await?;
-    Ok(data)
+    Ok(datasets::of_phase(pool, phase).await?.unwrap_or(data))
+}
+
+/// Puts a shard at its hash-named `target`: a rename for our own temporary, else a copy
+/// through a uniquely named partial file in the same folder (two copies of one shard
+/// never write the same partial file), renamed into place.
+fn place(source: &Path, target: &Path, temporary: bool) -> Result<(), DataError> {
+    let io = |what: String, e: std::io::Error| DataError::Io(format!("{what}: {e}"));
+    let dir = target
+        .parent()
+        .ok_or_else(|| DataError::Io("dataset path has no parent".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| io(format!("cannot create {}", dir.display()), e))?;
+    if temporary && std::fs::rename(source, target).is_ok() {
+        return Ok(());
+    }
+    let unique = ascent_store::random_token()?;
+    let partial = target.with_extension(format!("partial-{}", &unique[..16]));
+    let copied = std::fs::copy(source, &partial)
+        .map_err(|e| io(format!("cannot copy {}", source.display()), e))
+        .and_then(|_| {
+            std::fs::rename(&partial, target)
+                .map_err(|e| io(format!("cannot store {}", target.display()), e))
+        });
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    copied
 }
 
 /// Makes sure a phase's split secret gives both parts a window (`store::phases::ensure_split`).

@@ -33,6 +33,8 @@ pub async fn start(pool: SqlitePool, config: Config) -> anyhow::Result<RunningSe
     let addr = listener.local_addr()?;
     let workers = config.workers;
     let state = AppState::new(pool.clone(), config);
+    // Held-out data a crash interrupted while it was being received (no upload runs yet).
+    state.storage.remove_incoming_datasets();
     let app = router(state.clone());
     let (shutdown, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {

@@ -57,6 +57,25 @@ impl Storage {
         self.root.join("datasets").join(format!("{sha256}.bin"))
     }
 
+    /// Removes held-out data left half-received (`incoming-*`) by a process that died.
+    pub fn remove_incoming_datasets(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("datasets")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("incoming-") {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %entry.path().display(), "half-received held-out data removed")
+                    }
+                    Err(error) => {
+                        tracing::warn!(file = %entry.path().display(), %error, "cannot remove half-received held-out data")
+                    }
+                }
+            }
+        }
+    }
+
     /// A fresh path for held-out data being received (beside the stored files, so that
     /// storing it is a rename), its folder created.
     pub fn incoming_dataset(&self) -> Result<PathBuf, crate::http::api::ApiError> {

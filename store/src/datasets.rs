@@ -22,24 +22,11 @@ pub struct Dataset {
 /// mean what the phase says.
 pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64>) -> Result<()> {
     let mut tx = crate::write(pool).await?;
-    let current: Option<(Option<String>, i64)> = sqlx::query_as(
-        "SELECT data_sha256, (SELECT COUNT(*) FROM submissions s WHERE s.phase = p.number)
-         FROM phases p WHERE number = ?",
-    )
-    .bind(i64::from(phase))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((current, submissions)) = current else {
-        return Err(StoreError::NotFound(format!("there is no phase {phase}")));
-    };
+    let (current, submissions) = current_data(&mut *tx, phase).await?;
     if current.as_deref() == Some(data.sha256.as_str()) {
         return Ok(());
     }
-    if current.is_some() && submissions > 0 {
-        return Err(StoreError::Refused(format!(
-            "phase {phase} has {submissions} submissions for its current held-out data; it cannot be replaced"
-        )));
-    }
+    refuse_replacing(phase, current.as_deref(), submissions)?;
     sqlx::query(
         "INSERT INTO datasets (sha256, name, bytes, tokens, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (sha256) DO NOTHING",
@@ -92,4 +79,47 @@ pub async fn of_phase(pool: &SqlitePool, phase: u8) -> Result<Option<Dataset>> {
     .bind(i64::from(phase))
     .fetch_optional(pool)
     .await?)
+}
+
+/// Whether a shard with this hash is registered (attached to some phase now or before).
+pub async fn is_registered(pool: &SqlitePool, sha256: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM datasets WHERE sha256 = ?")
+        .bind(sha256)
+        .fetch_one(pool)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Refuses, before any byte of new data is received, what [`attach`] would refuse
+/// (but attaching the same data again): an unknown phase, or one whose current data has
+/// submissions.
+pub async fn check_replaceable(pool: &SqlitePool, phase: u8) -> Result<()> {
+    let (current, submissions) = current_data(pool, phase).await?;
+    refuse_replacing(phase, current.as_deref(), submissions)
+}
+
+/// Data that scored submissions is never replaced: their scores would no longer mean
+/// what the phase says.
+fn refuse_replacing(phase: u8, current: Option<&str>, submissions: i64) -> Result<()> {
+    if current.is_some() && submissions > 0 {
+        return Err(StoreError::Refused(format!(
+            "phase {phase} has {submissions} submissions for its current held-out data; it cannot be replaced"
+        )));
+    }
+    Ok(())
+}
+
+/// The hash of phase `phase`'s current held-out data and the phase's submission count.
+async fn current_data<'e, E>(executor: E, phase: u8) -> Result<(Option<String>, i64)>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let current: Option<(Option<String>, i64)> = sqlx::query_as(
+        "SELECT data_sha256, (SELECT COUNT(*) FROM submissions s WHERE s.phase = p.number)
+         FROM phases p WHERE number = ?",
+    )
+    .bind(i64::from(phase))
+    .fetch_optional(executor)
+    .await?;
+    current.ok_or_else(|| StoreError::NotFound(format!("there is no phase {phase}")))
 }

@@ -126,7 +126,7 @@ fn Review(review: PhaseReviewData, actions: Actions) -> impl IntoView {
                 view! { <DataForm number csrf=review.csrf_token.clone() replacing=review.data.is_some() /> }.into_any()
             }}
             <p class="hint">
-                "Validated (format, length, vocabulary), stored by hash and served only to workers holding a job of this phase; never to contributors. Files over 64 GiB, or from the server itself: "
+                "Validated (format, length, vocabulary), stored by hash and served only to workers holding a job of this phase; never to contributors. From a file on the server itself: "
                 <code>{format!("ascent admin data add --phase {number} FILE")}</code>"."
             </p>
         </section>

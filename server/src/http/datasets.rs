@@ -3,13 +3,17 @@
 //! a temporary file in the data directory; then the same path as the CLI
 //! ([`crate::admin::store_data`]): a valid token shard within the phase's vocabulary,
 //! stored by hash, attached unless the current data scored submissions already, audited
-//! under the organizer's name. A refused or cut-off upload leaves nothing behind.
+//! under the organizer's name. A refused or cut-off upload leaves nothing behind; a
+//! locked phase is refused before the body is read; one upload runs at a time.
 
-use ascent_store::datasets::Dataset;
+use std::path::PathBuf;
+
+use ascent_store::datasets::{self, Dataset};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use futures_util::StreamExt;
+use http::{header, HeaderMap};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
@@ -18,8 +22,12 @@ use crate::http::api::{phase_number, ApiError};
 use crate::http::auth::Contributor;
 use crate::state::AppState;
 
-/// Larger held-out sets go through `ascent admin data add` on the server.
-pub const MAX_DATA_BYTES: u64 = 64 << 30;
+/// The largest valid token shard: the header and `i32::MAX` tokens of 4 bytes.
+pub const MAX_DATA_BYTES: u64 = 1024 + 4 * (i32::MAX as u64);
+
+/// One held-out upload at a time: each may write up to [`MAX_DATA_BYTES`] to disk before
+/// it is checked.
+static UPLOADING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 #[derive(Deserialize)]
 pub struct DataName {
@@ -49,11 +57,22 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A received file that is removed when dropped, however the request ends (refused,
+/// failed, or cut off with the handler dropped); once stored it has been moved away.
+struct Incoming(PathBuf);
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 pub async fn upload(
     State(state): State<AppState>,
     Contributor(viewer): Contributor,
     Path(number): Path<String>,
     Query(DataName { name }): Query<DataName>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<DataReceipt>, ApiError> {
     if !viewer.is_organizer() {
@@ -63,44 +82,60 @@ pub async fn upload(
     }
     let phase = phase_number(&number)?;
     check_name(&name)?;
-    let temporary = state.storage.incoming_dataset()?;
-    let stored = receive(body, &temporary).await;
-    let result = match stored {
-        Ok(()) => store_data(
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_DATA_BYTES) {
+        return Err(too_large());
+    }
+    // What attaching would refuse is refused before a byte is received.
+    datasets::check_replaceable(&state.pool, phase).await?;
+    let _turn = UPLOADING.try_acquire().map_err(|_| {
+        ApiError::Conflict(
+            "another held-out data upload is in progress; try again when it ends".into(),
+        )
+    })?;
+    let incoming = Incoming(state.storage.incoming_dataset()?);
+    receive(body, &incoming.0).await?;
+    // Checking, storing and attaching run to the end even if the client goes away now.
+    let task = tokio::spawn(async move {
+        let stored = store_data(
             &state.pool,
             &state.storage,
             phase,
-            &temporary,
+            &incoming.0,
             &name,
             Some(viewer.id),
             true,
         )
+        .await;
+        (stored, incoming, name)
+    });
+    let (stored, incoming, name) = task
         .await
-        .map_err(|e| match e {
-            // The shard's checks name the file they read: the organizer's name for it,
-            // not our temporary path.
-            DataError::Invalid(message) => {
-                let message = message.replace(&temporary.display().to_string(), &name);
-                if message.contains(&name) {
-                    ApiError::BadRequest(message)
-                } else {
-                    ApiError::BadRequest(format!("{name}: {message}"))
-                }
+        .map_err(|e| ApiError::Internal(format!("storing held-out data: {e}")))?;
+    let data = stored.map_err(|e| match e {
+        // The shard's checks name the file they read: the organizer's name for it, not
+        // our temporary path.
+        DataError::Invalid(message) => {
+            let message = message.replace(&incoming.0.display().to_string(), &name);
+            if message.contains(&name) {
+                ApiError::BadRequest(message)
+            } else {
+                ApiError::BadRequest(format!("{name}: {message}"))
             }
-            DataError::Store(e) => e.into(),
-            DataError::Io(message) => ApiError::Internal(message),
-        }),
-        Err(e) => Err(e),
-    };
-    // Moved into place on success; removed otherwise.
-    let _ = tokio::fs::remove_file(&temporary).await;
+        }
+        DataError::Store(e) => e.into(),
+        DataError::Io(message) => ApiError::Internal(message),
+    })?;
     let Dataset {
         name,
         tokens,
         bytes,
         sha256,
         ..
-    } = result?;
+    } = data;
     tracing::info!(phase, organizer = viewer.id, %sha256, tokens, "held-out data uploaded");
     Ok(Json(DataReceipt {
         phase,
@@ -111,11 +146,17 @@ pub async fn upload(
     }))
 }
 
-/// Streams the request body into `path`, at most [`MAX_DATA_BYTES`].
+fn too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "a token shard is at most {MAX_DATA_BYTES} bytes (2³¹ − 1 tokens of 4 bytes and the header)"
+    ))
+}
+
+/// Streams the request body into a new file at `path`, at most [`MAX_DATA_BYTES`].
 async fn receive(body: Body, path: &std::path::Path) -> Result<(), ApiError> {
     let internal =
         |e: std::io::Error| ApiError::Internal(format!("writing {}: {e}", path.display()));
-    let mut file = tokio::fs::File::create(path).await.map_err(internal)?;
+    let mut file = tokio::fs::File::create_new(path).await.map_err(internal)?;
     let mut stream = body.into_data_stream();
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -123,10 +164,7 @@ async fn receive(body: Body, path: &std::path::Path) -> Result<(), ApiError> {
             chunk.map_err(|e| ApiError::BadRequest(format!("the upload was cut off: {e}")))?;
         written += chunk.len() as u64;
         if written > MAX_DATA_BYTES {
-            return Err(ApiError::TooLarge(format!(
-                "held-out data over {} GiB goes through `ascent admin data add` on the server",
-                MAX_DATA_BYTES >> 30
-            )));
+            return Err(too_large());
         }
         file.write_all(&chunk).await.map_err(internal)?;
     }

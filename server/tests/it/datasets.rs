@@ -160,7 +160,7 @@ async fn organizers_upload_held_out_data_and_bad_shards_change_nothing(
         Method::PUT,
         &put(1, "other.bin"),
         &organizer,
-        Body::from(other),
+        Body::from(other.clone()),
         None,
     )
     .await?;
@@ -170,12 +170,21 @@ async fn organizers_upload_held_out_data_and_bad_shards_change_nothing(
         datasets::of_phase(&pool, 1).await?.map(|d| d.sha256),
         Some(sha256.clone())
     );
-    assert_eq!(
-        stored(dir.path())
-            .iter()
-            .filter(|n| n.starts_with("incoming"))
-            .count(),
-        0
-    );
+    // The refused shard was not received at all (the lock is checked first).
+    assert_eq!(stored(dir.path()), vec![format!("{sha256}.bin")]);
+    // The server's CLI takes the same path; its copy, refused at attaching, is removed,
+    // and the organizer's own file stays where it was.
+    let own = dir.path().join("other.bin");
+    std::fs::write(&own, &other)?;
+    let refused = ascent_server::admin::add_data(
+        &pool,
+        &ascent_server::storage::Storage::new(dir.path()),
+        1,
+        &own,
+    )
+    .await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("cannot be replaced")));
+    assert_eq!(stored(dir.path()), vec![format!("{sha256}.bin")]);
+    assert!(own.exists());
     Ok(())
 }
