@@ -91,6 +91,15 @@ pub enum Event {
         submission: i64,
         reason: String,
     },
+    /// The phase's held-out data, by hash, whenever it is attached: published before any
+    /// submission can be scored on it (it is locked from the first submission on), so the
+    /// data every score was computed on was fixed before anyone entered. Each revealed
+    /// statement names the hash it was scored on, and replay checks it against this.
+    HeldOutData {
+        phase: u8,
+        sha256: String,
+        tokens: u64,
+    },
     /// An organizer let a contributor enter a phase they did not advance to.
     Invited {
         phase: u8,
@@ -134,6 +143,7 @@ impl Event {
             Event::ScoreRevealed { .. } => "score_revealed",
             Event::Rerun { .. } => "rerun",
             Event::Disqualified { .. } => "disqualified",
+            Event::HeldOutData { .. } => "held_out_data",
             Event::Invited { .. } => "invited",
             Event::PhaseFinalized { .. } => "phase_finalized",
             Event::RewardsGranted { .. } => "rewards_granted",
@@ -238,6 +248,9 @@ pub struct LoggedPhase {
     pub advanced: Vec<String>,
     /// Contributors invited into the phase, in the order the log names them.
     pub invited: Vec<String>,
+    /// The hash of its held-out data, if the log published one (logs written before this
+    /// event existed do not).
+    pub data_sha256: Option<String>,
 }
 
 /// One row of a leaderboard the log implies.
@@ -288,6 +301,15 @@ impl Replay {
                     return discrepancy(
                         seq,
                         format!("phase {phase} moved before its settings were logged"),
+                    )
+                }
+            },
+            Event::HeldOutData { phase, sha256, .. } => match self.phases.get_mut(&phase) {
+                Some(p) => p.data_sha256 = Some(sha256),
+                None => {
+                    return discrepancy(
+                        seq,
+                        format!("held-out data for phase {phase}, which the log never set up"),
                     )
                 }
             },
@@ -388,6 +410,11 @@ impl Replay {
                 submission,
                 statement,
             } => {
+                let published = self
+                    .submissions
+                    .get(&submission)
+                    .and_then(|s| self.phases.get(&s.phase))
+                    .and_then(|p| p.data_sha256.clone());
                 let s = self.submission_mut(seq, submission)?;
                 let canonical = statement.canonical();
                 let sha = hex::encode(Sha256::digest(canonical.as_bytes()));
@@ -405,6 +432,9 @@ impl Replay {
                 };
                 if let Err(e) = statement::verify(&canonical, signature, key) {
                     return discrepancy(seq, format!("submission {submission}: {e}"));
+                }
+                if let Some(data) = published.filter(|d| *d != statement.data_sha256) {
+                    return discrepancy(seq, format!("submission {submission} was scored on held-out data {}, not the phase's published {data}", statement.data_sha256));
                 }
                 s.statement = Some(statement);
                 self.signatures_checked += 1;
@@ -674,6 +704,54 @@ mod tests {
         let unknown = replay(&[settings(), invite(2)])
             .map(|_| ())
             .map_err(|d| d.to_string());
+        assert!(
+            matches!(&unknown, Err(m) if m.contains("never set up")),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn revealed_scores_must_be_on_the_held_out_data_the_log_published() {
+        let key = WorkerKey::from_secret([7; 32]);
+        let register = Event::WorkerRegistered {
+            worker: 1,
+            name: "w".into(),
+            public_key: key.public_hex(),
+        };
+        let data = |sha256: &str| Event::HeldOutData {
+            phase: 1,
+            sha256: sha256.into(),
+            tokens: 1000,
+        };
+        assert_eq!(
+            serde_json::from_str::<Event>(&data("cd").body()).ok(),
+            Some(data("cd"))
+        );
+        let (recorded, revealed) = signed_score(&key, 1, 3.0); // scored on data "cd"
+        let run = |published: Option<Event>| {
+            let mut events = vec![settings(), register.clone()];
+            events.extend(published);
+            events.extend([received(1, "ada", 10), recorded.clone(), revealed.clone()]);
+            replay(&events).map(|_| ()).map_err(|d| d.to_string())
+        };
+        assert_eq!(run(Some(data("cd"))), Ok(()));
+        // A log from before the event existed has nothing to check against.
+        assert_eq!(run(None), Ok(()));
+        let other = run(Some(data("ef")));
+        assert!(
+            matches!(&other, Err(m) if m.contains("scored on held-out data cd, not the phase's published ef")),
+            "{other:?}"
+        );
+        let unknown = replay(&[
+            settings(),
+            Event::HeldOutData {
+                phase: 2,
+                sha256: "cd".into(),
+                tokens: 1,
+            },
+        ])
+        .map(|_| ())
+        .map_err(|d| d.to_string());
         assert!(
             matches!(&unknown, Err(m) if m.contains("never set up")),
             "{unknown:?}"

@@ -16,7 +16,8 @@ pub struct Dataset {
     pub added_at: i64,
 }
 
-/// Registers a shard (once per hash) and makes it phase `phase`'s held-out data.
+/// Registers a shard (once per hash) and makes it phase `phase`'s held-out data, with
+/// its hash in the public log (`Event::HeldOutData`).
 ///
 /// Data that scored submissions already is never replaced: their scores would no longer
 /// mean what the phase says.
@@ -48,6 +49,12 @@ pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("there is no phase {phase}")));
     }
+    let event = ascent_domain::public_log::Event::HeldOutData {
+        phase,
+        sha256: data.sha256.clone(),
+        tokens: u64::try_from(data.tokens).unwrap_or(0),
+    };
+    crate::public_log::append(&mut tx, &event, data.added_at).await?;
     crate::audit::record(
         &mut tx,
         crate::audit::Change {

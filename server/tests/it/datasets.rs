@@ -148,6 +148,13 @@ async fn organizers_upload_held_out_data_and_bad_shards_change_nothing(
     .fetch_one(&pool)
     .await?;
     assert_eq!(by, Some(organizer_id));
+    // Its hash is public before anyone can submit: every revealed score must name it.
+    let log = ascent_store::public_log::page(&pool, 0, 1000).await?;
+    assert!(
+        log.iter()
+            .any(|e| e.body.contains("\"kind\":\"held_out_data\"") && e.body.contains(&sha256)),
+        "no held_out_data entry for {sha256}"
+    );
 
     // Once a submission is in, the data it is scored on cannot change.
     let submitted = submit(&app, &ada, &checkpoint("tied")?, "tied-v1").await?;
