@@ -9,13 +9,24 @@ use ascent_domain::views::Role;
 use ascent_server::http::router;
 use ascent_store::{datasets, phases, SqlitePool};
 use axum::body::Body;
+use axum::Router;
 use http::{Method, StatusCode};
 use support::{
-    account, call, checkpoint, contributor, fixture, state, submit, test_preset, TestResult,
+    account, call, checkpoint, contributor, fixture, state, submit, test_preset, Reply, TestResult,
 };
 
-fn put(phase: u8, name: &str) -> String {
-    format!("/api/phases/{phase}/data?name={name}")
+/// `PUT /api/phases/1/data?name=NAME` with `body`, as the holder of `token`.
+async fn put(app: &Router, token: &str, name: &str, body: &[u8]) -> TestResult<Reply> {
+    let path = format!("/api/phases/1/data?name={name}");
+    call(
+        app,
+        Method::PUT,
+        &path,
+        token,
+        Body::from(body.to_vec()),
+        None,
+    )
+    .await
 }
 
 /// Files in the data directory's dataset folder (stored shards and anything left over).
@@ -46,45 +57,21 @@ async fn organizers_upload_held_out_data_and_bad_shards_change_nothing(
 
     // Nobody but an organizer (an anonymous request has no session, API token or CSRF
     // token, and stops at the security layer).
-    let anonymous = call(
-        &app,
-        Method::PUT,
-        &put(1, "a.bin"),
-        "",
-        Body::from(shard.clone()),
-        None,
-    )
-    .await?;
+    let anonymous = put(&app, "", "a.bin", &shard).await?;
     assert_eq!(
         anonymous.status,
         StatusCode::FORBIDDEN,
         "{}",
         anonymous.body
     );
-    let refused = call(
-        &app,
-        Method::PUT,
-        &put(1, "a.bin"),
-        &ada,
-        Body::from(shard.clone()),
-        None,
-    )
-    .await?;
+    let refused = put(&app, &ada, "a.bin", &shard).await?;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
 
     // Broken shards: bad magic; tokens beyond the phase's vocabulary (u32 tokens up to
     // 70,000 against the demo's 256); a bad file name. Nothing attached, nothing kept.
     let mut bad_magic = shard.clone();
     bad_magic[0] ^= 0xff;
-    let reply = call(
-        &app,
-        Method::PUT,
-        &put(1, "bad.bin"),
-        &organizer,
-        Body::from(bad_magic),
-        None,
-    )
-    .await?;
+    let reply = put(&app, &organizer, "bad.bin", &bad_magic).await?;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert!(
         reply.body.contains("bad.bin") && reply.body.contains("magic"),
@@ -92,15 +79,7 @@ async fn organizers_upload_held_out_data_and_bad_shards_change_nothing(
         reply.body
     );
     let wide = std::fs::read(fixture("random_u32.bin"))?;
-    let reply = call(
-        &app,
-        Method::PUT,
-        &put(1, "wide.bin"),
-        &organizer,
-        Body::from(wide),
-        None,
-    )
-    .await?;
+    let reply = put(&app, &organizer, "wide.bin", &wide).await?;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert!(reply.body.contains("vocabulary"), "{}", reply.body);
     assert!(
@@ -108,29 +87,13 @@ async fn organizers_upload_held_out_data_and_bad_shards_change_nothing(
         "no server paths: {}",
         reply.body
     );
-    let reply = call(
-        &app,
-        Method::PUT,
-        &put(1, "..%2Fx"),
-        &organizer,
-        Body::from(shard.clone()),
-        None,
-    )
-    .await?;
+    let reply = put(&app, &organizer, "..%2Fx", &shard).await?;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert_eq!(datasets::of_phase(&pool, 1).await?, None);
     assert_eq!(stored(dir.path()), Vec::<String>::new());
 
     // A valid shard: stored by hash, attached, audited under the organizer.
-    let reply = call(
-        &app,
-        Method::PUT,
-        &put(1, "text_u16.bin"),
-        &organizer,
-        Body::from(shard.clone()),
-        None,
-    )
-    .await?;
+    let reply = put(&app, &organizer, "text_u16.bin", &shard).await?;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let receipt: serde_json::Value = reply.json()?;
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&shard));
@@ -162,15 +125,7 @@ async fn organizers_upload_held_out_data_and_bad_shards_change_nothing(
     let mut other = shard.clone();
     let low_byte_of_last_token = other.len() - 2;
     other[low_byte_of_last_token] ^= 1;
-    let reply = call(
-        &app,
-        Method::PUT,
-        &put(1, "other.bin"),
-        &organizer,
-        Body::from(other.clone()),
-        None,
-    )
-    .await?;
+    let reply = put(&app, &organizer, "other.bin", &other).await?;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     assert!(reply.body.contains("cannot be replaced"), "{}", reply.body);
     assert_eq!(
