@@ -628,6 +628,15 @@ mod tests {
         )
     }
 
+    /// Worker 1, registered with `key`.
+    fn registered(key: &WorkerKey) -> Event {
+        Event::WorkerRegistered {
+            worker: 1,
+            name: "w".into(),
+            public_key: key.public_hex(),
+        }
+    }
+
     fn replay(events: &[Event]) -> Result<Replay, Discrepancy> {
         let mut r = Replay::default();
         for (event, seq) in check_chain((0, GENESIS), &chain(events))?
@@ -713,11 +722,7 @@ mod tests {
     #[test]
     fn revealed_scores_must_be_on_the_held_out_data_the_log_published() {
         let key = WorkerKey::from_secret([7; 32]);
-        let register = Event::WorkerRegistered {
-            worker: 1,
-            name: "w".into(),
-            public_key: key.public_hex(),
-        };
+        let register = registered(&key);
         let data = |sha256: &str| Event::HeldOutData {
             phase: 1,
             sha256: sha256.into(),
@@ -761,11 +766,7 @@ mod tests {
     #[test]
     fn the_board_follows_scores_reruns_and_disqualifications() {
         let key = WorkerKey::from_secret([7; 32]);
-        let register = Event::WorkerRegistered {
-            worker: 1,
-            name: "w".into(),
-            public_key: key.public_hex(),
-        };
+        let register = registered(&key);
         let (s1, _) = signed_score(&key, 1, 3.0);
         let (s2, _) = signed_score(&key, 2, 2.0);
         let (s3, _) = signed_score(&key, 3, 2.999);
@@ -810,11 +811,7 @@ mod tests {
     #[test]
     fn signatures_and_commitments_are_checked() {
         let key = WorkerKey::from_secret([7; 32]);
-        let register = Event::WorkerRegistered {
-            worker: 1,
-            name: "w".into(),
-            public_key: key.public_hex(),
-        };
+        let register = registered(&key);
         let (recorded, revealed) = signed_score(&key, 1, 3.0);
         let base = vec![settings(), register.clone(), received(1, "ada", 10)];
 

@@ -104,117 +104,64 @@ pub(crate) fn values(path: &Path, dtype: DType) -> TestResult<Vec<f64>> {
     })
 }
 
-/// The largest difference of `got` from `want`, relative to `max(1, |want|)`; NaN if any
-/// value is NaN, infinite if the lengths differ.
-pub(crate) fn worst_relative(got: &[f64], want: &[f64]) -> f64 {
-    if got.len() != want.len() {
-        return f64::INFINITY;
-    }
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1.0))
-        .fold(0.0, |m, d| if d.is_nan() || d > m { d } else { m })
-}
-
 /// `kernels.cu` (the causal softmax, the cross-entropy and SwiGLU's gate) against the CPU
-/// paths they stand in for, on the inputs of the device self-check
-/// (`cuda_kernels::check_kernels`): partial warps, rows longer than a block's threads,
-/// targets past the first pass, a grid smaller than the data.
+/// paths they stand in for, on the device self-check's inputs ([`crate::kernel_checks`]),
+/// here with a grid smaller than SwiGLU's data too.
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Tensor};
-
     use super::*;
-    use crate::causal_softmax::CausalSoftmax;
+    use crate::kernel_checks::{worst_relative, Inputs, DTYPES};
 
     const KERNELS: &str = include_str!("cuda/kernels.cu");
     const DRIVER: &str = include_str!("cuda/emulated_kernels_main.cpp");
-
-    fn name(dtype: DType) -> &'static str {
-        if dtype == DType::BF16 {
-            "bf16"
-        } else {
-            "f32"
-        }
-    }
 
     #[test]
     fn the_emulated_kernels_match_the_cpu() -> TestResult {
         let dir = tempfile::tempdir()?;
         let bin = compile(dir.path(), "kernels", KERNELS, DRIVER, &[])?;
         let file = |n: &str| dir.path().join(n);
-        let cpu = Device::Cpu;
-        let scores = Tensor::randn(0f32, 3.0, (2, 2, 10, 705), &cpu)?;
-        let logits = Tensor::randn(0f32, 4.0, (6, 3001), &cpu)?;
-        let targets = Tensor::from_vec(vec![0u32, 3000, 5, 1024, 2047, 1500], 6, &cpu)?;
-        let gate = (Tensor::randn(0f32, 3.0, (3, 1001), &cpu)? - 1.0)?;
-        let up = Tensor::randn(0f32, 1.0, (3, 1001), &cpu)?;
-        for (dtype, bound) in [(DType::F32, 1e-5), (DType::BF16, 8e-3)] {
-            let d = name(dtype);
+        // Writes the inputs' files, runs `kernel` on them, reads its output back.
+        let emulate = |args: &[&str], inputs: &[(&str, &Tensor)], output: DType| {
+            let mut argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            for (name, x) in inputs {
+                std::fs::write(file(name), bytes(x)?)?;
+                argv.push(file(name).into());
+            }
+            argv.push(file("out").into());
+            run(&bin, argv)?;
+            values(&file("out"), output)
+        };
+        let inputs = Inputs::draw()?;
+        for (dtype, bound) in DTYPES {
+            let d = if dtype == DType::BF16 { "bf16" } else { "f32" };
+            let x = |t: &Tensor| t.to_dtype(dtype);
 
-            let x = scores.to_dtype(dtype)?;
-            let op = CausalSoftmax { n: 5, start: 700 };
-            let want = x
-                .apply_op1_no_bwd(&op)?
-                .flatten_all()?
-                .to_dtype(DType::F64)?;
-            std::fs::write(file("scores"), bytes(&x)?)?;
-            run(
-                &bin,
-                [
-                    "softmax",
-                    d,
-                    "40",
-                    "705",
-                    "5",
-                    "700",
-                    file("scores").to_str().unwrap_or_default(),
-                    file("probs").to_str().unwrap_or_default(),
-                ],
+            let got = emulate(
+                &["softmax", d, "40", "705", "5", "700"],
+                &[("scores", &x(&inputs.scores)?)],
+                dtype,
             )?;
-            let diff = worst_relative(&values(&file("probs"), dtype)?, &want.to_vec1()?);
+            let diff = worst_relative(&got, &inputs.softmax(dtype)?);
             assert!(diff <= bound, "causal softmax ({d}) off by {diff}");
 
-            let x = logits.to_dtype(dtype)?;
-            let want = crate::loss::fused_token_nll(&x, &targets)?.to_vec1::<f64>()?;
-            std::fs::write(file("logits"), bytes(&x)?)?;
-            std::fs::write(file("targets"), bytes(&targets)?)?;
-            run(
-                &bin,
-                [
-                    "nll",
-                    d,
-                    "6",
-                    "3001",
-                    file("logits").to_str().unwrap_or_default(),
-                    file("targets").to_str().unwrap_or_default(),
-                    file("nll").to_str().unwrap_or_default(),
+            let got = emulate(
+                &["nll", d, "6", "3001"],
+                &[
+                    ("logits", &x(&inputs.logits)?),
+                    ("targets", &inputs.targets),
                 ],
+                DType::F64,
             )?;
-            let diff = worst_relative(&values(&file("nll"), DType::F64)?, &want);
+            let diff = worst_relative(&got, &inputs.nll(dtype)?);
             assert!(diff <= 1e-5, "cross-entropy ({d}) off by {diff}");
 
-            let (g, u) = (gate.to_dtype(dtype)?, up.to_dtype(dtype)?);
-            let f32s = |x: &Tensor| x.to_dtype(DType::F32);
-            let want = crate::swiglu::fused_silu_mul(&f32s(&g)?, &f32s(&u)?)?
-                .to_dtype(dtype)?
-                .flatten_all()?
-                .to_dtype(DType::F64)?;
-            std::fs::write(file("gate"), bytes(&g)?)?;
-            std::fs::write(file("up"), bytes(&u)?)?;
-            run(
-                &bin,
-                [
-                    "silu",
-                    d,
-                    "3003",
-                    "2",
-                    file("gate").to_str().unwrap_or_default(),
-                    file("up").to_str().unwrap_or_default(),
-                    file("gated").to_str().unwrap_or_default(),
-                ],
+            // 2 blocks of 256 threads for 3003 elements: the grid-stride loop runs.
+            let got = emulate(
+                &["silu", d, "3003", "2"],
+                &[("gate", &x(&inputs.gate)?), ("up", &x(&inputs.up)?)],
+                dtype,
             )?;
-            let diff = worst_relative(&values(&file("gated"), dtype)?, &want.to_vec1()?);
+            let diff = worst_relative(&got, &inputs.silu_mul(dtype)?);
             assert!(diff <= bound, "silu-mul ({d}) off by {diff}");
         }
         Ok(())

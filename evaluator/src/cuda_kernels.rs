@@ -16,8 +16,6 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::causal_softmax::CausalSoftmax;
-
 /// The module name the kernels are loaded under.
 pub const MODULE: &str = "ascent_kernels";
 
@@ -128,88 +126,45 @@ fn self_check(device: &Device) -> Result<(), String> {
     check_kernels(device).map_err(|e| e.to_string())
 }
 
-/// Runs the kernels on `device` and on the CPU on the same random inputs, in f32 and
-/// bf16; an error says which differs and by how much.
+/// Runs the kernels on `device` on [`kernel_checks::Inputs`] in f32 and bf16, against
+/// the CPU; an error says which differs and by how much.
 fn check_kernels(device: &Device) -> crate::Result<()> {
-    let cpu = Device::Cpu;
+    use crate::kernel_checks::{values, worst, worst_relative, Inputs, DTYPES, SOFTMAX};
     let differ = |what: String, diff: f64, bound: f64| {
         crate::EvalError::Internal(format!(
             "{what}: the CUDA kernel differs from the CPU by {diff:e} (bound {bound:e})"
         ))
     };
-    // Scores of 2 × 2 groups of a block of 5 queries starting at 700 (705 keys: each
-    // thread of a 256-thread block loops, and every warp holds data), and 6 rows of 3001
-    // logits (more than one pass of 1024 threads; targets past the first pass): the
-    // loops and cross-warp reductions run as full-size rows run them, with partial warps.
-    let scores = (
-        Tensor::randn(0f32, 3.0, (2, 2, 10, 705), &cpu)?,
-        CausalSoftmax { n: 5, start: 700 },
-    );
-    let targets = vec![0u32, 3000, 5, 1024, 2047, 1500];
-    let logits = (
-        Tensor::randn(0f32, 4.0, (6, 3001), &cpu)?,
-        Tensor::from_vec(targets, 6, &cpu)?,
-    );
-    // SwiGLU's gate over 3 rows of 1001: a partial last block.
-    let swiglu = (
-        (Tensor::randn(0f32, 3.0, (3, 1001), &cpu)? - 1.0)?,
-        Tensor::randn(0f32, 1.0, (3, 1001), &cpu)?,
-    );
-    for (dtype, bound) in [(DType::F32, 1e-5), (DType::BF16, 8e-3)] {
-        let x = scores.0.to_dtype(dtype)?;
-        let want = x.apply_op1_no_bwd(&scores.1)?;
-        let got = x
-            .to_device(device)?
-            .apply_op1_no_bwd(&scores.1)?
-            .to_device(&cpu)?;
-        let (want, got) = (values(&want)?, values(&got)?);
-        let diff = worst(want.iter().zip(&got).map(|(&a, &b)| (a, b)));
-        if diff.is_nan() || diff > bound || got.len() != want.len() {
+    let inputs = Inputs::draw()?;
+    let on = |x: &Tensor, dtype: DType| x.to_dtype(dtype)?.to_device(device);
+    for (dtype, bound) in DTYPES {
+        let got = values(&on(&inputs.scores, dtype)?.apply_op1_no_bwd(&SOFTMAX)?)?;
+        let diff = worst(&got, &inputs.softmax(dtype)?);
+        if diff.is_nan() || diff > bound {
             return Err(differ(format!("causal softmax ({dtype:?})"), diff, bound));
         }
-        let x = logits.0.to_dtype(dtype)?;
-        let want = values(&crate::loss::fused_token_nll(&x, &logits.1)?)?;
         let got = values(&crate::loss::fused_token_nll(
-            &x.to_device(device)?,
-            &logits.1.to_device(device)?,
+            &on(&inputs.logits, dtype)?,
+            &inputs.targets.to_device(device)?,
         )?)?;
-        let diff = worst(want.iter().zip(&got).map(|(&a, &b)| (a, b)));
-        if diff.is_nan() || diff > 1e-4 || got.len() != want.len() {
+        let diff = worst(&got, &inputs.nll(dtype)?);
+        if diff.is_nan() || diff > 1e-4 {
             return Err(differ(
                 format!("token cross-entropy ({dtype:?})"),
                 diff,
                 1e-4,
             ));
         }
-        // The CPU computes in f32 and rounds once, as the kernel does; compared relative
-        // to the value, since bf16's step grows with it.
-        let (gate, up) = (swiglu.0.to_dtype(dtype)?, swiglu.1.to_dtype(dtype)?);
-        let f32s = |x: &Tensor| x.to_dtype(DType::F32);
-        let want = crate::swiglu::fused_silu_mul(&f32s(&gate)?, &f32s(&up)?)?.to_dtype(dtype)?;
-        let got = crate::swiglu::fused_silu_mul(&gate.to_device(device)?, &up.to_device(device)?)?
-            .to_device(&cpu)?;
-        let (want, got) = (values(&want)?, values(&got)?);
-        let relative = want.iter().zip(&got).map(|(&a, &b)| {
-            let s = a.abs().max(1.0);
-            (a / s, b / s)
-        });
-        let diff = worst(relative);
-        if diff.is_nan() || diff > bound || got.len() != want.len() {
+        let got = values(&crate::swiglu::fused_silu_mul(
+            &on(&inputs.gate, dtype)?,
+            &on(&inputs.up, dtype)?,
+        )?)?;
+        let diff = worst_relative(&got, &inputs.silu_mul(dtype)?);
+        if diff.is_nan() || diff > bound {
             return Err(differ(format!("silu-mul ({dtype:?})"), diff, bound));
         }
     }
     Ok(())
-}
-
-fn values(x: &Tensor) -> crate::Result<Vec<f64>> {
-    Ok(x.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
-}
-
-/// The largest absolute difference of the pairs; NaN if any pair has a NaN.
-fn worst(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
-    pairs
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, |m, d| if d.is_nan() || d > m { d } else { m })
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub mod error;
 pub mod evaluate;
 pub mod flash_attention;
 pub mod json;
+#[cfg(any(test, feature = "cuda"))]
+mod kernel_checks;
 pub mod loss;
 pub mod mapped;
 pub mod model;
