@@ -85,6 +85,17 @@ pub fn plain_name(name: &str) -> Option<&str> {
     name.strip_suffix(ENCRYPTED_SUFFIX)
 }
 
+/// Bytes in an age file key.
+pub const FILE_KEY_BYTES: usize = 16;
+
+/// Parses an age file key written as hex (32 digits).
+pub fn parse_file_key(hex_key: &str) -> Result<[u8; FILE_KEY_BYTES], String> {
+    let mut key = [0u8; FILE_KEY_BYTES];
+    hex::decode_to_slice(hex_key, &mut key)
+        .map_err(|_| format!("a file key is {} hex digits", 2 * FILE_KEY_BYTES))?;
+    Ok(key)
+}
+
 /// Whether a checkpoint's files are encrypted: `Some(true)` when every file is,
 /// `Some(false)` when none is, `None` for a mix (refused: a checkpoint is encrypted whole).
 pub fn all_encrypted<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<bool> {
@@ -147,6 +158,15 @@ mod tests {
             "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX"
         )
         .is_err());
+    }
+
+    #[test]
+    fn file_keys_are_sixteen_bytes_of_hex() {
+        let key = parse_file_key("000102030405060708090a0b0c0d0e0f").expect("key");
+        assert_eq!(key[15], 15);
+        for bad in ["", "00", &"0".repeat(34), &"zz".repeat(16)] {
+            assert!(parse_file_key(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -249,6 +249,41 @@ pub struct ClaimRequest {
     pub evaluation_keys: Vec<String>,
 }
 
+/// `POST /api/worker/sealed`: which promoted encrypted checkpoints wait to be opened by a
+/// holder of one of these evaluation keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedRequest {
+    pub evaluation_keys: Vec<String>,
+}
+
+/// An encrypted checkpoint that its finalized phase promoted and whose rules open the
+/// weights: the server cannot publish it until someone reveals each file's age file key
+/// (which a holder of the phase's evaluation key unwraps from the file's header).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedCheckpoint {
+    pub submission_id: i64,
+    pub phase: u8,
+    /// The evaluation key its files are encrypted to.
+    pub encrypted_to: String,
+    pub files: Vec<SealedFile>,
+}
+
+/// One encrypted file's age header (and the payload nonce after it), hex: all a key
+/// holder needs to unwrap the file key, and nothing of the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedFile {
+    pub name: String,
+    pub header: String,
+}
+
+/// `POST /api/worker/sealed/{submission}`: the age file key of each of its files (by
+/// encrypted file name, hex). The server opens the stored ciphertext with them and
+/// publishes the plaintext only if it is exactly the checkpoint that was scored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    pub file_keys: std::collections::BTreeMap<String, String>,
+}
+
 /// A checkpoint file of a job, as the worker must download and verify it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobFile {

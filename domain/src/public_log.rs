@@ -119,6 +119,26 @@ pub enum Event {
         rule: String,
         awards: Vec<Award>,
     },
+    /// A promoted encrypted checkpoint opened after its phase was finalized (its rules
+    /// open the weights): each file's age file key, with which anyone holding the
+    /// ciphertext (whose hash the submission logged) can decrypt it, and the plaintext
+    /// the server published, whose tensors hash to the weights the worker signed.
+    WeightsOpened {
+        submission: i64,
+        weights_sha256: String,
+        files: Vec<OpenedFile>,
+    },
+}
+
+/// One file of an opened checkpoint: the encrypted file, its key, and what it decrypts to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedFile {
+    pub sealed: String,
+    pub sealed_sha256: String,
+    pub file_key: String,
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 /// Points granted to one contributor.
@@ -147,6 +167,7 @@ impl Event {
             Event::Invited { .. } => "invited",
             Event::PhaseFinalized { .. } => "phase_finalized",
             Event::RewardsGranted { .. } => "rewards_granted",
+            Event::WeightsOpened { .. } => "weights_opened",
         }
     }
 
@@ -234,6 +255,8 @@ pub struct LoggedSubmission {
     /// The signed statement, once revealed (checked against the commitment).
     pub statement: Option<ScoreStatement>,
     pub disqualified: bool,
+    /// Whether its encrypted weights were opened (`Event::WeightsOpened`).
+    pub opened: bool,
 }
 
 /// A phase's rules and outcome as the log tells them.
@@ -378,6 +401,7 @@ impl Replay {
                         public_key: None,
                         statement: None,
                         disqualified: false,
+                        opened: false,
                     },
                 );
             }
@@ -491,6 +515,32 @@ impl Replay {
                 for a in awards {
                     *self.points.entry(a.contributor).or_default() += a.points;
                 }
+            }
+            Event::WeightsOpened {
+                submission,
+                weights_sha256,
+                ..
+            } => {
+                let s = self.submission_mut(seq, submission)?;
+                let (phase, contributor) = (s.phase, s.contributor.clone());
+                if s.opened {
+                    return discrepancy(seq, format!("submission {submission} opened twice"));
+                }
+                if let Some(signed) = s
+                    .statement
+                    .as_ref()
+                    .filter(|st| st.weights_sha256 != weights_sha256)
+                {
+                    return discrepancy(seq, format!("submission {submission}'s opened weights hash to {weights_sha256}, not the {} its worker signed", signed.weights_sha256));
+                }
+                let promoted = self
+                    .phases
+                    .get(&phase)
+                    .is_some_and(|p| p.split_secret.is_some() && p.advanced.contains(&contributor));
+                if !promoted {
+                    return discrepancy(seq, format!("submission {submission}'s weights were opened, but phase {phase} did not promote {contributor} at its finalization"));
+                }
+                self.submission_mut(seq, submission)?.opened = true;
             }
         }
         Ok(())
@@ -862,6 +912,63 @@ mod tests {
         assert!(refused
             .err()
             .is_some_and(|d| d.seq == 5 && d.problem.contains("signature")));
+    }
+
+    #[test]
+    fn weights_are_opened_once_for_what_was_promoted_and_signed() {
+        let key = WorkerKey::from_secret([7; 32]);
+        let (recorded, revealed) = signed_score(&key, 1, 7.0);
+        let finalized = |advanced: &[&str]| Event::PhaseFinalized {
+            phase: 1,
+            split_secret: "s".into(),
+            advanced: advanced.iter().map(|&a| a.to_owned()).collect(),
+        };
+        let opened = |weights: &str| Event::WeightsOpened {
+            submission: 1,
+            weights_sha256: weights.into(),
+            files: vec![OpenedFile {
+                sealed: "model.safetensors.age".into(),
+                sealed_sha256: "01".into(),
+                file_key: "00".repeat(16),
+                name: "model.safetensors".into(),
+                bytes: 10,
+                sha256: "02".into(),
+            }],
+        };
+        let history = |advanced: &[&str]| {
+            vec![
+                settings(),
+                registered(&key),
+                received(1, "ada", 10),
+                recorded.clone(),
+                revealed.clone(),
+                finalized(advanced),
+            ]
+        };
+        let fine = replay(&[history(&["ada"]), vec![opened("ab")]].concat());
+        assert!(fine.is_ok_and(|r| r.submissions[&1].opened));
+        // The weights hash the worker signed ("ab") is the one the opened files must have.
+        let other = replay(&[history(&["ada"]), vec![opened("ff")]].concat());
+        assert!(other
+            .err()
+            .is_some_and(|d| d.seq == 7 && d.problem.contains("hash to ff, not the ab")));
+        let twice = replay(&[history(&["ada"]), vec![opened("ab"), opened("ab")]].concat());
+        assert!(twice
+            .err()
+            .is_some_and(|d| d.seq == 8 && d.problem.contains("opened twice")));
+        let not_promoted = replay(&[history(&["bo"]), vec![opened("ab")]].concat());
+        assert!(not_promoted
+            .err()
+            .is_some_and(|d| d.problem.contains("did not promote ada")));
+        let before_finalizing = replay(&[
+            settings(),
+            registered(&key),
+            received(1, "ada", 10),
+            recorded.clone(),
+            opened("ab"),
+        ]);
+        assert!(before_finalizing.is_err());
+        assert!(replay(&[settings(), opened("ab")]).is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 use age::secrecy::ExposeSecret;
 use age::x25519::{Identity, Recipient};
-use ascent_domain::encryption::check_recipient;
+use ascent_domain::encryption::{check_recipient, FILE_KEY_BYTES};
 
 /// What went wrong with a key or an encrypted file.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +195,113 @@ pub fn decrypt_file(
     key: &EvaluationKey,
     cancel: Option<&AtomicBool>,
 ) -> Result<(), EncryptionError> {
+    decrypt_with(src, dst, name, &key.identity, cancel)
+}
+
+/// Decrypts `src` into `dst` with its age file key alone, as revealed when a promoted
+/// checkpoint is opened. A wrong key fails the header's MAC (`Corrupt`), and every chunk
+/// of the payload is authenticated, so what comes out is exactly what was encrypted.
+pub fn open_file(
+    src: &Path,
+    dst: &Path,
+    name: &str,
+    file_key: &[u8; FILE_KEY_BYTES],
+) -> Result<(), EncryptionError> {
+    decrypt_with(src, dst, name, &KnownFileKey(*file_key), None)
+}
+
+/// Unwraps the age file key of the file `name` from its header (the file's first bytes,
+/// through the payload nonce) with an evaluation key: what [`open_file`] needs, so a key
+/// holder can let a promoted checkpoint be opened without giving away the evaluation key.
+pub fn unwrap_file_key(
+    header: &[u8],
+    name: &str,
+    key: &EvaluationKey,
+) -> Result<[u8; FILE_KEY_BYTES], EncryptionError> {
+    let corrupt = |message: String| EncryptionError::Corrupt {
+        name: name.to_owned(),
+        message,
+    };
+    if header.len() > MAX_HEADER_BYTES + NONCE_BYTES {
+        return Err(corrupt("the header is longer than 64 KiB".into()));
+    }
+    let decryptor = age::Decryptor::new_buffered(header).map_err(|e| corrupt(e.to_string()))?;
+    let recording = Recording {
+        identity: &key.identity,
+        file_key: std::sync::Mutex::new(None),
+    };
+    // Decrypting checks the header's MAC with the unwrapped key; the payload is not read.
+    decryptor
+        .decrypt(std::iter::once(&recording as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => EncryptionError::OtherKey {
+                name: name.to_owned(),
+            },
+            e => corrupt(e.to_string()),
+        })?;
+    let found = recording
+        .file_key
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    found.ok_or_else(|| EncryptionError::OtherKey {
+        name: name.to_owned(),
+    })
+}
+
+/// Bytes of the payload nonce that follows an age header.
+pub const NONCE_BYTES: usize = 16;
+
+/// How many of `head` (a file's first bytes) a key holder needs for
+/// [`unwrap_file_key`]: through the header's MAC line and the payload nonce; `None` if
+/// the header does not end there.
+pub fn header_len(head: &[u8]) -> Option<usize> {
+    let mac = head.windows(5).position(|w| w == b"\n--- ")?;
+    let end = mac + 1 + head[mac + 1..].iter().position(|&b| b == b'\n')? + 1;
+    (end + NONCE_BYTES <= head.len()).then_some(end + NONCE_BYTES)
+}
+
+/// An identity that holds one file key and offers it for any stanza.
+struct KnownFileKey([u8; FILE_KEY_BYTES]);
+
+impl age::Identity for KnownFileKey {
+    fn unwrap_stanza(
+        &self,
+        _: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        Some(Ok(age_core::format::FileKey::new(Box::new(self.0))))
+    }
+}
+
+/// An evaluation key that remembers the file key it unwrapped.
+struct Recording<'a> {
+    identity: &'a Identity,
+    file_key: std::sync::Mutex<Option<[u8; FILE_KEY_BYTES]>>,
+}
+
+impl age::Identity for Recording<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        let unwrapped = self.identity.unwrap_stanza(stanza)?;
+        if let Ok(key) = &unwrapped {
+            let mut slot = self
+                .file_key
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *slot = Some(*key.expose_secret());
+        }
+        Some(unwrapped)
+    }
+}
+
+fn decrypt_with(
+    src: &Path,
+    dst: &Path,
+    name: &str,
+    identity: &dyn age::Identity,
+    cancel: Option<&AtomicBool>,
+) -> Result<(), EncryptionError> {
     let corrupt = |message: String| EncryptionError::Corrupt {
         name: name.to_owned(),
         message,
@@ -209,7 +316,7 @@ pub fn decrypt_file(
             e => corrupt(e.to_string()),
         })?;
         let mut reader = decryptor
-            .decrypt(std::iter::once(&key.identity as &dyn age::Identity))
+            .decrypt(std::iter::once(identity))
             .map_err(|e| match e {
                 age::DecryptError::NoMatchingKeys => EncryptionError::OtherKey {
                     name: name.to_owned(),
@@ -308,6 +415,47 @@ mod tests {
         let out = dir.path().join("out");
         decrypt_file(&sealed, &out, "model.safetensors.age", &key, None).expect("decrypt");
         assert_eq!(std::fs::read(&out).expect("read"), plain);
+    }
+
+    #[test]
+    fn a_file_key_unwrapped_from_the_header_alone_opens_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (key, stranger) = (EvaluationKey::generate(), EvaluationKey::generate());
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        write(&dir.path().join("model.safetensors"), &plain);
+        let sealed = dir.path().join("model.safetensors.age");
+        let recipient = parse_recipient(key.recipient()).expect("recipient");
+        encrypt_file(&dir.path().join("model.safetensors"), &sealed, &recipient).expect("encrypt");
+        let bytes = std::fs::read(&sealed).expect("read");
+        let len = header_len(&bytes[..4096]).expect("the header ends early");
+        assert!(
+            len < 1024,
+            "one recipient and age's random grease stanza: {len}"
+        );
+        assert_eq!(
+            header_len(&bytes[..len - 1]),
+            None,
+            "the nonce is part of it"
+        );
+
+        let header = &bytes[..len];
+        let file_key = unwrap_file_key(header, "model.safetensors.age", &key).expect("unwrap");
+        let e = unwrap_file_key(header, "model.safetensors.age", &stranger).expect_err("other");
+        assert!(matches!(e, EncryptionError::OtherKey { .. }), "{e}");
+        let e = unwrap_file_key(&bytes[..len - 20], "m.age", &key).expect_err("cut short");
+        assert!(matches!(e, EncryptionError::Corrupt { .. }), "{e}");
+
+        let out = dir.path().join("opened");
+        open_file(&sealed, &out, "model.safetensors.age", &file_key).expect("open");
+        assert_eq!(std::fs::read(&out).expect("read"), plain);
+
+        // Any other key fails the header's MAC, and nothing is left behind.
+        let mut wrong = file_key;
+        wrong[0] ^= 1;
+        std::fs::remove_file(&out).expect("remove");
+        let e = open_file(&sealed, &out, "model.safetensors.age", &wrong).expect_err("wrong");
+        assert!(matches!(e, EncryptionError::Corrupt { .. }), "{e}");
+        assert!(!out.exists());
     }
 
     #[test]

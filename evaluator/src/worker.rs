@@ -1,10 +1,13 @@
 //! The worker loop, run by `ascent-eval worker` on a GPU box and by the server's own
 //! in-process worker thread: claim a job, download and verify its files, score it while
-//! a heartbeat keeps the lease, report the outcome, repeat.
+//! a heartbeat keeps the lease, report the outcome, repeat. While the queue is empty, a
+//! worker holding evaluation keys also opens the encrypted checkpoints that finalized
+//! phases promoted under them (`open`).
 
 mod job;
 pub mod key;
 mod lease;
+mod open;
 mod outcome;
 
 use ascent_domain::statement::WorkerKey;
@@ -20,6 +23,7 @@ use candle_core::{DType, Device};
 use ureq::http::Method;
 
 pub use lease::{beat_interval, CancelReason};
+pub use open::{open_sealed, OpenSummary};
 pub use outcome::contributor_message;
 
 use crate::client::{segment, Client, ClientError};
@@ -80,7 +84,13 @@ pub struct WorkerSummary {
     pub abandoned: u32,
     /// Outcomes the server did not record (409: lease expired or already decided).
     pub refused: u32,
+    /// Promoted encrypted checkpoints this worker let the server open (`open`).
+    pub opened: u32,
 }
+
+/// How often an idle worker holding evaluation keys asks for promoted encrypted
+/// checkpoints to open.
+const OPEN_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Runs the worker until `stop` is set (or, with `once`, after one job or an empty
 /// queue). Server errors and network trouble are retried; only a refusal of the worker
@@ -127,6 +137,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
             .collect(),
     };
     let mut summary = WorkerSummary::default();
+    let mut last_open = None;
     tracing::info!(device = %claim.device, dtype = ?options.dtype, "worker started");
     while !stop.load(Ordering::Relaxed) {
         let job = match client.post_json::<_, JobAssignment>("/api/worker/claim", &claim) {
@@ -139,6 +150,14 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
             Err(e) => return Err(e),
         };
         let Some(job) = job else {
+            // Idle: open what finalized phases promoted under a key this worker holds.
+            if last_open.is_none_or(|at: Instant| at.elapsed() >= OPEN_INTERVAL) {
+                last_open = Some(Instant::now());
+                match open_sealed(&client, &options.evaluation_keys) {
+                    Ok(done) => summary.opened += done.opened,
+                    Err(e) => tracing::warn!(error = %e, "cannot ask for checkpoints to open"),
+                }
+            }
             if options.once {
                 break;
             }

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod moderation;
 pub mod notifications;
+pub mod opened;
 pub mod phases;
 pub mod profiles;
 pub mod public_log;

@@ -570,6 +570,9 @@ pub async fn promoted(pool: &SqlitePool, number: u8) -> Result<Vec<String>> {
 pub struct OpenCheckpoint {
     /// Where its files are stored.
     pub upload_id: String,
+    /// Whether it was encrypted and its files are the plaintext opened after the phase
+    /// was finalized (`opened`), stored apart from the ciphertext.
+    pub opened: bool,
     pub card: ascent_domain::model_card::CardFacts,
 }
 
@@ -595,19 +598,19 @@ pub async fn open_checkpoint(
         weights_sha256: Option<String>,
         scored_at: Option<i64>,
         score_key: Option<String>,
+        encrypted: bool,
     }
     let row: Option<Row> = sqlx::query_as(
         "SELECT s.upload_id, u.handle, s.phase, p.title, f.rank,
                 (SELECT COUNT(*) FROM final_standings g WHERE g.phase = f.phase) AS ranked,
                 f.private_loss, f.public_loss, s.parameters, p.max_parameters, p.seq_len, p.windows,
-                p.dataset, s.weights_sha256, s.scored_at, s.score_key
+                p.dataset, s.weights_sha256, s.scored_at, s.score_key,
+                s.encrypted_to IS NOT NULL AS encrypted
          FROM final_standings f
          JOIN submissions s ON s.id = f.submission_id
          JOIN users u ON u.id = f.user_id
          JOIN phases p ON p.number = f.phase
-         WHERE f.submission_id = ? AND f.advanced = 1 AND p.state = 'finalized' AND p.open_weights = 1
-               -- The server cannot publish what it cannot read.
-               AND s.encrypted_to IS NULL",
+         WHERE f.submission_id = ? AND f.advanced = 1 AND p.state = 'finalized' AND p.open_weights = 1",
     )
     .bind(submission_id)
     .fetch_optional(pool)
@@ -616,20 +619,30 @@ pub async fn open_checkpoint(
     let Some(upload_id) = row.upload_id else {
         return Ok(None);
     };
-    let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-        "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
-    )
-    .bind(&upload_id)
-    .fetch_all(pool)
-    .await?;
-    let files = files
-        .into_iter()
-        .map(|(name, bytes, sha256)| {
-            Ok((name, unsigned(bytes, "bytes")?, sha256.unwrap_or_default()))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let files = if row.encrypted {
+        // The server cannot publish ciphertext: only what was opened (`opened`).
+        let files = crate::opened::files(pool, submission_id).await?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        files
+    } else {
+        let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
+        )
+        .bind(&upload_id)
+        .fetch_all(pool)
+        .await?;
+        files
+            .into_iter()
+            .map(|(name, bytes, sha256)| {
+                Ok((name, unsigned(bytes, "bytes")?, sha256.unwrap_or_default()))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
     Ok(Some(OpenCheckpoint {
         upload_id,
+        opened: row.encrypted,
         card: ascent_domain::model_card::CardFacts {
             submission_id,
             contributor: row.handle,

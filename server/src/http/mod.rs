@@ -6,6 +6,7 @@ pub mod auth;
 pub mod datasets;
 pub mod open_weights;
 pub mod rewards;
+pub mod sealed;
 pub mod security;
 pub mod submissions;
 pub mod uploads;
@@ -77,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/worker/jobs/{job}/files/{name}", get(worker_api::file))
         .route("/api/worker/jobs/{job}/result", post(worker_api::result))
         .route("/api/worker/data/{sha256}", get(worker_api::data))
+        .route("/api/worker/sealed", post(sealed::waiting))
+        .route("/api/worker/sealed/{submission}", post(sealed::open))
         .leptos_routes_with_context(&state, routes, context.clone(), move || shell(options.clone()))
         .fallback(file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::guard))

@@ -1,6 +1,7 @@
 //! Open weights: once a phase is finalized and its rules say so, the checkpoints it
-//! promoted are public downloads, each with a generated model card. Every other
-//! checkpoint stays readable only by the workers that score it.
+//! promoted are public downloads, each with a generated model card (an encrypted one
+//! once it was opened: `http::sealed`). Every other checkpoint stays readable only by
+//! the workers that score it.
 
 use ascent_domain::model_card;
 use ascent_store::lifecycle::{self, OpenCheckpoint};
@@ -37,11 +38,11 @@ pub async fn file(
             "submission {id} has no file {name:?}"
         )));
     }
-    let mut response = serve_file(
-        state.storage.checkpoint_file(&checkpoint.upload_id, &name),
-        request,
-    )
-    .await?;
+    let path = match checkpoint.opened {
+        true => state.storage.opened_dir(&checkpoint.upload_id).join(&name),
+        false => state.storage.checkpoint_file(&checkpoint.upload_id, &name),
+    };
+    let mut response = serve_file(path, request).await?;
     if let Ok(value) = format!("attachment; filename=\"{name}\"").parse() {
         response
             .headers_mut()

@@ -370,3 +370,161 @@ async fn a_phase_without_an_evaluation_key_takes_no_encrypted_checkpoints(
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// `POST path` with a JSON body as a worker; the status, or the answer.
+async fn as_worker(
+    url: &str,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> TestResult<Result<serde_json::Value, u16>> {
+    let client = Client::new(url, Some(token))?;
+    let path = path.to_owned();
+    Ok(tokio::task::spawn_blocking(move || {
+        match client.post_json::<_, serde_json::Value>(&path, &body) {
+            Ok(answer) => Ok(answer.unwrap_or_default()),
+            Err(e) => Err(e.status().unwrap_or(0)),
+        }
+    })
+    .await?)
+}
+
+/// `GET path` from the public API: the body, or the status.
+async fn public_get(url: &str, path: &str) -> TestResult<Result<Vec<u8>, u16>> {
+    let url = format!("{url}{path}");
+    tokio::task::spawn_blocking(move || {
+        let response = ureq::get(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Ok(Err(status));
+        }
+        Ok(Ok(response
+            .into_body()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()?))
+    })
+    .await?
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as_scored(
+    pool: SqlitePool,
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (key, server) = keyed_server(&pool, dir.path()).await?;
+    let url = server.url();
+    sqlx::query("UPDATE phases SET open_weights = 1 WHERE number = 1")
+        .execute(&pool)
+        .await?;
+    let (org, _) = support::account(&pool, "org", ascent_domain::views::Role::Organizer).await?;
+    let (ada_id, ada) = contributor(&pool, "ada").await?;
+    let checkpoint = copy_of("tied", dir.path())?;
+    let id = upload(&url, &ada, &checkpoint, Some(None)).await?;
+    let token = support::worker_token(&pool, "keyed", ascent_store::now()).await?;
+    let summary = work(&url, &token, &dir.path().join("cache"), std::slice::from_ref(&key)).await?;
+    assert_eq!((summary.scored, summary.opened), (1, 0));
+    let sealed_list = serde_json::json!({ "evaluation_keys": [key.recipient()] });
+
+    // While the phase runs nothing is waiting to be opened, and nothing opens.
+    let listed = as_worker(&url, &token, "/api/worker/sealed", sealed_list.clone()).await?;
+    assert_eq!(listed, Ok(serde_json::json!([])));
+    let path = format!("/api/worker/sealed/{id}");
+    let zero_keys = serde_json::json!({ "file_keys": {
+        "config.json.age": "00".repeat(16), "model.safetensors.age": "00".repeat(16) } });
+    assert_eq!(
+        as_worker(&url, &token, &path, zero_keys.clone()).await?,
+        Err(404)
+    );
+
+    let now = ascent_store::now();
+    ascent_store::lifecycle::move_phase(
+        &pool,
+        1,
+        ascent_domain::PhaseState::Closed,
+        org,
+        "end",
+        now,
+    )
+    .await?;
+    ascent_store::lifecycle::finalize(&pool, 1, org, "final", now).await?;
+    // Promoted, but the server cannot read it: no download, no model card yet.
+    let card = format!("/api/submissions/{id}/model-card.md");
+    assert_eq!(public_get(&url, &card).await?, Err(404));
+
+    // The worker is given headers only: each ends before the payload.
+    let listed = as_worker(&url, &token, "/api/worker/sealed", sealed_list).await?;
+    let listed = listed.map_err(|s| format!("status {s}"))?;
+    assert_eq!(listed[0]["submission_id"], id);
+    let upload_id: String = sqlx::query_scalar("SELECT upload_id FROM submissions WHERE id = ?")
+        .bind(id)
+        .fetch_one(&pool)
+        .await?;
+    let stored = Storage::new(dir.path()).checkpoint_dir(&upload_id);
+    for file in listed[0]["files"].as_array().ok_or("files")? {
+        let header = hex::decode(file["header"].as_str().ok_or("header")?)?;
+        let ciphertext = std::fs::read(stored.join(file["name"].as_str().ok_or("name")?))?;
+        assert!(ciphertext.starts_with(&header) && header.len() < 1024);
+    }
+
+    // Made-up keys, a missing key, or keys that are not hex open nothing and leave nothing.
+    for (body, expected) in [
+        (zero_keys, 400),
+        (
+            serde_json::json!({ "file_keys": { "config.json.age": "00".repeat(16) } }),
+            400,
+        ),
+        (
+            serde_json::json!({ "file_keys": {
+            "config.json.age": "zz", "model.safetensors.age": "00".repeat(16) } }),
+            400,
+        ),
+    ] {
+        assert_eq!(as_worker(&url, &token, &path, body).await?, Err(expected));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&stored)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    assert_eq!(names, ["config.json.age", "model.safetensors.age"]);
+    assert_eq!(public_get(&url, &card).await?, Err(404));
+
+    // The worker with the key opens it; what is published is what ada encrypted.
+    let summary = work(&url, &token, &dir.path().join("cache"), &[key]).await?;
+    assert_eq!((summary.scored, summary.opened), (0, 1));
+    for name in ["config.json", "model.safetensors"] {
+        let served = public_get(&url, &format!("/api/submissions/{id}/files/{name}")).await?;
+        assert_eq!(served, Ok(std::fs::read(checkpoint.join(name))?), "{name}");
+    }
+    let card = String::from_utf8(public_get(&url, &card).await?.map_err(|s| s.to_string())?)?;
+    assert!(card.contains("model.safetensors"), "{card}");
+    assert!(
+        !card.contains(".age"),
+        "the card lists the plaintext: {card}"
+    );
+
+    // Opened once; the log says with which keys, and replays with the signed weights.
+    assert_eq!(
+        as_worker(&url, &token, &path, serde_json::json!({ "file_keys": {} })).await?,
+        Err(404)
+    );
+    let bodies: Vec<String> =
+        sqlx::query_scalar("SELECT body FROM public_log WHERE kind = 'weights_opened'")
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(bodies.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(&bodies[0])?;
+    assert_eq!(event["files"].as_array().map(Vec::len), Some(2));
+    let client = Client::new(&url, None)?;
+    let verified =
+        tokio::task::spawn_blocking(move || ascent_evaluator::verify::verify(&client)).await?;
+    assert!(verified.is_ok(), "{verified:?}");
+    let news = ascent_store::notifications::of_user(&pool, ada_id, 10).await?;
+    assert!(news.iter().any(|n| n.text.contains("was opened")));
+    server.stop().await.map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -350,6 +350,7 @@ pub async fn work(
         total.invalid += summary.invalid;
         total.errors += summary.errors;
         total.refused += summary.refused;
+        total.opened += summary.opened;
         total.abandoned += summary.abandoned;
     }
 }
