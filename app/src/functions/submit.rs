@@ -82,6 +82,8 @@ pub struct SubmissionPageData {
     /// Its files (name, bytes, SHA-256) once it is an open checkpoint: promoted by a
     /// finalized phase whose rules open the weights.
     pub open_files: Option<Vec<(String, u64, String)>>,
+    /// Promoted under rules that open the weights, but encrypted and not opened yet.
+    pub sealed: bool,
 }
 
 #[server(input = GetUrl)]
@@ -114,5 +116,6 @@ pub async fn submission_page(id: i64) -> Result<Option<SubmissionPageData>, AppE
         open_files: ascent_store::lifecycle::open_checkpoint(&pool, id)
             .await?
             .map(|open| open.card.files),
+        sealed: ascent_store::opened::sealed(&pool, id).await?.is_some(),
     }))
 }

@@ -48,6 +48,7 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
         weights_sha256,
         disqualified,
         open_files,
+        sealed,
     } = data;
     let id = report.id;
     let title = format!("Submission #{id}");
@@ -135,6 +136,7 @@ fn Detail(data: SubmissionPageData, reload: Callback<()>) -> impl IntoView {
             })}
         </section>
         {open_files.map(|files| view! { <OpenWeights id files /> }.into_any())}
+        {sealed.then(|| view! { <SealedWeights /> })}
         {move || r().signed.map(|signed| view! { <SignedPanel signed /> }.into_any())}
     }
 }
@@ -170,6 +172,19 @@ fn OpenWeights(id: i64, files: Vec<(String, u64, String)>) -> impl IntoView {
                     <tbody>{rows}</tbody>
                 </table>
             </div>
+        </section>
+    }
+}
+
+/// A promoted checkpoint whose weights are due to be published but are still encrypted.
+#[component]
+fn SealedWeights() -> impl IntoView {
+    view! {
+        <section class="panel" id="open-weights">
+            <h2>"Open weights: not opened yet"</h2>
+            <p class="hint">
+                "This checkpoint was promoted and the phase's rules publish promoted checkpoints, but it was encrypted to the phase's evaluation key, which the server does not hold. It is published here once a worker holding that key reveals the key of each file; the server then decrypts the files and publishes them only if they are exactly the checkpoint that was scored."
+            </p>
         </section>
     }
 }

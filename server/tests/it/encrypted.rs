@@ -426,7 +426,13 @@ async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as
     let checkpoint = copy_of("tied", dir.path())?;
     let id = upload(&url, &ada, &checkpoint, Some(None)).await?;
     let token = support::worker_token(&pool, "keyed", ascent_store::now()).await?;
-    let summary = work(&url, &token, &dir.path().join("cache"), std::slice::from_ref(&key)).await?;
+    let summary = work(
+        &url,
+        &token,
+        &dir.path().join("cache"),
+        std::slice::from_ref(&key),
+    )
+    .await?;
     assert_eq!((summary.scored, summary.opened), (1, 0));
     let sealed_list = serde_json::json!({ "evaluation_keys": [key.recipient()] });
 
@@ -452,9 +458,13 @@ async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as
     )
     .await?;
     ascent_store::lifecycle::finalize(&pool, 1, org, "final", now).await?;
-    // Promoted, but the server cannot read it: no download, no model card yet.
+    // Promoted, but the server cannot read it: no download, no model card yet; the page
+    // says why.
     let card = format!("/api/submissions/{id}/model-card.md");
     assert_eq!(public_get(&url, &card).await?, Err(404));
+    let page = format!("/submissions/{id}");
+    let html = String::from_utf8(public_get(&url, &page).await?.map_err(|s| s.to_string())?)?;
+    assert!(html.contains("Open weights: not opened yet"), "{html}");
 
     // The worker is given headers only: each ends before the payload.
     let listed = as_worker(&url, &token, "/api/worker/sealed", sealed_list).await?;
@@ -506,6 +516,9 @@ async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as
         !card.contains(".age"),
         "the card lists the plaintext: {card}"
     );
+    let html = String::from_utf8(public_get(&url, &page).await?.map_err(|s| s.to_string())?)?;
+    assert!(!html.contains("not opened yet"));
+    assert!(html.contains(&format!("/api/submissions/{id}/files/model.safetensors")));
 
     // Opened once; the log says with which keys, and replays with the signed weights.
     assert_eq!(
