@@ -91,6 +91,11 @@ pub fn viewer() -> Option<Viewer> {
     })
 }
 
+/// Which phases the viewer may see: drafts are for organizers only.
+pub fn audience() -> ascent_store::phases::Audience {
+    ascent_store::phases::Audience::of(viewer().is_some_and(|v| v.is_organizer()))
+}
+
 pub fn csrf_token() -> String {
     parts()
         .and_then(|p| p.extensions.get::<CsrfToken>().map(|t| t.0.clone()))

@@ -203,6 +203,11 @@ pub struct PhaseSpec {
     /// may submit checkpoints encrypted to it, which only its workers can read.
     #[serde(default)]
     pub evaluation_key: Option<String>,
+    /// Whether the phase is a draft: configured, but seen only by organizers (and absent
+    /// from the public log) until they publish it. Phases are published in order, so
+    /// every phase after a draft is a draft too.
+    #[serde(default)]
+    pub draft: bool,
 }
 
 #[cfg(test)]

@@ -72,6 +72,8 @@ struct RawPhase {
     require_attestation: bool,
     #[serde(default)]
     evaluation_key: Option<String>,
+    #[serde(default)]
+    draft: bool,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +108,12 @@ pub fn parse_preset(text: &str, now: i64) -> Result<Preset, PresetError> {
         let phase = validate_phase(raw_phase, expected, anchor)?;
         if let Some(previous) = phases.last() {
             check_against_previous(previous, &phase)?;
+            if previous.draft && !phase.draft {
+                return Err(field_error(
+                    format!("phase[{expected}].draft"),
+                    format!("phase {} is a draft, so this one must be too: phases are published in order", previous.number),
+                ));
+            }
         }
         phases.push(phase);
     }
@@ -167,6 +175,7 @@ fn validate_phase(raw: RawPhase, expected: usize, anchor: i64) -> Result<PhaseSp
         rewards: raw.rewards,
         require_attestation: raw.require_attestation,
         evaluation_key: raw.evaluation_key,
+        draft: raw.draft,
     };
     check_spec(&spec)?;
     Ok(spec)
@@ -451,6 +460,26 @@ mod tests {
             assert_ne!(bad, DEMO, "{from} is in the demo preset");
             assert_eq!(field_of(&bad), field, "{from} -> {to}");
         }
+    }
+
+    /// The demo preset with `draft = true` in the phases numbered `drafts`.
+    fn with_drafts(drafts: &[u8]) -> String {
+        drafts.iter().fold(DEMO.to_owned(), |text, n| {
+            text.replacen(
+                &format!("number = {n}\n"),
+                &format!("number = {n}\ndraft = true\n"),
+                1,
+            )
+        })
+    }
+
+    #[test]
+    fn drafts_come_last() {
+        let preset = parse_preset(&with_drafts(&[6, 7]), 0).expect("drafts at the end");
+        let drafts: Vec<bool> = preset.phases.iter().map(|p| p.draft).collect();
+        assert_eq!(drafts, [false, false, false, false, false, true, true]);
+        assert_eq!(field_of(&with_drafts(&[5, 7])), "phase[6].draft");
+        assert_eq!(field_of(&with_drafts(&[1])), "phase[2].draft");
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub async fn store_data(
     by: Option<i64>,
     temporary: bool,
 ) -> Result<Dataset, DataError> {
-    let summary = phases::summaries(pool)
+    let summary = phases::summaries(pool, phases::Audience::Organizers)
         .await?
         .into_iter()
         .find(|p| p.number == phase)

@@ -59,7 +59,7 @@ pub async fn seed(config: &Config, pool: &SqlitePool, dir: &Path) -> anyhow::Res
         .with_context(|| format!("{} is not a valid manifest", path.display()))?;
     let storage = Storage::new(&config.data_dir);
 
-    let summaries = phases::summaries(pool).await?;
+    let summaries = phases::summaries(pool, phases::Audience::Organizers).await?;
     if summaries.is_empty() {
         anyhow::bail!("load the demo phases first (ascent admin phases load presets/demo.toml)");
     }
@@ -96,7 +96,7 @@ async fn play(
 ) -> anyhow::Result<String> {
     let mut told = Vec::new();
     let state = |n: u8| async move {
-        let summaries = phases::summaries(pool).await?;
+        let summaries = phases::summaries(pool, phases::Audience::Organizers).await?;
         summaries
             .into_iter()
             .find(|p| p.number == n)

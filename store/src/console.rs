@@ -19,7 +19,7 @@ struct TransitionRow {
 }
 
 pub async fn overview(pool: &SqlitePool) -> Result<ConsoleOverview> {
-    let phases = phases::summaries(pool).await?;
+    let phases = phases::summaries(pool, phases::Audience::Organizers).await?;
     let roles: Vec<(String, i64)> =
         sqlx::query_as("SELECT role, COUNT(*) FROM users GROUP BY role")
             .fetch_all(pool)

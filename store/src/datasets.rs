@@ -49,12 +49,7 @@ pub async fn attach(pool: &SqlitePool, phase: u8, data: &Dataset, by: Option<i64
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("there is no phase {phase}")));
     }
-    let event = ascent_domain::public_log::Event::HeldOutData {
-        phase,
-        sha256: data.sha256.clone(),
-        tokens: u64::try_from(data.tokens).unwrap_or(0),
-    };
-    crate::public_log::append(&mut tx, &event, data.added_at).await?;
+    crate::public_log::log_data(&mut tx, phase, data.added_at).await?;
     crate::audit::record(
         &mut tx,
         crate::audit::Change {

@@ -34,6 +34,15 @@ pub async fn move_phase(
     let mut tx = crate::write(pool).await?;
     let from = touch(&mut tx, number, now).await?;
     from.organizer_move(to).map_err(StoreError::Refused)?;
+    if from == PhaseState::Draft
+        && number > 1
+        && state_of(&mut tx, number - 1).await? == PhaseState::Draft
+    {
+        return Err(StoreError::Refused(format!(
+            "phase {} is still a draft: phases are published in order",
+            number - 1
+        )));
+    }
     let (opens_at, closes_at): (i64, i64) =
         sqlx::query_as("SELECT opens_at, closes_at FROM phases WHERE number = ?")
             .bind(i64::from(number))
@@ -109,6 +118,11 @@ pub(crate) async fn record_transition(
         },
     )
     .await?;
+    if from == PhaseState::Draft {
+        // Published: what the log left out while it was a draft comes first.
+        public_log::log_settings(conn, number, now).await?;
+        public_log::log_data(conn, number, now).await?;
+    }
     let moved = Event::PhaseMoved {
         phase: number,
         from: from.as_str().to_owned(),
@@ -802,10 +816,14 @@ pub(crate) mod tests {
             Err(StoreError::Refused(_))
         ));
 
-        let next_page = crate::phases::page_version(&pool, 2).await?;
+        let next_page =
+            crate::phases::page_version(&pool, 2, crate::phases::Audience::Organizers).await?;
         let done = finalize(&pool, 1, org, "reviewed", NOW + 20).await?;
         // Phase 2's page says who may enter: its cached copy is now stale.
-        assert_ne!(crate::phases::page_version(&pool, 2).await?, next_page);
+        assert_ne!(
+            crate::phases::page_version(&pool, 2, crate::phases::Audience::Organizers).await?,
+            next_page
+        );
         assert_eq!(done.promoted, ["cy", "bob"]);
         assert_eq!(done.next_phase, Some(2));
         let frozen = final_board(&pool, 1).await?.expect("finalized");

@@ -47,7 +47,10 @@ pub async fn load_preset(
         }
     }
     for spec in &preset.phases {
-        let state = PhaseState::by_schedule(now, spec.opens_at, spec.closes_at);
+        let state = match spec.draft {
+            true => PhaseState::Draft,
+            false => PhaseState::by_schedule(now, spec.opens_at, spec.closes_at),
+        };
         let (rule, value) = rule_columns(&spec.advancement);
         let previous: Option<String> =
             sqlx::query_scalar("SELECT state FROM phases WHERE number = ?")
@@ -118,14 +121,21 @@ pub async fn load_preset(
         .bind(format!("loaded from preset {}", preset.name))
         .execute(&mut *tx)
         .await?;
+        // A draft is not in the public log until it is published (`log_settings` skips
+        // it), except its move when it replaces a phase the log already showed.
         public_log::log_settings(&mut tx, spec.number, now).await?;
-        let moved = Event::PhaseMoved {
-            phase: spec.number,
-            from: previous.unwrap_or_else(|| "none".to_owned()),
-            to: state.as_str().to_owned(),
-            reason: format!("loaded from preset {}", preset.name),
-        };
-        public_log::append(&mut tx, &moved, now).await?;
+        let was_public = previous
+            .as_deref()
+            .is_some_and(|p| p != PhaseState::Draft.as_str());
+        if !spec.draft || was_public {
+            let moved = Event::PhaseMoved {
+                phase: spec.number,
+                from: previous.unwrap_or_else(|| "none".to_owned()),
+                to: state.as_str().to_owned(),
+                reason: format!("loaded from preset {}", preset.name),
+            };
+            public_log::append(&mut tx, &moved, now).await?;
+        }
     }
     tx.commit().await?;
     tracing::info!(preset = %preset.name, "phases loaded");
@@ -184,12 +194,40 @@ impl TryFrom<SummaryRow> for PhaseSummary {
     }
 }
 
-/// All phases in order, with contributors, submissions and best loss.
-pub async fn summaries(pool: &SqlitePool) -> Result<Vec<PhaseSummary>> {
-    let rows: Vec<SummaryRow> =
-        sqlx::query_as(&format!("{SUMMARY_SELECT} FROM phases p ORDER BY p.number"))
-            .fetch_all(pool)
-            .await?;
+/// Who is looking at phases: a draft is shown to organizers only, as if it did not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Public,
+    Organizers,
+}
+
+impl Audience {
+    /// Organizers for an organizer, the public for anyone else.
+    pub fn of(organizer: bool) -> Audience {
+        if organizer {
+            Audience::Organizers
+        } else {
+            Audience::Public
+        }
+    }
+
+    /// The condition on the phase (aliased `p`) this audience may see.
+    fn sees(self) -> &'static str {
+        match self {
+            Audience::Public => "p.state <> 'draft'",
+            Audience::Organizers => "1 = 1",
+        }
+    }
+}
+
+/// The phases `audience` sees in order, with contributors, submissions and best loss.
+pub async fn summaries(pool: &SqlitePool, audience: Audience) -> Result<Vec<PhaseSummary>> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
+        "{SUMMARY_SELECT} FROM phases p WHERE {} ORDER BY p.number",
+        audience.sees()
+    ))
+    .fetch_all(pool)
+    .await?;
     rows.into_iter().map(PhaseSummary::try_from).collect()
 }
 
@@ -222,11 +260,17 @@ pub struct PageVersion {
     pub standings_version: i64,
 }
 
-/// The phase's page version; `None` if there is no such phase.
-pub async fn page_version(pool: &SqlitePool, number: u8) -> Result<Option<PageVersion>> {
-    Ok(sqlx::query_as(
-        "SELECT updated_at, submission_count, standings_version FROM phases WHERE number = ?",
-    )
+/// The phase's page version; `None` if there is no such phase for `audience`.
+pub async fn page_version(
+    pool: &SqlitePool,
+    number: u8,
+    audience: Audience,
+) -> Result<Option<PageVersion>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT updated_at, submission_count, standings_version FROM phases p
+         WHERE p.number = ? AND {}",
+        audience.sees()
+    ))
     .bind(i64::from(number))
     .fetch_optional(pool)
     .await?)
@@ -240,19 +284,28 @@ struct DetailRow {
     spec: SpecRow,
 }
 
-/// One phase with its full rules; `None` for a number that is not a phase.
-pub async fn detail(pool: &SqlitePool, number: u8) -> Result<Option<PhaseDetail>> {
+/// One phase with its full rules; `None` for a number that is not a phase `audience` sees.
+pub async fn detail(
+    pool: &SqlitePool,
+    number: u8,
+    audience: Audience,
+) -> Result<Option<PhaseDetail>> {
     let mut conn = pool.acquire().await?;
-    detail_in(&mut conn, number).await
+    detail_in(&mut conn, number, audience).await
 }
 
-async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Option<PhaseDetail>> {
+async fn detail_in(
+    conn: &mut sqlx::SqliteConnection,
+    number: u8,
+    audience: Audience,
+) -> Result<Option<PhaseDetail>> {
     let found: Option<DetailRow> = sqlx::query_as(&format!(
         "{SUMMARY_SELECT}, p.architecture, p.min_context, p.dataset, p.windows, p.public_share, p.time_limit_seconds,
                 p.per_day, p.max_bytes, p.advancement_rule, p.advancement_value, p.epsilon,
                 p.open_weights, p.reward_budget, p.reward_rule, p.require_attestation,
                 p.evaluation_key
-         FROM phases p WHERE p.number = ?"
+         FROM phases p WHERE p.number = ? AND {}",
+        audience.sees()
     ))
     .bind(i64::from(number))
     .fetch_optional(&mut *conn)
@@ -296,6 +349,7 @@ async fn detail_in(conn: &mut sqlx::SqliteConnection, number: u8) -> Result<Opti
         },
         require_attestation: row.require_attestation,
         evaluation_key: row.evaluation_key,
+        draft: summary.state == PhaseState::Draft,
     };
     Ok(Some(PhaseDetail { summary, spec }))
 }
@@ -319,14 +373,18 @@ pub async fn update(
         .bind(i64::from(number))
         .execute(&mut *tx)
         .await?;
-    let Some(current) = detail_in(&mut tx, number).await? else {
+    let Some(current) = detail_in(&mut tx, number, Audience::Organizers).await? else {
         return Err(StoreError::NotFound(format!("there is no phase {number}")));
     };
     let previous = match number.checked_sub(1) {
-        Some(n) if n >= 1 => detail_in(&mut tx, n).await?.map(|d| d.spec),
+        Some(n) if n >= 1 => detail_in(&mut tx, n, Audience::Organizers)
+            .await?
+            .map(|d| d.spec),
         _ => None,
     };
-    let next = detail_in(&mut tx, number + 1).await?.map(|d| d.spec);
+    let next = detail_in(&mut tx, number + 1, Audience::Organizers)
+        .await?
+        .map(|d| d.spec);
     ascent_domain::settings::check_edit(
         &current.spec,
         edited,
@@ -586,7 +644,7 @@ pub(crate) mod tests {
             load_preset(&pool, &demo_preset(now), now, false).await?,
             LoadOutcome::Loaded
         );
-        let phases = summaries(&pool).await?;
+        let phases = summaries(&pool, Audience::Organizers).await?;
         let states: Vec<PhaseState> = phases.iter().map(|p| p.state).collect();
         assert_eq!(phases.len(), 7);
         assert_eq!(states[0], PhaseState::Open);
@@ -613,9 +671,114 @@ pub(crate) mod tests {
             }
         );
         assert_eq!(
-            detail(&pool, 1).await?.map(|d| d.summary.opens_at),
+            detail(&pool, 1, Audience::Organizers)
+                .await?
+                .map(|d| d.summary.opens_at),
             Some(1_800_000_000)
         );
+        Ok(())
+    }
+
+    /// The public log's events so far, with the chain checked and replayed.
+    async fn logged(pool: &SqlitePool) -> Result<Vec<Event>> {
+        use ascent_domain::public_log::{check_chain, Replay, GENESIS};
+        let entries = public_log::page(pool, 0, 10_000).await?;
+        let events = check_chain((0, GENESIS), &entries)
+            .map_err(|d| StoreError::Corrupt(d.problem.clone()))?;
+        let mut replay = Replay::default();
+        for (entry, event) in entries.iter().zip(&events) {
+            replay
+                .apply(entry.seq, event.clone())
+                .map_err(|d| StoreError::Corrupt(d.problem))?;
+        }
+        Ok(events)
+    }
+
+    /// The phase an event is about, if it names one.
+    fn phase_of(event: &Event) -> Option<u8> {
+        match event {
+            Event::PhaseSettings { phase, .. }
+            | Event::PhaseMoved { phase, .. }
+            | Event::HeldOutData { phase, .. } => Some(*phase),
+            _ => None,
+        }
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn drafts_are_hidden_until_published_in_order(pool: SqlitePool) -> Result<()> {
+        let now = 1_800_000_000;
+        let mut preset = demo_preset(now);
+        for spec in &mut preset.phases[5..] {
+            spec.draft = true;
+        }
+        load_preset(&pool, &preset, now, false).await?;
+        let numbers =
+            |phases: Vec<PhaseSummary>| phases.iter().map(|p| p.number).collect::<Vec<_>>();
+        assert_eq!(
+            numbers(summaries(&pool, Audience::Public).await?),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(summaries(&pool, Audience::Organizers).await?.len(), 7);
+        assert_eq!(detail(&pool, 6, Audience::Public).await?, None);
+        assert_eq!(page_version(&pool, 6, Audience::Public).await?, None);
+        let draft = detail(&pool, 6, Audience::Organizers)
+            .await?
+            .expect("phase 6");
+        assert_eq!(
+            (draft.summary.state, draft.spec.draft),
+            (PhaseState::Draft, true)
+        );
+        // A draft stays put whatever the schedule says.
+        apply_schedule(&pool, preset.phases[5].opens_at + 1).await?;
+        assert_eq!(
+            detail(&pool, 6, Audience::Organizers)
+                .await?
+                .map(|d| d.summary.state),
+            Some(PhaseState::Draft)
+        );
+
+        // Configuring a draft leaves no trace in the public log.
+        let data = crate::datasets::Dataset {
+            sha256: "ab".repeat(32),
+            name: "held.bin".into(),
+            bytes: 2048,
+            tokens: 512,
+            added_at: now,
+        };
+        crate::datasets::attach(&pool, 6, &data, None).await?;
+        let organizer = crate::submissions::tests::user(&pool, "org").await?;
+        let mut tuned = draft.spec.clone();
+        tuned.epsilon *= 2.0;
+        update(&pool, &tuned, organizer, "tuning", now).await?;
+        let events = logged(&pool).await?;
+        assert!(
+            events.iter().all(|e| phase_of(e).is_none_or(|p| p <= 5)),
+            "{events:?}"
+        );
+
+        // Published in order only; publishing logs its settings and data, then the move.
+        let publish = |n| {
+            crate::lifecycle::move_phase(&pool, n, PhaseState::Upcoming, organizer, "ready", now)
+        };
+        let refused = publish(7).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Refused(m)) if m.contains("phase 6 is still a draft")),
+            "{refused:?}"
+        );
+        publish(6).await?;
+        let events = logged(&pool).await?;
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|e| phase_of(e) == Some(6))
+            .map(Event::kind)
+            .collect();
+        assert_eq!(kinds, ["phase_settings", "held_out_data", "phase_moved"]);
+        assert_eq!(
+            numbers(summaries(&pool, Audience::Public).await?),
+            [1, 2, 3, 4, 5, 6]
+        );
+        publish(7).await?;
+        assert_eq!(summaries(&pool, Audience::Public).await?.len(), 7);
         Ok(())
     }
 
@@ -624,10 +787,12 @@ pub(crate) mod tests {
         let preset = demo_preset(1_800_000_000);
         load_preset(&pool, &preset, 1_800_000_000, false).await?;
         for spec in &preset.phases {
-            let stored = detail(&pool, spec.number).await?.expect("phase exists");
+            let stored = detail(&pool, spec.number, Audience::Organizers)
+                .await?
+                .expect("phase exists");
             assert_eq!(&stored.spec, spec);
         }
-        assert_eq!(detail(&pool, 8).await?, None);
+        assert_eq!(detail(&pool, 8, Audience::Organizers).await?, None);
         Ok(())
     }
 }

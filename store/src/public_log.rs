@@ -69,23 +69,21 @@ pub async fn page(pool: &SqlitePool, after: u64, limit: u64) -> Result<Vec<Entry
         .collect()
 }
 
-/// Logs phase `number`'s scoring rules as they now stand in `phases`.
+/// Logs phase `number`'s scoring rules as they now stand in `phases`; nothing for a
+/// draft, which the log does not show until it is published (`lifecycle`).
 pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i64) -> Result<()> {
     #[allow(clippy::type_complexity)]
-    let (epsilon, public_share, seq_len, windows, max_parameters, evaluation_key): (
-        f64,
-        f64,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-    ) = sqlx::query_as(
+    let row: Option<(f64, f64, i64, i64, i64, Option<String>)> = sqlx::query_as(
         "SELECT epsilon, public_share, seq_len, windows, max_parameters, evaluation_key
-             FROM phases WHERE number = ?",
+             FROM phases WHERE number = ? AND state <> 'draft'",
     )
     .bind(i64::from(number))
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    let Some((epsilon, public_share, seq_len, windows, max_parameters, evaluation_key)) = row
+    else {
+        return Ok(());
+    };
     let event = Event::PhaseSettings {
         phase: number,
         epsilon,
@@ -94,6 +92,27 @@ pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i6
         windows: unsigned(windows, "windows")?,
         max_parameters: unsigned(max_parameters, "max_parameters")?,
         evaluation_key,
+    };
+    append(conn, &event, at).await
+}
+
+/// Logs the hash of phase `number`'s held-out data (`Event::HeldOutData`), if it has
+/// any; nothing for a draft.
+pub(crate) async fn log_data(conn: &mut SqliteConnection, number: u8, at: i64) -> Result<()> {
+    let data: Option<(String, i64)> = sqlx::query_as(
+        "SELECT d.sha256, d.tokens FROM phases p JOIN datasets d ON d.sha256 = p.data_sha256
+         WHERE p.number = ? AND p.state <> 'draft'",
+    )
+    .bind(i64::from(number))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((sha256, tokens)) = data else {
+        return Ok(());
+    };
+    let event = Event::HeldOutData {
+        phase: number,
+        sha256,
+        tokens: unsigned(tokens, "tokens")?,
     };
     append(conn, &event, at).await
 }

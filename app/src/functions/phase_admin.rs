@@ -33,7 +33,7 @@ pub async fn phase_review(number: u8) -> Result<Option<PhaseReviewData>, AppErro
     use ascent_store::{datasets, entrants, lifecycle, phases};
 
     let (viewer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
-    let Some(detail) = phases::detail(&pool, number).await? else {
+    let Some(detail) = phases::detail(&pool, number, phases::Audience::Organizers).await? else {
         return Ok(None);
     };
     let board = lifecycle::final_board(&pool, number).await?;
@@ -307,7 +307,10 @@ pub async fn edit_phase(
 ) -> Result<(), AppError> {
     let _checked_by_the_security_layer = csrf_token;
     let (organizer, pool) = organizer_with_pool(&format!("/organizer/phases/{number}"))?;
-    let Some(current) = ascent_store::phases::detail(&pool, number).await? else {
+    let Some(current) =
+        ascent_store::phases::detail(&pool, number, ascent_store::phases::Audience::Organizers)
+            .await?
+    else {
         return Err(AppError::NotFound(format!("there is no phase {number}")));
     };
     let edited = form.apply(&current.spec).map_err(AppError::Invalid)?;

@@ -24,7 +24,7 @@ pub struct HomeData {
 pub async fn home_page() -> Result<HomeData, AppError> {
     let pool = crate::ssr::pool()?;
     Ok(HomeData {
-        phases: ascent_store::phases::summaries(&pool).await?,
+        phases: ascent_store::phases::summaries(&pool, crate::ssr::audience()).await?,
         log_head: ascent_store::public_log::head(&pool).await?,
         server_url: crate::ssr::site_origin(),
     })
@@ -53,7 +53,8 @@ pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, 
 
     let pool = crate::ssr::pool()?;
     // Read the version before the data: a change in between only costs a rebuild.
-    let Some(version) = phases::page_version(&pool, number).await? else {
+    let audience = crate::ssr::audience();
+    let Some(version) = phases::page_version(&pool, number, audience).await? else {
         return Ok(None);
     };
     let cache = crate::ssr::phase_page_cache();
@@ -61,7 +62,7 @@ pub async fn phase_page(number: u8, page: u64) -> Result<Option<PhasePageData>, 
         data.now = ascent_store::now();
         return Ok(Some(data));
     }
-    let Some(detail) = phases::detail(&pool, number).await? else {
+    let Some(detail) = phases::detail(&pool, number, audience).await? else {
         return Ok(None);
     };
     let offset = page.saturating_sub(1).saturating_mul(LEADERBOARD_PAGE);

@@ -43,7 +43,7 @@ pub async fn submit_page(number: u8) -> Result<Option<SubmitPageData>, AppError>
         return Err(AppError::Unauthenticated);
     };
     let pool = crate::ssr::pool()?;
-    let Some(detail) = phases::detail(&pool, number).await? else {
+    let Some(detail) = phases::detail(&pool, number, crate::ssr::audience()).await? else {
         return Ok(None);
     };
     let now = ascent_store::now();

@@ -52,7 +52,7 @@ pub async fn token_panel(
             last_used_at: t.last_used_at,
         })
         .collect();
-    let open_phase = phases::summaries(pool)
+    let open_phase = phases::summaries(pool, phases::Audience::Public)
         .await?
         .into_iter()
         .find(|p| p.state == PhaseState::Open)

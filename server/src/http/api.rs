@@ -3,6 +3,7 @@
 
 use ascent_domain::format;
 use ascent_domain::views::{Leaderboard, LeaderboardRow, PhaseSummary};
+use ascent_store::phases::Audience;
 use ascent_store::{lifecycle, phases, standings, StoreError};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -107,7 +108,7 @@ impl From<PhaseSummary> for ApiPhase {
 }
 
 pub async fn phases(State(state): State<AppState>) -> Result<Json<Vec<ApiPhase>>, ApiError> {
-    let list = phases::summaries(&state.pool).await?;
+    let list = phases::summaries(&state.pool, Audience::Public).await?;
     Ok(Json(list.into_iter().map(ApiPhase::from).collect()))
 }
 
@@ -187,7 +188,7 @@ async fn load(
 ) -> Result<Leaderboard, ApiError> {
     let missing = || ApiError::NotFound(format!("phase {number} is not configured"));
     // The version first: a change in between only costs a rebuild next time.
-    let version = phases::page_version(&state.pool, number)
+    let version = phases::page_version(&state.pool, number, Audience::Public)
         .await?
         .ok_or_else(missing)?;
     let cached = state.boards.0.lock().ok().and_then(|boards| {
@@ -297,7 +298,7 @@ pub async fn phase(
     Path(number): Path<String>,
 ) -> Result<Json<ApiPhaseDetail>, ApiError> {
     let number = phase_number(&number)?;
-    let detail = phases::detail(&state.pool, number)
+    let detail = phases::detail(&state.pool, number, Audience::Public)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("phase {number} is not configured")))?;
     let promoted = if detail.summary.state == ascent_domain::PhaseState::Finalized {

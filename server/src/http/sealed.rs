@@ -101,7 +101,7 @@ pub async fn open(
     Path(id): Path<i64>,
     Json(request): Json<OpenRequest>,
 ) -> Result<Json<Vec<OpenedFile>>, ApiError> {
-    let _turn = OPENING.try_acquire().map_err(|_| {
+    let turn = OPENING.try_acquire().map_err(|_| {
         ApiError::Conflict("another checkpoint is being opened; try again when it ends".into())
     })?;
     let sealed = opened::sealed(&state.pool, id).await?.ok_or_else(|| {
@@ -112,6 +112,7 @@ pub async fn open(
     let keys = file_keys(&sealed, &request)?;
     // Decrypting, checking and recording run to the end even if the worker goes away.
     let task = tokio::spawn(async move {
+        let _turn = turn;
         let storage = state.storage.clone();
         let (staged, dir) = (sealed.clone(), storage.opened_dir(&sealed.upload_id));
         let files = tokio::task::spawn_blocking(move || decrypt_all(&storage, &staged, &keys))

@@ -2,6 +2,7 @@
 //! the viewer: while the phase is open the private part stays hidden, and only the
 //! owner and organizers read why it failed.
 
+use ascent_store::phases::Audience::Public;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -104,7 +105,7 @@ pub async fn phase_events(
     State(state): State<AppState>,
     Path(number): Path<u8>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let version = ascent_store::phases::page_version(&state.pool, number)
+    let version = ascent_store::phases::page_version(&state.pool, number, Public)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("there is no phase {number}")))?;
     let changes = state.changes.subscribe();
@@ -119,7 +120,7 @@ pub async fn phase_events(
             Some(v) => v,
             None => loop {
                 let _ = tokio::time::timeout(POLL, changes.changed()).await;
-                let v = ascent_store::phases::page_version(&state.pool, number)
+                let v = ascent_store::phases::page_version(&state.pool, number, Public)
                     .await
                     .ok()??;
                 if last != Some(v) {

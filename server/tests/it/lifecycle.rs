@@ -121,7 +121,10 @@ async fn a_phase_opens_closes_ranks_privately_and_promotes(pool: SqlitePool) -> 
 
     // Only the best two advance from now on.
     let before = audit_count(&pool).await?;
-    let spec = phases::detail(&pool, 1).await?.ok_or("phase 1")?.spec;
+    let spec = phases::detail(&pool, 1, phases::Audience::Organizers)
+        .await?
+        .ok_or("phase 1")?
+        .spec;
     let mut form = PhaseForm::of(&spec);
     form.advancement_value = "2".into();
     let mut fields = edit_fields(&form)?;
@@ -449,7 +452,12 @@ async fn organizer_actions_are_refused_to_everyone_else(pool: SqlitePool) -> Tes
     let (_, ada) = contributor(&pool, "ada").await?;
     let reply = submit_to(&app, &ada, 1, &demo_checkpoint("p1-ada-first")?, "ada").await?;
     let id = reply.json::<SubmissionCreated>()?.id.to_string();
-    let form = PhaseForm::of(&phases::detail(&pool, 2).await?.ok_or("phase 2")?.spec);
+    let form = PhaseForm::of(
+        &phases::detail(&pool, 2, phases::Audience::Organizers)
+            .await?
+            .ok_or("phase 2")?
+            .spec,
+    );
     let mut edit = edit_fields(&form)?;
     edit.extend([
         ("number".into(), "2".into()),

@@ -536,3 +536,51 @@ async fn organizer_pages_refuse_everyone_else(pool: SqlitePool) -> TestResult {
     );
     Ok(())
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_draft_phase_is_seen_by_organizers_only(pool: SqlitePool) -> TestResult {
+    let app = app(&pool).await?;
+    sqlx::query("UPDATE phases SET state = 'draft' WHERE number = 7")
+        .execute(&pool)
+        .await?;
+    user(&pool, "ada", Role::Contributor).await?;
+    user(&pool, "org", Role::Organizer).await?;
+    let (_, contributor) = log_in(&app, "ada@example.org", "correct horse battery").await?;
+    let (_, organizer) = log_in(&app, "org@example.org", "correct horse battery").await?;
+
+    for cookie in ["", contributor.as_str()] {
+        let home = send(&app, get("/", cookie)?).await?;
+        assert!(home.body.contains("href=\"/phases/6\""));
+        assert!(!home.body.contains("href=\"/phases/7\""), "{}", home.body);
+        let page = send(&app, get("/phases/7", cookie)?).await?;
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+    }
+    // (A visitor is sent to log in first, as for any phase.)
+    let submit = send(&app, get("/phases/7/submit", &contributor)?).await?;
+    assert_eq!(submit.status, StatusCode::NOT_FOUND);
+    for path in [
+        "/api/phases/7",
+        "/api/phases/7/leaderboard",
+        "/api/phases/7/events",
+    ] {
+        let reply = send(&app, get(path, &organizer)?).await?;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{path}: the API is public"
+        );
+    }
+    let list: serde_json::Value =
+        serde_json::from_str(&send(&app, get("/api/phases", "")?).await?.body)?;
+    assert_eq!(list.as_array().map(Vec::len), Some(6));
+
+    let home = send(&app, get("/", &organizer)?).await?;
+    assert!(home.body.contains("href=\"/phases/7\""));
+    let page = send(&app, get("/phases/7", &organizer)?).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("state-draft"),
+        "the page says it is a draft"
+    );
+    Ok(())
+}
