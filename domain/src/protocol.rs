@@ -249,6 +249,18 @@ pub struct ClaimRequest {
     pub evaluation_keys: Vec<String>,
 }
 
+/// The combined hash of a checkpoint's files: SHA-256 over the sorted lines
+/// `"<sha256>  <name>\n"` (what `sha256sum` prints for them), given (name, sha256) pairs.
+pub fn files_sha256(files: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut lines: Vec<String> = files
+        .iter()
+        .map(|(name, sha)| format!("{sha}  {name}\n"))
+        .collect();
+    lines.sort();
+    hex::encode(Sha256::digest(lines.concat().as_bytes()))
+}
+
 /// `POST /api/worker/sealed`: which promoted encrypted checkpoints wait to be opened by a
 /// holder of one of these evaluation keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,12 +280,14 @@ pub struct SealedCheckpoint {
     pub files: Vec<SealedFile>,
 }
 
-/// One encrypted file's age header (and the payload nonce after it), hex: all a key
-/// holder needs to unwrap the file key, and nothing of the payload.
+/// One encrypted file, as stored: the worker downloads it from
+/// `GET /api/submissions/{id}/sealed/{name}` and checks it against the hash of the files
+/// the public log says the submission was received with before it unwraps anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedFile {
     pub name: String,
-    pub header: String,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 /// `POST /api/worker/sealed/{submission}`: the age file key of each of its files (by

@@ -39,6 +39,10 @@ pub enum Event {
         /// can check the one the server gives them against the log.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evaluation_key: Option<String>,
+        /// Whether the checkpoints it promotes are published once it is finalized (logged
+        /// only when they are, so older entries read the same).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        open_weights: bool,
     },
     PhaseMoved {
         phase: u8,
@@ -111,6 +115,10 @@ pub enum Event {
         phase: u8,
         split_secret: String,
         advanced: Vec<String>,
+        /// The submission behind each of `advanced`, in the same order (absent from logs
+        /// written before it was added).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        promoted: Vec<i64>,
     },
     /// The phase's points budget shared at finalization (`domain::rewards`).
     RewardsGranted {
@@ -257,6 +265,8 @@ pub struct LoggedSubmission {
     pub disqualified: bool,
     /// Whether its encrypted weights were opened (`Event::WeightsOpened`).
     pub opened: bool,
+    /// The hash of its files as received (`protocol::files_sha256`).
+    pub files_sha256: String,
 }
 
 /// A phase's rules and outcome as the log tells them.
@@ -274,6 +284,11 @@ pub struct LoggedPhase {
     /// The hash of its held-out data, if the log published one (logs written before this
     /// event existed do not).
     pub data_sha256: Option<String>,
+    /// Whether its rules publish the checkpoints it promotes.
+    pub open_weights: bool,
+    /// The submissions it promoted, once finalized (empty in older logs, which name only
+    /// the contributors).
+    pub promoted: Vec<i64>,
 }
 
 /// One row of a leaderboard the log implies.
@@ -310,6 +325,7 @@ impl Replay {
                 public_share,
                 seq_len,
                 windows,
+                open_weights,
                 ..
             } => {
                 let p = self.phases.entry(phase).or_default();
@@ -317,6 +333,7 @@ impl Replay {
                 p.public_share = public_share;
                 p.seq_len = seq_len;
                 p.windows = windows;
+                p.open_weights = open_weights;
             }
             Event::PhaseMoved { phase, to, .. } => match self.phases.get_mut(&phase) {
                 Some(p) => p.state = Some(to),
@@ -375,8 +392,8 @@ impl Replay {
                 submission,
                 phase,
                 contributor,
+                sha256,
                 at,
-                ..
             } => {
                 if !self.phases.contains_key(&phase) {
                     return discrepancy(
@@ -402,6 +419,7 @@ impl Replay {
                         statement: None,
                         disqualified: false,
                         opened: false,
+                        files_sha256: sha256,
                     },
                 );
             }
@@ -478,10 +496,12 @@ impl Replay {
                 phase,
                 split_secret,
                 advanced,
+                promoted,
             } => match self.phases.get_mut(&phase) {
                 Some(p) => {
                     p.split_secret = Some(split_secret);
                     p.advanced = advanced;
+                    p.promoted = promoted;
                 }
                 None => {
                     return discrepancy(seq, format!("phase {phase} finalized but never set up"))
@@ -519,13 +539,12 @@ impl Replay {
             Event::WeightsOpened {
                 submission,
                 weights_sha256,
-                ..
+                files,
             } => {
-                let s = self.submission_mut(seq, submission)?;
-                let (phase, contributor) = (s.phase, s.contributor.clone());
-                if s.opened {
-                    return discrepancy(seq, format!("submission {submission} opened twice"));
-                }
+                let s = match self.may_open(submission) {
+                    Ok(s) => s,
+                    Err(problem) => return discrepancy(seq, problem),
+                };
                 if let Some(signed) = s
                     .statement
                     .as_ref()
@@ -533,17 +552,66 @@ impl Replay {
                 {
                     return discrepancy(seq, format!("submission {submission}'s opened weights hash to {weights_sha256}, not the {} its worker signed", signed.weights_sha256));
                 }
-                let promoted = self
-                    .phases
-                    .get(&phase)
-                    .is_some_and(|p| p.split_secret.is_some() && p.advanced.contains(&contributor));
-                if !promoted {
-                    return discrepancy(seq, format!("submission {submission}'s weights were opened, but phase {phase} did not promote {contributor} at its finalization"));
+                if let Some(f) = files
+                    .iter()
+                    .find(|f| crate::encryption::plain_name(&f.sealed) != Some(f.name.as_str()))
+                {
+                    return discrepancy(
+                        seq,
+                        format!(
+                            "submission {submission}: {} is not what {} decrypts to",
+                            f.name, f.sealed
+                        ),
+                    );
+                }
+                let sealed: Vec<(String, String)> = files
+                    .iter()
+                    .map(|f| (f.sealed.clone(), f.sealed_sha256.clone()))
+                    .collect();
+                if files.is_empty() || crate::protocol::files_sha256(&sealed) != s.files_sha256 {
+                    return discrepancy(seq, format!("submission {submission}: the opened files are not the ones it was received with"));
                 }
                 self.submission_mut(seq, submission)?.opened = true;
             }
         }
         Ok(())
+    }
+
+    /// Submission `id`, if the log shows that its weights are due to be published and not
+    /// yet opened: its phase was finalized under rules that open the weights, promoted
+    /// it, and revealed what its worker signed. Otherwise why not. A worker asked to open
+    /// a checkpoint checks this first, so a server cannot have it open anything else.
+    pub fn may_open(&self, id: i64) -> Result<&LoggedSubmission, String> {
+        let s = self
+            .submissions
+            .get(&id)
+            .ok_or_else(|| format!("submission {id} was never received"))?;
+        let phase = self.phases.get(&s.phase).cloned().unwrap_or_default();
+        if phase.split_secret.is_none() {
+            return Err(format!(
+                "phase {} of submission {id} is not finalized",
+                s.phase
+            ));
+        }
+        if !phase.open_weights {
+            return Err(format!("phase {}'s rules do not open the weights", s.phase));
+        }
+        let promoted = match phase.promoted.is_empty() {
+            true => phase.advanced.contains(&s.contributor),
+            false => phase.promoted.contains(&id),
+        };
+        if !promoted {
+            return Err(format!("phase {} did not promote submission {id}", s.phase));
+        }
+        if s.statement.is_none() {
+            return Err(format!(
+                "the statement signed for submission {id} was never revealed"
+            ));
+        }
+        if s.opened {
+            return Err(format!("submission {id} was opened already"));
+        }
+        Ok(s)
     }
 
     fn submission_mut(&mut self, seq: u64, id: i64) -> Result<&mut LoggedSubmission, Discrepancy> {
@@ -629,6 +697,7 @@ mod tests {
             windows: 4,
             max_parameters: 1000,
             evaluation_key: None,
+            open_weights: true,
         }
     }
 
@@ -918,57 +987,104 @@ mod tests {
     fn weights_are_opened_once_for_what_was_promoted_and_signed() {
         let key = WorkerKey::from_secret([7; 32]);
         let (recorded, revealed) = signed_score(&key, 1, 7.0);
-        let finalized = |advanced: &[&str]| Event::PhaseFinalized {
+        let sealed = [("model.safetensors.age".to_owned(), "01".to_owned())];
+        let arrived = Event::SubmissionReceived {
+            submission: 1,
+            phase: 1,
+            contributor: "ada".into(),
+            sha256: crate::protocol::files_sha256(&sealed),
+            at: 10,
+        };
+        let finalized = |promoted: Vec<i64>| Event::PhaseFinalized {
             phase: 1,
             split_secret: "s".into(),
-            advanced: advanced.iter().map(|&a| a.to_owned()).collect(),
+            advanced: vec!["ada".into()],
+            promoted,
         };
-        let opened = |weights: &str| Event::WeightsOpened {
+        let file = OpenedFile {
+            sealed: sealed[0].0.clone(),
+            sealed_sha256: sealed[0].1.clone(),
+            file_key: "00".repeat(16),
+            name: "model.safetensors".into(),
+            bytes: 10,
+            sha256: "02".into(),
+        };
+        let opened = |weights: &str, file: &OpenedFile| Event::WeightsOpened {
             submission: 1,
             weights_sha256: weights.into(),
-            files: vec![OpenedFile {
-                sealed: "model.safetensors.age".into(),
-                sealed_sha256: "01".into(),
-                file_key: "00".repeat(16),
-                name: "model.safetensors".into(),
-                bytes: 10,
-                sha256: "02".into(),
-            }],
+            files: vec![file.clone()],
         };
-        let history = |advanced: &[&str]| {
+        let before = |settings: Event, promoted: Vec<i64>| {
             vec![
-                settings(),
+                settings,
                 registered(&key),
-                received(1, "ada", 10),
+                arrived.clone(),
                 recorded.clone(),
                 revealed.clone(),
-                finalized(advanced),
+                finalized(promoted),
             ]
         };
-        let fine = replay(&[history(&["ada"]), vec![opened("ab")]].concat());
+        let history = before(settings(), vec![1]);
+        let problem = |events: Vec<Event>| replay(&events).err().map(|d| (d.seq, d.problem));
+        let fine = replay(&[history.clone(), vec![opened("ab", &file)]].concat());
         assert!(fine.is_ok_and(|r| r.submissions[&1].opened));
+        // Older logs name only who advanced.
+        let older = replay(&[before(settings(), vec![]), vec![opened("ab", &file)]].concat());
+        assert!(older.is_ok());
+
         // The weights hash the worker signed ("ab") is the one the opened files must have.
-        let other = replay(&[history(&["ada"]), vec![opened("ff")]].concat());
-        assert!(other
-            .err()
-            .is_some_and(|d| d.seq == 7 && d.problem.contains("hash to ff, not the ab")));
-        let twice = replay(&[history(&["ada"]), vec![opened("ab"), opened("ab")]].concat());
-        assert!(twice
-            .err()
-            .is_some_and(|d| d.seq == 8 && d.problem.contains("opened twice")));
-        let not_promoted = replay(&[history(&["bo"]), vec![opened("ab")]].concat());
-        assert!(not_promoted
-            .err()
-            .is_some_and(|d| d.problem.contains("did not promote ada")));
-        let before_finalizing = replay(&[
+        let other = problem([history.clone(), vec![opened("ff", &file)]].concat());
+        assert!(other.is_some_and(|(seq, p)| seq == 7 && p.contains("hash to ff, not the ab")));
+        let twice = problem(
+            [
+                history.clone(),
+                vec![opened("ab", &file), opened("ab", &file)],
+            ]
+            .concat(),
+        );
+        assert!(twice.is_some_and(|(seq, p)| seq == 8 && p.contains("opened already")));
+        // Only files it was received with, decrypted to their own names.
+        let swapped = OpenedFile {
+            sealed_sha256: "03".into(),
+            ..file.clone()
+        };
+        let e = problem([history.clone(), vec![opened("ab", &swapped)]].concat());
+        assert!(e.is_some_and(|(_, p)| p.contains("not the ones it was received with")));
+        let renamed = OpenedFile {
+            name: "other.safetensors".into(),
+            ..file.clone()
+        };
+        let e = problem([history.clone(), vec![opened("ab", &renamed)]].concat());
+        assert!(e.is_some_and(|(_, p)| p.contains("is not what model.safetensors.age decrypts to")));
+
+        // Not the promoted submission, not a phase that opens weights, not finalized.
+        let e = problem([before(settings(), vec![2]), vec![opened("ab", &file)]].concat());
+        assert!(e.is_some_and(|(_, p)| p.contains("did not promote submission 1")));
+        let closed_weights = Event::PhaseSettings {
+            phase: 1,
+            epsilon: 0.01,
+            public_share: 0.5,
+            seq_len: 8,
+            windows: 4,
+            max_parameters: 1000,
+            evaluation_key: None,
+            open_weights: false,
+        };
+        let e = problem([before(closed_weights, vec![1]), vec![opened("ab", &file)]].concat());
+        assert!(e.is_some_and(|(_, p)| p.contains("do not open the weights")));
+        let unfinished = problem([history[..5].to_vec(), vec![opened("ab", &file)]].concat());
+        assert!(unfinished.is_some_and(|(seq, p)| seq == 6 && p.contains("is not finalized")));
+        let unsigned = problem(vec![
             settings(),
             registered(&key),
-            received(1, "ada", 10),
+            arrived.clone(),
             recorded.clone(),
-            opened("ab"),
+            finalized(vec![1]),
+            opened("ab", &file),
         ]);
-        assert!(before_finalizing.is_err());
-        assert!(replay(&[settings(), opened("ab")]).is_err());
+        assert!(unsigned.is_some_and(|(_, p)| p.contains("never revealed")));
+        let unknown = problem(vec![settings(), opened("ab", &file)]);
+        assert!(unknown.is_some_and(|(_, p)| p.contains("never received")));
     }
 
     #[test]
@@ -977,6 +1093,7 @@ mod tests {
             phase: 1,
             split_secret: "s".into(),
             advanced: vec!["ada".into(), "bo".into()],
+            promoted: vec![],
         };
         let award = |who: &str, points| Award {
             contributor: who.into(),

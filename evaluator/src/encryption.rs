@@ -43,6 +43,9 @@ pub enum EncryptionError {
     /// The file is an age file, but not for the key it should be encrypted to.
     #[error("{name}: not encrypted to the phase's evaluation key")]
     OtherKey { name: String },
+    /// A file key given to open the file is not its key (the header's MAC fails).
+    #[error("{name}: the file key given does not open it")]
+    WrongFileKey { name: String },
     /// Not an age file, or one that was altered or cut short.
     #[error("{name}: not a whole age-encrypted file ({message})")]
     Corrupt { name: String, message: String },
@@ -195,19 +198,20 @@ pub fn decrypt_file(
     key: &EvaluationKey,
     cancel: Option<&AtomicBool>,
 ) -> Result<(), EncryptionError> {
-    decrypt_with(src, dst, name, &key.identity, cancel)
+    decrypt_with(src, dst, name, &key.identity, cancel, false)
 }
 
 /// Decrypts `src` into `dst` with its age file key alone, as revealed when a promoted
-/// checkpoint is opened. A wrong key fails the header's MAC (`Corrupt`), and every chunk
-/// of the payload is authenticated, so what comes out is exactly what was encrypted.
+/// checkpoint is opened. A wrong key fails the header's MAC (`WrongFileKey`), and every
+/// chunk of the payload is authenticated (`Corrupt` if one was altered), so what comes
+/// out is exactly what was encrypted.
 pub fn open_file(
     src: &Path,
     dst: &Path,
     name: &str,
     file_key: &[u8; FILE_KEY_BYTES],
 ) -> Result<(), EncryptionError> {
-    decrypt_with(src, dst, name, &KnownFileKey(*file_key), None)
+    decrypt_with(src, dst, name, &KnownFileKey(*file_key), None, true)
 }
 
 /// Unwraps the age file key of the file `name` from its header (the file's first bytes,
@@ -301,6 +305,7 @@ fn decrypt_with(
     name: &str,
     identity: &dyn age::Identity,
     cancel: Option<&AtomicBool>,
+    by_file_key: bool,
 ) -> Result<(), EncryptionError> {
     let corrupt = |message: String| EncryptionError::Corrupt {
         name: name.to_owned(),
@@ -319,6 +324,9 @@ fn decrypt_with(
             .decrypt(std::iter::once(identity))
             .map_err(|e| match e {
                 age::DecryptError::NoMatchingKeys => EncryptionError::OtherKey {
+                    name: name.to_owned(),
+                },
+                age::DecryptError::InvalidMac if by_file_key => EncryptionError::WrongFileKey {
                     name: name.to_owned(),
                 },
                 e => corrupt(e.to_string()),
@@ -449,13 +457,18 @@ mod tests {
         open_file(&sealed, &out, "model.safetensors.age", &file_key).expect("open");
         assert_eq!(std::fs::read(&out).expect("read"), plain);
 
-        // Any other key fails the header's MAC, and nothing is left behind.
+        // Any other key fails the header's MAC.
         let mut wrong = file_key;
         wrong[0] ^= 1;
-        std::fs::remove_file(&out).expect("remove");
         let e = open_file(&sealed, &out, "model.safetensors.age", &wrong).expect_err("wrong");
+        assert!(matches!(e, EncryptionError::WrongFileKey { .. }), "{e}");
+        // With the right key, an altered payload chunk is caught and nothing is kept.
+        let mut altered = bytes.clone();
+        altered[len + 1000] ^= 1;
+        write(&sealed, &altered);
+        let e = open_file(&sealed, &out, "model.safetensors.age", &file_key).expect_err("altered");
         assert!(matches!(e, EncryptionError::Corrupt { .. }), "{e}");
-        assert!(!out.exists());
+        assert!(!out.exists(), "no partial plaintext is left behind");
     }
 
     #[test]

@@ -84,6 +84,28 @@ const PAGE: u64 = 1000;
 
 /// Runs every check against the server `client` talks to.
 pub fn verify(client: &Client) -> Result<Verified, VerifyError> {
+    let (replay, seq, hash) = replay(client)?;
+    let (recomputed, sealed) = check_scores(&replay)?;
+    let phases: Vec<PhaseRow> = client.get_json("/api/phases")?;
+    let mut rows = 0;
+    for phase in &phases {
+        rows += compare_board(client, phase.number, &replay.board(phase.number))?;
+    }
+    Ok(Verified {
+        entries: seq,
+        head: hash,
+        signatures: replay.signatures_checked,
+        recomputed,
+        sealed,
+        phases: phases.len() as u64,
+        rows,
+        points: replay.points.values().sum(),
+    })
+}
+
+/// Downloads the whole log, checks its chain and replays it (which checks every
+/// revealed signature); the replay, and the last entry's number and hash.
+pub fn replay(client: &Client) -> Result<(Replay, u64, String), VerifyError> {
     let mut replay = Replay::default();
     let (mut seq, mut hash) = (0u64, GENESIS.to_owned());
     loop {
@@ -113,22 +135,7 @@ pub fn verify(client: &Client) -> Result<Verified, VerifyError> {
             break;
         }
     }
-    let (recomputed, sealed) = check_scores(&replay)?;
-    let phases: Vec<PhaseRow> = client.get_json("/api/phases")?;
-    let mut rows = 0;
-    for phase in &phases {
-        rows += compare_board(client, phase.number, &replay.board(phase.number))?;
-    }
-    Ok(Verified {
-        entries: seq,
-        head: hash,
-        signatures: replay.signatures_checked,
-        recomputed,
-        sealed,
-        phases: phases.len() as u64,
-        rows,
-        points: replay.points.values().sum(),
-    })
+    Ok((replay, seq, hash))
 }
 
 /// Every score must be signed; once its phase has closed its statement must be

@@ -153,7 +153,8 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
             // Idle: open what finalized phases promoted under a key this worker holds.
             if last_open.is_none_or(|at: Instant| at.elapsed() >= OPEN_INTERVAL) {
                 last_open = Some(Instant::now());
-                match open_sealed(&client, &options.evaluation_keys) {
+                let scratch = options.cache_dir.join("open");
+                match open_sealed(&client, &options.evaluation_keys, &scratch, stop) {
                     Ok(done) => summary.opened += done.opened,
                     Err(e) => tracing::warn!(error = %e, "cannot ask for checkpoints to open"),
                 }

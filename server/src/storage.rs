@@ -3,7 +3,7 @@
 //!
 //! - `<root>/checkpoints/<upload id>/<file>`: an upload's files, written as they arrive
 //!   and read by workers once it is a submission (finishing moves nothing); an encrypted
-//!   winner's plaintext, once opened, in `<upload id>/open/`.
+//!   winner's plaintext, once opened, in a folder `open-<random>/` of its own there.
 //! - `<root>/datasets/<sha256>.bin`: held-out shards, by content hash.
 //!
 //! Each file being uploaded has a running SHA-256 kept in memory, so the hash is ready
@@ -52,12 +52,6 @@ impl Storage {
     /// plain checkpoint file name), so they cannot leave the directory.
     pub fn checkpoint_file(&self, upload_id: &str, name: &str) -> PathBuf {
         self.checkpoint_dir(upload_id).join(name)
-    }
-
-    /// Where an encrypted checkpoint's plaintext goes once it is opened (`http::sealed`),
-    /// beside its ciphertext: `<upload>/open/<plain file name>`.
-    pub fn opened_dir(&self, upload_id: &str) -> PathBuf {
-        self.checkpoint_dir(upload_id).join("open")
     }
 
     pub fn dataset_file(&self, sha256: &str) -> PathBuf {

@@ -464,7 +464,7 @@ pub async fn finalize(
                 .bind(actor)
                 .execute(&mut *tx)
                 .await?;
-                promoted.push(row.handle.clone());
+                promoted.push((row.handle.clone(), row.submission_id));
                 (
                     format!(
                         "You advanced to phase {next}: you finished #{} of {} in phase {number}.",
@@ -475,7 +475,7 @@ pub async fn finalize(
                 )
             }
             (true, None) => {
-                promoted.push(row.handle.clone());
+                promoted.push((row.handle.clone(), row.submission_id));
                 (
                     format!(
                         "Phase {number} is final and you are among its winners: #{} of {}.",
@@ -519,10 +519,12 @@ pub async fn finalize(
             .bind(i64::from(number))
             .fetch_one(&mut *tx)
             .await?;
+    let (promoted, promoted_ids): (Vec<String>, Vec<i64>) = promoted.into_iter().unzip();
     let finalized = Event::PhaseFinalized {
         phase: number,
         split_secret: split_secret.unwrap_or_default(),
         advanced: promoted.clone(),
+        promoted: promoted_ids,
     };
     public_log::append(&mut tx, &finalized, now).await?;
     let ranked: Vec<(&FinalRow, i64)> = proposal
@@ -584,9 +586,9 @@ pub async fn promoted(pool: &SqlitePool, number: u8) -> Result<Vec<String>> {
 pub struct OpenCheckpoint {
     /// Where its files are stored.
     pub upload_id: String,
-    /// Whether it was encrypted and its files are the plaintext opened after the phase
-    /// was finalized (`opened`), stored apart from the ciphertext.
-    pub opened: bool,
+    /// For an encrypted checkpoint, the folder in its upload's directory that holds the
+    /// plaintext opened after the phase was finalized (`opened`).
+    pub opened_dir: Option<String>,
     pub card: ascent_domain::model_card::CardFacts,
 }
 
@@ -633,13 +635,12 @@ pub async fn open_checkpoint(
     let Some(upload_id) = row.upload_id else {
         return Ok(None);
     };
-    let files = if row.encrypted {
+    let (opened_dir, files) = if row.encrypted {
         // The server cannot publish ciphertext: only what was opened (`opened`).
-        let files = crate::opened::files(pool, submission_id).await?;
-        if files.is_empty() {
+        let Some((dir, files)) = crate::opened::files(pool, submission_id).await? else {
             return Ok(None);
-        }
-        files
+        };
+        (Some(dir), files)
     } else {
         let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
             "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
@@ -647,16 +648,17 @@ pub async fn open_checkpoint(
         .bind(&upload_id)
         .fetch_all(pool)
         .await?;
-        files
+        let files = files
             .into_iter()
             .map(|(name, bytes, sha256)| {
                 Ok((name, unsigned(bytes, "bytes")?, sha256.unwrap_or_default()))
             })
-            .collect::<Result<Vec<_>>>()?
+            .collect::<Result<Vec<_>>>()?;
+        (None, files)
     };
     Ok(Some(OpenCheckpoint {
         upload_id,
-        opened: row.encrypted,
+        opened_dir,
         card: ascent_domain::model_card::CardFacts {
             submission_id,
             contributor: row.handle,

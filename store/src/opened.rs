@@ -19,30 +19,33 @@ pub struct Sealed {
     pub encrypted_to: String,
     /// The tensors' hash the worker signed: the opened checkpoint must have it.
     pub weights_sha256: String,
-    /// Its stored files: (encrypted name, sha256 of the ciphertext).
-    pub files: Vec<(String, String)>,
+    /// Its stored files: (encrypted name, bytes, sha256 of the ciphertext).
+    pub files: Vec<(String, u64, String)>,
 }
 
-/// Submissions promoted by a finalized phase that opens weights, encrypted, scored,
-/// stored here, and not opened yet.
-const SEALED: &str = "SELECT s.id, s.phase, s.upload_id, s.encrypted_to, s.weights_sha256
+/// Submissions promoted by a finalized phase that opens weights, encrypted, scored and
+/// stored here: their ciphertext is public (its keys will be), opened or not.
+const PROMOTED_SEALED: &str = "SELECT s.id, s.phase, s.upload_id, s.encrypted_to, s.weights_sha256
      FROM final_standings f
      JOIN submissions s ON s.id = f.submission_id
      JOIN phases p ON p.number = f.phase
      WHERE f.advanced = 1 AND p.state = 'finalized' AND p.open_weights = 1
        AND s.encrypted_to IS NOT NULL AND s.upload_id IS NOT NULL
-       AND s.weights_sha256 IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM opened_files o WHERE o.submission_id = s.id)";
+       AND s.weights_sha256 IS NOT NULL";
+
+/// Those of [`PROMOTED_SEALED`] not opened yet.
+const NOT_OPENED: &str = "NOT EXISTS (SELECT 1 FROM opened_files o WHERE o.submission_id = s.id)";
 
 type Row = (i64, i64, String, String, String);
 
 async fn with_files(conn: &mut sqlx::SqliteConnection, row: Row) -> Result<Sealed> {
     let (submission_id, phase, upload_id, encrypted_to, weights_sha256) = row;
-    let files: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT name, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name")
-            .bind(&upload_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
+    )
+    .bind(&upload_id)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(Sealed {
         submission_id,
         phase: unsigned(phase, "phase")?,
@@ -51,17 +54,20 @@ async fn with_files(conn: &mut sqlx::SqliteConnection, row: Row) -> Result<Seale
         weights_sha256,
         files: files
             .into_iter()
-            .map(|(name, sha)| (name, sha.unwrap_or_default()))
-            .collect(),
+            .map(|(name, bytes, sha)| {
+                Ok((name, unsigned(bytes, "bytes")?, sha.unwrap_or_default()))
+            })
+            .collect::<Result<_>>()?,
     })
 }
 
 /// The sealed winners encrypted to one of `keys`, oldest submission first.
 pub async fn waiting(pool: &SqlitePool, keys: &[String]) -> Result<Vec<Sealed>> {
     let mut conn = pool.acquire().await?;
-    let rows: Vec<Row> = sqlx::query_as(&format!("{SEALED} ORDER BY s.id"))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(&format!("{PROMOTED_SEALED} AND {NOT_OPENED} ORDER BY s.id"))
+            .fetch_all(&mut *conn)
+            .await?;
     let mut sealed = Vec::new();
     for row in rows.into_iter().filter(|r| keys.contains(&r.3)) {
         sealed.push(with_files(&mut conn, row).await?);
@@ -69,10 +75,12 @@ pub async fn waiting(pool: &SqlitePool, keys: &[String]) -> Result<Vec<Sealed>> 
     Ok(sealed)
 }
 
-/// Submission `id`, if it is a sealed winner.
-pub async fn sealed(pool: &SqlitePool, id: i64) -> Result<Option<Sealed>> {
+/// Submission `id`, if it is a sealed winner waiting to be opened (`waiting`), or one
+/// opened or not (`!waiting`, whose ciphertext is public).
+pub async fn sealed(pool: &SqlitePool, id: i64, waiting: bool) -> Result<Option<Sealed>> {
     let mut conn = pool.acquire().await?;
-    let row: Option<Row> = sqlx::query_as(&format!("{SEALED} AND s.id = ?"))
+    let filter = if waiting { NOT_OPENED } else { "1 = 1" };
+    let row: Option<Row> = sqlx::query_as(&format!("{PROMOTED_SEALED} AND {filter} AND s.id = ?"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -82,36 +90,40 @@ pub async fn sealed(pool: &SqlitePool, id: i64) -> Result<Option<Sealed>> {
     }
 }
 
-/// Records submission `id` as opened: its plaintext files (now stored beside the
-/// ciphertext) become its open weights. Refused unless it is still a sealed winner whose
-/// files are exactly the `sealed` names of `files`.
+/// Records submission `id` as opened: its plaintext files, stored in `dir` beside the
+/// ciphertext, become its open weights. Refused unless it is still a sealed winner whose
+/// files are exactly the `sealed` names and hashes of `files`.
 pub async fn record(
     pool: &SqlitePool,
     id: i64,
     weights_sha256: &str,
+    dir: &str,
     files: Vec<OpenedFile>,
     now: i64,
 ) -> Result<()> {
     let mut tx = crate::write(pool).await?;
-    let row: Option<Row> = sqlx::query_as(&format!("{SEALED} AND s.id = ?"))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("{PROMOTED_SEALED} AND {NOT_OPENED} AND s.id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
     let Some(row) = row else {
         return Err(StoreError::Refused(format!(
             "submission {id} is not a sealed checkpoint waiting to be opened"
         )));
     };
     let sealed = with_files(&mut tx, row).await?;
-    let mut names: Vec<&str> = files.iter().map(|f| f.sealed.as_str()).collect();
-    names.sort_unstable();
-    if names
-        != sealed
-            .files
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-    {
+    let mut opened: Vec<(&str, &str)> = files
+        .iter()
+        .map(|f| (f.sealed.as_str(), f.sealed_sha256.as_str()))
+        .collect();
+    opened.sort_unstable();
+    let stored: Vec<(&str, &str)> = sealed
+        .files
+        .iter()
+        .map(|(n, _, sha)| (n.as_str(), sha.as_str()))
+        .collect();
+    if opened != stored {
         return Err(StoreError::Refused(format!(
             "submission {id}'s files are not the ones opened"
         )));
@@ -124,10 +136,11 @@ pub async fn record(
     }
     for f in &files {
         sqlx::query(
-            "INSERT INTO opened_files (submission_id, sealed, file_key, name, bytes, sha256)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO opened_files (submission_id, dir, sealed, file_key, name, bytes, sha256)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
+        .bind(dir)
         .bind(&f.sealed)
         .bind(&f.file_key)
         .bind(&f.name)
@@ -161,15 +174,24 @@ pub async fn record(
     Ok(())
 }
 
-/// The opened plaintext files of submission `id`: (name, bytes, sha256), by name.
-pub async fn files(pool: &SqlitePool, id: i64) -> Result<Vec<(String, u64, String)>> {
-    let rows: Vec<(String, i64, String)> = sqlx::query_as(
-        "SELECT name, bytes, sha256 FROM opened_files WHERE submission_id = ? ORDER BY name",
+/// Where submission `id`'s opened plaintext is (the folder in its upload's directory) and
+/// its files (name, bytes, sha256) by name; `None` unless it was opened.
+pub async fn files(
+    pool: &SqlitePool,
+    id: i64,
+) -> Result<Option<(String, Vec<(String, u64, String)>)>> {
+    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT dir, name, bytes, sha256 FROM opened_files WHERE submission_id = ? ORDER BY name",
     )
     .bind(id)
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|(name, bytes, sha)| Ok((name, unsigned(bytes, "bytes")?, sha)))
-        .collect()
+    let Some(dir) = rows.first().map(|r| r.0.clone()) else {
+        return Ok(None);
+    };
+    let files = rows
+        .into_iter()
+        .map(|(_, name, bytes, sha)| Ok((name, unsigned(bytes, "bytes")?, sha)))
+        .collect::<Result<_>>()?;
+    Ok(Some((dir, files)))
 }

@@ -73,14 +73,22 @@ pub async fn page(pool: &SqlitePool, after: u64, limit: u64) -> Result<Vec<Entry
 /// draft, which the log does not show until it is published (`lifecycle`).
 pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i64) -> Result<()> {
     #[allow(clippy::type_complexity)]
-    let row: Option<(f64, f64, i64, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT epsilon, public_share, seq_len, windows, max_parameters, evaluation_key
+    let row: Option<(f64, f64, i64, i64, i64, Option<String>, bool)> = sqlx::query_as(
+        "SELECT epsilon, public_share, seq_len, windows, max_parameters, evaluation_key, open_weights
              FROM phases WHERE number = ? AND state <> 'draft'",
     )
     .bind(i64::from(number))
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((epsilon, public_share, seq_len, windows, max_parameters, evaluation_key)) = row
+    let Some((
+        epsilon,
+        public_share,
+        seq_len,
+        windows,
+        max_parameters,
+        evaluation_key,
+        open_weights,
+    )) = row
     else {
         return Ok(());
     };
@@ -92,6 +100,7 @@ pub(crate) async fn log_settings(conn: &mut SqliteConnection, number: u8, at: i6
         windows: unsigned(windows, "windows")?,
         max_parameters: unsigned(max_parameters, "max_parameters")?,
         evaluation_key,
+        open_weights,
     };
     append(conn, &event, at).await
 }

@@ -12,7 +12,6 @@ use ascent_domain::protocol::{
     MAX_CHECKPOINT_FILES,
 };
 use ascent_domain::PhaseState;
-use sha2::{Digest, Sha256};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::{public_log, random_token, unsigned, Result, StoreError};
@@ -317,16 +316,7 @@ pub async fn record_received(
     Ok(())
 }
 
-/// The combined hash of a checkpoint's files: SHA-256 over the sorted lines
-/// `"<sha256>  <name>\n"` (what `sha256sum` prints for them).
-pub fn files_sha256(files: &[(String, String)]) -> String {
-    let mut lines: Vec<String> = files
-        .iter()
-        .map(|(name, sha)| format!("{sha}  {name}\n"))
-        .collect();
-    lines.sort();
-    hex::encode(Sha256::digest(lines.concat().as_bytes()))
-}
+pub use ascent_domain::protocol::files_sha256;
 
 /// Turns a complete upload into a queued submission and its job. Finishing an upload
 /// twice returns the same submission.

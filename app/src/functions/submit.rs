@@ -116,6 +116,8 @@ pub async fn submission_page(id: i64) -> Result<Option<SubmissionPageData>, AppE
         open_files: ascent_store::lifecycle::open_checkpoint(&pool, id)
             .await?
             .map(|open| open.card.files),
-        sealed: ascent_store::opened::sealed(&pool, id).await?.is_some(),
+        sealed: ascent_store::opened::sealed(&pool, id, true)
+            .await?
+            .is_some(),
     }))
 }

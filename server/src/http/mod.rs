@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/submissions/{id}/events", get(submissions::events))
         .route("/api/submissions/{id}/files/{name}", get(open_weights::file))
         .route("/api/submissions/{id}/model-card.md", get(open_weights::card))
+        .route("/api/submissions/{id}/sealed/{name}", get(sealed::ciphertext))
         .route("/api/uploads", post(uploads::start))
         .route("/api/uploads/{id}", get(uploads::status).delete(uploads::abandon))
         .route("/api/uploads/{id}/files/{name}", patch(uploads::append))

@@ -38,9 +38,13 @@ pub async fn file(
             "submission {id} has no file {name:?}"
         )));
     }
-    let path = match checkpoint.opened {
-        true => state.storage.opened_dir(&checkpoint.upload_id).join(&name),
-        false => state.storage.checkpoint_file(&checkpoint.upload_id, &name),
+    let path = match &checkpoint.opened_dir {
+        Some(dir) => state
+            .storage
+            .checkpoint_dir(&checkpoint.upload_id)
+            .join(dir)
+            .join(&name),
+        None => state.storage.checkpoint_file(&checkpoint.upload_id, &name),
     };
     let mut response = serve_file(path, request).await?;
     if let Ok(value) = format!("attachment; filename=\"{name}\"").parse() {

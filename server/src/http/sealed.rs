@@ -1,8 +1,11 @@
-//! Opening sealed winners over the worker API (see `ascent_store::opened`).
+//! Opening sealed winners (see `ascent_store::opened`).
 //!
-//! - `POST /api/worker/sealed` lists the promoted encrypted checkpoints, encrypted to one
-//!   of the keys the worker names, that wait to be opened: for each file, its age header
-//!   only (never payload bytes).
+//! - `POST /api/worker/sealed` lists, for a worker, the promoted encrypted checkpoints
+//!   encrypted to one of the keys it names that wait to be opened.
+//! - `GET /api/submissions/{id}/sealed/{name}` serves such a checkpoint's ciphertext to
+//!   anyone, opened or not: its phase is finalized and its rules publish it, and once it
+//!   is opened the public log holds the file keys, so anyone can check them against it.
+//!   The worker downloads it from here and checks it against the log before unwrapping.
 //! - `POST /api/worker/sealed/{submission}` takes each file's age file key, which the
 //!   worker unwrapped with the phase's evaluation key. The server decrypts the stored
 //!   ciphertext with them (every chunk authenticated), checks the plaintext is a valid
@@ -10,7 +13,6 @@
 //!   then publishes it as the submission's open weights. The evaluation key itself never
 //!   reaches the server, and a wrong or made-up key opens nothing.
 
-use std::io::Read;
 use std::path::{Path as FsPath, PathBuf};
 
 use ascent_domain::encryption::{parse_file_key, plain_name, FILE_KEY_BYTES};
@@ -18,11 +20,10 @@ use ascent_domain::protocol::{OpenRequest, SealedCheckpoint, SealedFile, SealedR
 use ascent_domain::public_log::OpenedFile;
 use ascent_evaluator::checkpoint;
 use ascent_evaluator::client::sha256_file;
-use ascent_evaluator::encryption::{
-    header_len, open_file, EncryptionError, MAX_HEADER_BYTES, NONCE_BYTES,
-};
+use ascent_evaluator::encryption::{open_file, EncryptionError};
 use ascent_store::opened::{self, Sealed};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
 use axum::Json;
 
 use crate::http::api::ApiError;
@@ -45,54 +46,48 @@ pub async fn waiting(
     }
     let sealed = opened::waiting(&state.pool, &request.evaluation_keys).await?;
     tracing::debug!(worker = worker_id, waiting = sealed.len(), "sealed winners");
-    let storage = state.storage.clone();
-    let listed = tokio::task::spawn_blocking(move || {
+    Ok(Json(
         sealed
             .into_iter()
-            .filter_map(|s| describe(&storage, s))
-            .collect()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("reading age headers: {e}")))?;
-    Ok(Json(listed))
+            .map(|s| SealedCheckpoint {
+                submission_id: s.submission_id,
+                phase: s.phase,
+                encrypted_to: s.encrypted_to,
+                files: s
+                    .files
+                    .into_iter()
+                    .map(|(name, bytes, sha256)| SealedFile {
+                        name,
+                        bytes,
+                        sha256,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    ))
 }
 
-/// A sealed winner with each file's header; `None` (logged) if a stored file cannot be
-/// read as an age file, which the worker could not open either.
-fn describe(storage: &Storage, sealed: Sealed) -> Option<SealedCheckpoint> {
-    let mut files = Vec::with_capacity(sealed.files.len());
-    for (name, _) in &sealed.files {
-        let path = storage.checkpoint_file(&sealed.upload_id, name);
-        match read_header(&path) {
-            Ok(header) => files.push(SealedFile {
-                name: name.clone(),
-                header: hex::encode(header),
-            }),
-            Err(error) => {
-                tracing::warn!(submission = sealed.submission_id, file = %path.display(), %error, "cannot read a sealed file's age header");
-                return None;
-            }
-        }
-    }
-    Some(SealedCheckpoint {
-        submission_id: sealed.submission_id,
-        phase: sealed.phase,
-        encrypted_to: sealed.encrypted_to,
-        files,
-    })
-}
-
-/// A stored age file's header through its payload nonce.
-fn read_header(path: &FsPath) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::new();
-    std::fs::File::open(path)?
-        .take((MAX_HEADER_BYTES + NONCE_BYTES) as u64)
-        .read_to_end(&mut head)?;
-    let len = header_len(&head).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "no whole age header")
+/// `GET /api/submissions/{id}/sealed/{name}` (Range supported).
+pub async fn ciphertext(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(i64, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let sealed = opened::sealed(&state.pool, id, false).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "submission {id} has no public ciphertext: only encrypted checkpoints that a finalized phase promoted, where its rules open the weights, have"
+        ))
     })?;
-    head.truncate(len);
-    Ok(head)
+    if !sealed.files.iter().any(|(file, _, _)| *file == name) {
+        return Err(ApiError::NotFound(format!(
+            "submission {id} has no file {name:?}"
+        )));
+    }
+    crate::http::worker_api::serve_file(
+        state.storage.checkpoint_file(&sealed.upload_id, &name),
+        request,
+    )
+    .await
 }
 
 pub async fn open(
@@ -104,7 +99,7 @@ pub async fn open(
     let turn = OPENING.try_acquire().map_err(|_| {
         ApiError::Conflict("another checkpoint is being opened; try again when it ends".into())
     })?;
-    let sealed = opened::sealed(&state.pool, id).await?.ok_or_else(|| {
+    let sealed = opened::sealed(&state.pool, id, true).await?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "submission {id} is not a sealed checkpoint waiting to be opened: only encrypted checkpoints that a finalized phase promoted, where its rules open the weights, are opened, and each once"
         ))
@@ -114,22 +109,29 @@ pub async fn open(
     let task = tokio::spawn(async move {
         let _turn = turn;
         let storage = state.storage.clone();
-        let (staged, dir) = (sealed.clone(), storage.opened_dir(&sealed.upload_id));
-        let files = tokio::task::spawn_blocking(move || decrypt_all(&storage, &staged, &keys))
+        let token = ascent_store::random_token()?;
+        let folder = format!("open-{}", &token[..16]);
+        let dir = storage.checkpoint_dir(&sealed.upload_id).join(&folder);
+        let (staged, target) = (sealed.clone(), dir.clone());
+        let opening = tokio::task::spawn_blocking(move || {
+            let written = Written(Some(target.clone()));
+            decrypt_all(&storage, &staged, &keys, &target).map(|files| (files, written))
+        });
+        let (files, written) = opening
             .await
             .map_err(|e| ApiError::Internal(format!("opening submission {id}: {e}")))??;
-        let recorded = opened::record(
+        // A failed record drops `written`, which removes this attempt's folder (its own:
+        // a racing attempt, say on another server process, writes another).
+        opened::record(
             &state.pool,
             id,
             &sealed.weights_sha256,
+            &folder,
             files.clone(),
             ascent_store::now(),
         )
-        .await;
-        if let Err(e) = recorded {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            return Err(ApiError::from(e));
-        }
+        .await?;
+        written.keep();
         state.changes.notify();
         tracing::info!(
             submission = id,
@@ -137,7 +139,7 @@ pub async fn open(
             files = files.len(),
             "sealed checkpoint opened and published"
         );
-        Ok(files)
+        Ok::<_, ApiError>(files)
     });
     let files = task
         .await
@@ -153,7 +155,7 @@ fn file_keys(
     let names: Vec<&String> = request.file_keys.keys().collect();
     if names.len() != sealed.files.len() || sealed.files.iter().zip(&names).any(|(f, n)| &f.0 != *n)
     {
-        let expected: Vec<&str> = sealed.files.iter().map(|(n, _)| n.as_str()).collect();
+        let expected: Vec<&str> = sealed.files.iter().map(|(n, _, _)| n.as_str()).collect();
         return Err(ApiError::BadRequest(format!(
             "submission {} needs one file key for each of its files: {}",
             sealed.submission_id,
@@ -163,7 +165,7 @@ fn file_keys(
     sealed
         .files
         .iter()
-        .map(|(name, sha256)| {
+        .map(|(name, _, sha256)| {
             let hex_key = &request.file_keys[name];
             let key = parse_file_key(hex_key)
                 .map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))?;
@@ -172,10 +174,16 @@ fn file_keys(
         .collect()
 }
 
-/// A folder removed when dropped unless kept.
-struct Staging(Option<PathBuf>);
+/// A folder removed when dropped, unless kept.
+struct Written(Option<PathBuf>);
 
-impl Drop for Staging {
+impl Written {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Written {
     fn drop(&mut self) {
         if let Some(dir) = &self.0 {
             let _ = std::fs::remove_dir_all(dir);
@@ -183,24 +191,18 @@ impl Drop for Staging {
     }
 }
 
-/// Decrypts every file into a staging folder, checks the result is the checkpoint that
-/// was scored, and moves it to the upload's `open/` folder.
+/// Decrypts every file into `dir` (new), checking each ciphertext is still the one
+/// stored, then checks the result is the checkpoint that was scored.
 fn decrypt_all(
     storage: &Storage,
     sealed: &Sealed,
     keys: &[(String, String, [u8; FILE_KEY_BYTES])],
+    dir: &FsPath,
 ) -> Result<Vec<OpenedFile>, ApiError> {
     let internal = |what: &str, path: &FsPath, e: &dyn std::fmt::Display| {
         ApiError::Internal(format!("{what} {}: {e}", path.display()))
     };
-    let token = ascent_store::random_token()?;
-    let staging = Staging(Some(
-        storage
-            .checkpoint_dir(&sealed.upload_id)
-            .join(format!("opening-{}", &token[..16])),
-    ));
-    let dir = staging.0.clone().unwrap_or_default();
-    std::fs::create_dir_all(&dir).map_err(|e| internal("cannot create", &dir, &e))?;
+    std::fs::create_dir(dir).map_err(|e| internal("cannot create", dir, &e))?;
     let mut files = Vec::with_capacity(keys.len());
     for (name, sealed_sha256, key) in keys {
         let Some(plain) = plain_name(name) else {
@@ -209,11 +211,16 @@ fn decrypt_all(
             )));
         };
         let src = storage.checkpoint_file(&sealed.upload_id, name);
+        let (_, stored) = sha256_file(&src).map_err(|e| internal("cannot hash", &src, &e))?;
+        if stored != *sealed_sha256 {
+            return Err(ApiError::Internal(format!(
+                "{} no longer has the SHA-256 it was received with",
+                src.display()
+            )));
+        }
         let dst = dir.join(plain);
         open_file(&src, &dst, name, key).map_err(|e| match e {
-            EncryptionError::Corrupt { message, .. } => ApiError::BadRequest(format!(
-                "the file key given for {name} does not open it ({message})"
-            )),
+            EncryptionError::WrongFileKey { .. } => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         })?;
         let (bytes, sha256) = sha256_file(&dst).map_err(|e| internal("cannot hash", &dst, &e))?;
@@ -227,7 +234,7 @@ fn decrypt_all(
         });
     }
     // The same checks as before scoring; the tensors must be the ones the worker signed.
-    let (_, inspection) = checkpoint::inspect(&dir, None).map_err(|e| {
+    let (_, inspection) = checkpoint::inspect(dir, None).map_err(|e| {
         ApiError::BadRequest(format!("the opened files are not a valid checkpoint: {e}"))
     })?;
     if inspection.weights_sha256 != sealed.weights_sha256 {
@@ -236,15 +243,5 @@ fn decrypt_all(
             inspection.weights_sha256, sealed.weights_sha256
         )));
     }
-    let open = storage.opened_dir(&sealed.upload_id);
-    match std::fs::remove_dir_all(&open) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(internal("cannot clear", &open, &e))
-        }
-        _ => {}
-    }
-    std::fs::rename(&dir, &open).map_err(|e| internal("cannot move to", &open, &e))?;
-    let mut staging = staging;
-    staging.0 = None;
     Ok(files)
 }

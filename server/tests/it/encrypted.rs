@@ -7,7 +7,7 @@ use crate::support;
 use std::path::Path;
 
 use ascent_evaluator::client::Client;
-use ascent_evaluator::encryption::EvaluationKey;
+use ascent_evaluator::encryption::{self, EvaluationKey};
 use ascent_evaluator::submit;
 use ascent_evaluator::worker::WorkerSummary;
 use ascent_server::serve::{self, RunningServer};
@@ -411,6 +411,39 @@ async fn public_get(url: &str, path: &str) -> TestResult<Result<Vec<u8>, u16>> {
     .await?
 }
 
+/// The names of the entries of `dir`, sorted.
+fn listing(dir: &Path) -> TestResult<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    Ok(names)
+}
+
+/// Moves phase 1 to `state` behind the log's back, and makes submission `id` its
+/// promoted winner in the tables (or undoes that): what a dishonest server could claim.
+async fn claim_promoted(pool: &SqlitePool, id: i64, state: &str, on: bool) -> TestResult {
+    sqlx::query("UPDATE phases SET state = ? WHERE number = 1")
+        .bind(state)
+        .execute(pool)
+        .await?;
+    if on {
+        sqlx::query(
+            "INSERT INTO final_standings (phase, rank, user_id, submission_id, private_loss,
+                 public_rank, public_loss, advanced)
+             SELECT 1, 1, user_id, id, loss, 1, loss, 1 FROM submissions WHERE id = ?",
+        )
+        .bind(id)
+        .execute(pool)
+        .await?;
+    } else {
+        sqlx::query("DELETE FROM final_standings")
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as_scored(
     pool: SqlitePool,
@@ -426,26 +459,50 @@ async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as
     let checkpoint = copy_of("tied", dir.path())?;
     let id = upload(&url, &ada, &checkpoint, Some(None)).await?;
     let token = support::worker_token(&pool, "keyed", ascent_store::now()).await?;
-    let summary = work(
-        &url,
-        &token,
-        &dir.path().join("cache"),
-        std::slice::from_ref(&key),
-    )
-    .await?;
+    let cache = dir.path().join("cache");
+    let keys = std::slice::from_ref(&key);
+    let summary = work(&url, &token, &cache, keys).await?;
     assert_eq!((summary.scored, summary.opened), (1, 0));
     let sealed_list = serde_json::json!({ "evaluation_keys": [key.recipient()] });
+    let upload_id: String = sqlx::query_scalar("SELECT upload_id FROM submissions WHERE id = ?")
+        .bind(id)
+        .fetch_one(&pool)
+        .await?;
+    let stored = Storage::new(dir.path()).checkpoint_dir(&upload_id);
+    // The keys a holder of the evaluation key would unwrap.
+    let mut real_keys = serde_json::Map::new();
+    for name in ["config.json.age", "model.safetensors.age"] {
+        let bytes = std::fs::read(stored.join(name))?;
+        let len = encryption::header_len(&bytes).ok_or("header")?;
+        let file_key = encryption::unwrap_file_key(&bytes[..len], name, &key)?;
+        real_keys.insert(name.into(), hex::encode(file_key).into());
+    }
+    let real_keys = serde_json::json!({ "file_keys": real_keys });
 
-    // While the phase runs nothing is waiting to be opened, and nothing opens.
+    // While the phase runs nothing is waiting to be opened, nothing opens, and the
+    // ciphertext is not public.
     let listed = as_worker(&url, &token, "/api/worker/sealed", sealed_list.clone()).await?;
     assert_eq!(listed, Ok(serde_json::json!([])));
     let path = format!("/api/worker/sealed/{id}");
-    let zero_keys = serde_json::json!({ "file_keys": {
-        "config.json.age": "00".repeat(16), "model.safetensors.age": "00".repeat(16) } });
     assert_eq!(
-        as_worker(&url, &token, &path, zero_keys.clone()).await?,
+        as_worker(&url, &token, &path, real_keys.clone()).await?,
         Err(404)
     );
+    let sealed_url = format!("/api/submissions/{id}/sealed/model.safetensors.age");
+    assert_eq!(public_get(&url, &sealed_url).await?, Err(404));
+
+    // A server that claims the phase promoted it, where the log does not say so, gets no
+    // key from the worker.
+    claim_promoted(&pool, id, "finalized", true).await?;
+    let listed = as_worker(&url, &token, "/api/worker/sealed", sealed_list.clone()).await?;
+    assert_eq!(listed.map_err(|s| s.to_string())?[0]["submission_id"], id);
+    let summary = work(&url, &token, &cache, keys).await?;
+    assert_eq!(summary.opened, 0);
+    let opened: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM opened_files")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(opened, 0);
+    claim_promoted(&pool, id, "open", false).await?;
 
     let now = ascent_store::now();
     ascent_store::lifecycle::move_phase(
@@ -459,53 +516,56 @@ async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as
     .await?;
     ascent_store::lifecycle::finalize(&pool, 1, org, "final", now).await?;
     // Promoted, but the server cannot read it: no download, no model card yet; the page
-    // says why.
+    // says why. Its ciphertext is public now.
     let card = format!("/api/submissions/{id}/model-card.md");
     assert_eq!(public_get(&url, &card).await?, Err(404));
     let page = format!("/submissions/{id}");
     let html = String::from_utf8(public_get(&url, &page).await?.map_err(|s| s.to_string())?)?;
     assert!(html.contains("Open weights: not opened yet"), "{html}");
+    assert_eq!(
+        public_get(&url, &sealed_url).await?,
+        Ok(std::fs::read(stored.join("model.safetensors.age"))?)
+    );
 
-    // The worker is given headers only: each ends before the payload.
-    let listed = as_worker(&url, &token, "/api/worker/sealed", sealed_list).await?;
-    let listed = listed.map_err(|s| format!("status {s}"))?;
-    assert_eq!(listed[0]["submission_id"], id);
-    let upload_id: String = sqlx::query_scalar("SELECT upload_id FROM submissions WHERE id = ?")
+    // Made-up keys, a missing key, keys that are not hex, or files that are not the
+    // scored weights open nothing and leave nothing.
+    let zero_keys = serde_json::json!({ "file_keys": {
+        "config.json.age": "00".repeat(16), "model.safetensors.age": "00".repeat(16) } });
+    let missing = serde_json::json!({ "file_keys": { "config.json.age": "00".repeat(16) } });
+    let not_hex = serde_json::json!({ "file_keys": {
+        "config.json.age": "zz", "model.safetensors.age": "00".repeat(16) } });
+    for body in [zero_keys, missing, not_hex] {
+        assert_eq!(as_worker(&url, &token, &path, body).await?, Err(400));
+    }
+    let scored: String = sqlx::query_scalar("SELECT weights_sha256 FROM submissions WHERE id = ?")
         .bind(id)
         .fetch_one(&pool)
         .await?;
-    let stored = Storage::new(dir.path()).checkpoint_dir(&upload_id);
-    for file in listed[0]["files"].as_array().ok_or("files")? {
-        let header = hex::decode(file["header"].as_str().ok_or("header")?)?;
-        let ciphertext = std::fs::read(stored.join(file["name"].as_str().ok_or("name")?))?;
-        assert!(ciphertext.starts_with(&header) && header.len() < 1024);
-    }
-
-    // Made-up keys, a missing key, or keys that are not hex open nothing and leave nothing.
-    for (body, expected) in [
-        (zero_keys, 400),
-        (
-            serde_json::json!({ "file_keys": { "config.json.age": "00".repeat(16) } }),
-            400,
-        ),
-        (
-            serde_json::json!({ "file_keys": {
-            "config.json.age": "zz", "model.safetensors.age": "00".repeat(16) } }),
-            400,
-        ),
-    ] {
-        assert_eq!(as_worker(&url, &token, &path, body).await?, Err(expected));
-    }
-    let mut names: Vec<String> = std::fs::read_dir(&stored)?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()?;
-    names.sort();
-    assert_eq!(names, ["config.json.age", "model.safetensors.age"]);
+    sqlx::query("UPDATE submissions SET weights_sha256 = ? WHERE id = ?")
+        .bind("0".repeat(64))
+        .bind(id)
+        .execute(&pool)
+        .await?;
+    assert_eq!(as_worker(&url, &token, &path, real_keys).await?, Err(400));
+    sqlx::query("UPDATE submissions SET weights_sha256 = ? WHERE id = ?")
+        .bind(&scored)
+        .bind(id)
+        .execute(&pool)
+        .await?;
+    assert_eq!(
+        listing(&stored)?,
+        ["config.json.age", "model.safetensors.age"]
+    );
     assert_eq!(public_get(&url, &card).await?, Err(404));
 
     // The worker with the key opens it; what is published is what ada encrypted.
-    let summary = work(&url, &token, &dir.path().join("cache"), &[key]).await?;
+    let summary = work(&url, &token, &cache, keys).await?;
     assert_eq!((summary.scored, summary.opened), (0, 1));
+    assert_eq!(
+        listing(&cache.join("open"))?.len(),
+        0,
+        "its downloads are gone"
+    );
     for name in ["config.json", "model.safetensors"] {
         let served = public_get(&url, &format!("/api/submissions/{id}/files/{name}")).await?;
         assert_eq!(served, Ok(std::fs::read(checkpoint.join(name))?), "{name}");
@@ -520,18 +580,40 @@ async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as
     assert!(!html.contains("not opened yet"));
     assert!(html.contains(&format!("/api/submissions/{id}/files/model.safetensors")));
 
-    // Opened once; the log says with which keys, and replays with the signed weights.
-    assert_eq!(
-        as_worker(&url, &token, &path, serde_json::json!({ "file_keys": {} })).await?,
-        Err(404)
-    );
+    // Opened once; the log holds the keys, which open the public ciphertext, and replays.
+    let again = serde_json::json!({ "file_keys": {} });
+    assert_eq!(as_worker(&url, &token, &path, again).await?, Err(404));
     let bodies: Vec<String> =
         sqlx::query_scalar("SELECT body FROM public_log WHERE kind = 'weights_opened'")
             .fetch_all(&pool)
             .await?;
     assert_eq!(bodies.len(), 1);
     let event: serde_json::Value = serde_json::from_str(&bodies[0])?;
-    assert_eq!(event["files"].as_array().map(Vec::len), Some(2));
+    let files = event["files"].as_array().ok_or("files")?;
+    assert_eq!(files.len(), 2);
+    let model = files
+        .iter()
+        .find(|f| f["name"] == "model.safetensors")
+        .ok_or("model")?;
+    let logged_key = encryption_key(model["file_key"].as_str().ok_or("key")?)?;
+    let public_copy = dir.path().join("public.age");
+    std::fs::write(
+        &public_copy,
+        public_get(&url, &sealed_url)
+            .await?
+            .map_err(|s| s.to_string())?,
+    )?;
+    let decrypted = dir.path().join("decrypted");
+    encryption::open_file(
+        &public_copy,
+        &decrypted,
+        "model.safetensors.age",
+        &logged_key,
+    )?;
+    assert_eq!(
+        std::fs::read(&decrypted)?,
+        std::fs::read(checkpoint.join("model.safetensors"))?
+    );
     let client = Client::new(&url, None)?;
     let verified =
         tokio::task::spawn_blocking(move || ascent_evaluator::verify::verify(&client)).await?;
@@ -540,4 +622,8 @@ async fn a_promoted_encrypted_checkpoint_is_opened_by_file_keys_and_published_as
     assert!(news.iter().any(|n| n.text.contains("was opened")));
     server.stop().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+fn encryption_key(hex_key: &str) -> TestResult<[u8; 16]> {
+    Ok(ascent_domain::encryption::parse_file_key(hex_key)?)
 }
