@@ -58,7 +58,11 @@ pub fn check_entry(f: &EntryFacts) -> Result<(), Refusal> {
     if f.state != PhaseState::Open {
         return Err(Refusal::NotOpen {
             phase: f.phase,
-            state: f.state.as_str(),
+            // A draft is shown to nobody but organizers: to contributors it is not out yet.
+            state: match f.state {
+                PhaseState::Draft => PhaseState::Upcoming.as_str(),
+                state => state.as_str(),
+            },
         });
     }
     if f.phase > 1 && !f.is_entrant {

@@ -52,6 +52,12 @@ pub async fn invite(
             "phase {number} is {state}; invitations are for phases that have not closed"
         )));
     }
+    if state == PhaseState::Draft {
+        // An invitation is public (log, profile, notification): publish the phase first.
+        return Err(StoreError::Refused(format!(
+            "phase {number} is a draft: publish it before inviting anyone"
+        )));
+    }
     let user: Option<(i64, String)> =
         sqlx::query_as("SELECT id, handle FROM users WHERE handle = ? COLLATE NOCASE")
             .bind(handle)

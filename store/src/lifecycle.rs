@@ -48,9 +48,14 @@ pub async fn move_phase(
             .bind(i64::from(number))
             .fetch_one(&mut *tx)
             .await?;
-    if to == PhaseState::Open && closes_at <= now {
+    if matches!(to, PhaseState::Open | PhaseState::Upcoming) && closes_at <= now {
+        let verb = if to == PhaseState::Open {
+            "open"
+        } else {
+            "be published"
+        };
         return Err(StoreError::Refused(format!(
-            "phase {number} cannot open: its closing time ({}) has passed; edit its schedule first",
+            "phase {number} cannot {verb}: its closing time ({}) has passed; edit its schedule first",
             format::datetime(closes_at)
         )));
     }
@@ -119,9 +124,21 @@ pub(crate) async fn record_transition(
     )
     .await?;
     if from == PhaseState::Draft {
-        // Published: what the log left out while it was a draft comes first.
+        // Published: what the log left out while it was a draft comes first, and those
+        // promoted into it hear that they can see it now.
         public_log::log_settings(conn, number, now).await?;
         public_log::log_data(conn, number, now).await?;
+        let entrants: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM phase_entrants WHERE phase = ?")
+                .bind(i64::from(number))
+                .fetch_all(&mut *conn)
+                .await?;
+        let text = format!(
+            "Phase {number}, which you may enter, is published: see its rules and schedule."
+        );
+        for user_id in entrants {
+            notifications::send(conn, user_id, &text, &format!("/phases/{number}"), now).await?;
+        }
     }
     let moved = Event::PhaseMoved {
         phase: number,
@@ -432,6 +449,12 @@ pub async fn finalize(
         )));
     }
     let next_phase = (number < 7).then_some(number + 1);
+    // Promoted contributors are pointed at the next phase's page, unless it is still a
+    // draft (which only organizers see): then at this phase's final board.
+    let next_page = match next_phase {
+        Some(next) if state_of(&mut tx, next).await? != PhaseState::Draft => next,
+        _ => number,
+    };
     let mut promoted = Vec::new();
     for (row, user_id) in proposal.rows.iter().zip(&proposal.user_ids) {
         sqlx::query(
@@ -471,7 +494,7 @@ pub async fn finalize(
                         row.rank,
                         proposal.rows.len()
                     ),
-                    format!("/phases/{next}"),
+                    format!("/phases/{next_page}"),
                 )
             }
             (true, None) => {
@@ -818,6 +841,10 @@ pub(crate) mod tests {
             Err(StoreError::Refused(_))
         ));
 
+        // Phase 2 is still a draft: promoted contributors cannot see it yet.
+        sqlx::query("UPDATE phases SET state = 'draft' WHERE number = 2")
+            .execute(&pool)
+            .await?;
         let next_page =
             crate::phases::page_version(&pool, 2, crate::phases::Audience::Organizers).await?;
         let done = finalize(&pool, 1, org, "reviewed", NOW + 20).await?;
@@ -871,8 +898,8 @@ pub(crate) mod tests {
         assert!(
             cy_news
                 .iter()
-                .any(|n| n.text.contains("advanced to phase 2")),
-            "{cy_news:?}"
+                .any(|n| n.text.contains("advanced to phase 2") && n.link == "/phases/1"),
+            "the link is to a page cy can see: {cy_news:?}"
         );
         // The preset's 1,000 points by place among those who advance: first and
         // third weigh 1 and 1/3.

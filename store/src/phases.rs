@@ -127,6 +127,10 @@ pub async fn load_preset(
         let was_public = previous
             .as_deref()
             .is_some_and(|p| p != PhaseState::Draft.as_str());
+        if previous.as_deref() == Some(PhaseState::Draft.as_str()) {
+            // Published by this load: the held-out data it had as a draft comes to light.
+            public_log::log_data(&mut tx, spec.number, now).await?;
+        }
         if !spec.draft || was_public {
             let moved = Event::PhaseMoved {
                 phase: spec.number,
@@ -756,10 +760,45 @@ pub(crate) mod tests {
             "{events:?}"
         );
 
-        // Published in order only; publishing logs its settings and data, then the move.
+        // Nobody is invited into a draft (an invitation is public); someone promoted into
+        // it is not shown it on their profile.
+        let ada = crate::submissions::tests::user(&pool, "ada").await?;
+        let invited = crate::entrants::invite(&pool, 6, "ada", organizer, "welcome", now).await;
+        assert!(
+            matches!(&invited, Err(StoreError::Refused(m)) if m.contains("publish it before")),
+            "{invited:?}"
+        );
+        sqlx::query(
+            "INSERT INTO phase_entrants (phase, user_id, reason, at) VALUES (6, ?, 'promoted', ?)",
+        )
+        .bind(ada)
+        .bind(now)
+        .execute(&pool)
+        .await?;
+        let eligible = |pool: SqlitePool| async move {
+            let profile = crate::profiles::contributor(&pool, "ada", 10).await?;
+            Ok::<_, StoreError>(profile.map(|p| p.eligible).unwrap_or_default())
+        };
+        assert_eq!(eligible(pool.clone()).await?, []);
+
+        // Published in order only, and not after its close; publishing logs its settings
+        // and data, then the move, and tells its entrants.
         let publish = |n| {
             crate::lifecycle::move_phase(&pool, n, PhaseState::Upcoming, organizer, "ready", now)
         };
+        let late = crate::lifecycle::move_phase(
+            &pool,
+            6,
+            PhaseState::Upcoming,
+            organizer,
+            "late",
+            preset.phases[5].closes_at,
+        )
+        .await;
+        assert!(
+            matches!(&late, Err(StoreError::Refused(m)) if m.contains("cannot be published")),
+            "{late:?}"
+        );
         let refused = publish(7).await;
         assert!(
             matches!(&refused, Err(StoreError::Refused(m)) if m.contains("phase 6 is still a draft")),
@@ -773,12 +812,43 @@ pub(crate) mod tests {
             .map(Event::kind)
             .collect();
         assert_eq!(kinds, ["phase_settings", "held_out_data", "phase_moved"]);
+        assert_eq!(eligible(pool.clone()).await?, [(6, "promoted".to_owned())]);
+        let news = crate::notifications::of_user(&pool, ada, 10).await?;
+        assert!(news.iter().any(|n| n
+            .text
+            .contains("Phase 6, which you may enter, is published")));
         assert_eq!(
             numbers(summaries(&pool, Audience::Public).await?),
             [1, 2, 3, 4, 5, 6]
         );
         publish(7).await?;
         assert_eq!(summaries(&pool, Audience::Public).await?.len(), 7);
+        Ok(())
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_draft_made_public_by_a_new_preset_logs_its_data(pool: SqlitePool) -> Result<()> {
+        let now = 1_800_000_000;
+        let mut preset = demo_preset(now);
+        preset.phases[6].draft = true;
+        load_preset(&pool, &preset, now, false).await?;
+        let data = crate::datasets::Dataset {
+            sha256: "cd".repeat(32),
+            name: "held.bin".into(),
+            bytes: 2048,
+            tokens: 512,
+            added_at: now,
+        };
+        crate::datasets::attach(&pool, 7, &data, None).await?;
+        preset.phases[6].draft = false;
+        load_preset(&pool, &preset, now, true).await?;
+        let kinds: Vec<&str> = logged(&pool)
+            .await?
+            .iter()
+            .filter(|e| phase_of(e) == Some(7))
+            .map(Event::kind)
+            .collect();
+        assert_eq!(kinds, ["phase_settings", "held_out_data", "phase_moved"]);
         Ok(())
     }
 

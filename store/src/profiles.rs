@@ -153,11 +153,13 @@ pub async fn contributor(
             advanced,
         });
     }
-    let eligible: Vec<(i64, String)> =
-        sqlx::query_as("SELECT phase, reason FROM phase_entrants WHERE user_id = ? ORDER BY phase")
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?;
+    let eligible: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT e.phase, e.reason FROM phase_entrants e JOIN phases p ON p.number = e.phase
+             WHERE e.user_id = ? AND p.state <> 'draft' ORDER BY e.phase",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
     let eligible = eligible
         .into_iter()
         .map(|(phase, reason)| Ok((unsigned(phase, "phase")?, reason)))

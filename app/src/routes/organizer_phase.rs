@@ -159,7 +159,10 @@ fn EntrantsPanel(
             }
         })
         .collect_view();
-    let open_to_invites = !matches!(state, PhaseState::Closed | PhaseState::Finalized);
+    let open_to_invites = !matches!(
+        state,
+        PhaseState::Draft | PhaseState::Closed | PhaseState::Finalized
+    );
     view! {
         <section class="panel" id="entrants">
             <h2>"Entrants"</h2>
