@@ -33,12 +33,28 @@ pub const INDEX_FILE: &str = "model.safetensors.index.json";
 /// Most entries a checkpoint directory may hold; real ones have a handful of files.
 const MAX_DIR_ENTRIES: usize = 10_000;
 
+/// Where a checkpoint's transformer layers are kept while it is scored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Residency {
+    /// Every weight on the scoring device, loaded once.
+    #[default]
+    Resident,
+    /// Layers stay in their memory-mapped files and are copied to the device one at a
+    /// time as the forward pass reaches them (`LayerStore`), so a model larger than the
+    /// device's memory can be scored: only one layer, the embedding, the final norm and
+    /// the LM head are on the device at once. Slower: every batch copies every layer.
+    Streamed,
+}
+
 /// A validated checkpoint whose weights are loaded in the scoring dtype.
 pub struct Checkpoint {
     pub dir: PathBuf,
     pub config: LlamaConfig,
-    /// Weights by Hugging Face name, in the scoring dtype, on the scoring device.
+    /// Weights by Hugging Face name, in the scoring dtype, on the scoring device (the
+    /// transformer layers' only when they are resident).
     pub weights: HashMap<String, Tensor>,
+    /// The transformer layers' weights, when they are streamed.
+    pub layers: Option<LayerStore>,
     /// Exact parameter count (a tied embedding counted once).
     pub parameters: u64,
     /// Canonical hash of the tensors; see the module documentation.
@@ -57,6 +73,53 @@ impl std::fmt::Debug for Checkpoint {
             .field("weights_sha256", &self.weights_sha256)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether tensor `name` belongs to a transformer layer.
+fn in_a_layer(name: &str) -> bool {
+    name.starts_with("model.layers.")
+}
+
+/// Tensors of a validated checkpoint read from their mapped files on demand, each
+/// converted to the scoring dtype and copied to the scoring device (`Residency::Streamed`).
+/// Their bytes were checked (NaN/Inf) and hashed when the checkpoint was loaded.
+pub struct LayerStore {
+    files: Vec<WeightFile>,
+    /// Tensor name → (file, tensor) positions.
+    index: HashMap<String, (usize, usize)>,
+    dtype: DType,
+    device: Device,
+}
+
+impl LayerStore {
+    /// Tensor `name` in the scoring dtype on the scoring device.
+    pub fn tensor(&self, name: &str) -> Result<Tensor> {
+        let &(f, t) = self
+            .index
+            .get(name)
+            .ok_or_else(|| EvalError::Internal(format!("streamed tensor {name} is not stored")))?;
+        let (file, info) = (&self.files[f], &self.files[f].tensors[t]);
+        let start = file.data_start + info.start;
+        let bytes = &file.map[start..file.data_start + info.end];
+        let tensor = to_tensor(info, bytes, self.dtype, &self.device)?;
+        // The copy is made: the mapped pages need not stay in memory.
+        release_pages(&file.map, start, bytes.len());
+        Ok(tensor)
+    }
+}
+
+/// A stored tensor's bytes as a tensor in `dtype` on `device`.
+fn to_tensor(t: &TensorInfo, bytes: &[u8], dtype: DType, device: &Device) -> Result<Tensor> {
+    let stored = match t.dtype {
+        Dtype::F32 => DType::F32,
+        Dtype::BF16 => DType::BF16,
+        _ => DType::F16,
+    };
+    Ok(
+        Tensor::from_raw_buffer(bytes, stored, &t.shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?,
+    )
 }
 
 /// One safetensors file of a checkpoint with its validated header.
@@ -258,31 +321,48 @@ pub fn inspect(dir: &Path, limits: Option<&ModelLimits>) -> Result<(LlamaConfig,
     Ok((config, inspection))
 }
 
-/// Validates and loads the checkpoint in `dir`, converting weights to `dtype` on `device`.
+/// Validates and loads the checkpoint in `dir`, converting weights to `dtype` on `device`
+/// (the transformer layers' only as the forward pass reaches them, if `Streamed`).
 pub fn load(
     dir: &Path,
     limits: Option<&ModelLimits>,
     dtype: DType,
     device: &Device,
+    residency: Residency,
 ) -> Result<Checkpoint> {
     let (config, files) = validate(dir, limits)?;
+    let streamed = residency == Residency::Streamed;
     let mut weights = HashMap::new();
     let inspection = scan(&config, &files, |t, bytes| {
-        let stored = match t.dtype {
-            Dtype::F32 => DType::F32,
-            Dtype::BF16 => DType::BF16,
-            _ => DType::F16,
-        };
-        let tensor = Tensor::from_raw_buffer(bytes, stored, &t.shape, &Device::Cpu)?
-            .to_dtype(dtype)?
-            .to_device(device)?;
-        weights.insert(t.name.clone(), tensor);
+        if !(streamed && in_a_layer(&t.name)) {
+            weights.insert(t.name.clone(), to_tensor(t, bytes, dtype, device)?);
+        }
         Ok(())
     })?;
+    let layers = streamed.then(|| {
+        let index = files
+            .iter()
+            .enumerate()
+            .flat_map(|(f, file)| {
+                file.tensors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| in_a_layer(&t.name))
+                    .map(move |(t, info)| (info.name.clone(), (f, t)))
+            })
+            .collect();
+        LayerStore {
+            files,
+            index,
+            dtype,
+            device: device.clone(),
+        }
+    });
     Ok(Checkpoint {
         dir: dir.to_owned(),
         config,
         weights,
+        layers,
         parameters: inspection.parameters,
         weights_sha256: inspection.weights_sha256,
         stored_bytes: inspection.stored_bytes,

@@ -14,7 +14,7 @@ use ascent_domain::limits::ModelLimits;
 use candle_core::{DType, Device};
 use serde::Serialize;
 
-use crate::checkpoint::{self, CONFIG_FILE};
+use crate::checkpoint::{self, Residency, CONFIG_FILE};
 use crate::error::{EvalError, Result};
 use crate::model::Llama;
 use crate::score::{plan_windows, score, Score, ScoreRequest};
@@ -29,6 +29,8 @@ pub struct Evaluation<'a> {
     pub limits: Option<&'a ModelLimits>,
     pub dtype: DType,
     pub device: &'a Device,
+    /// Whether the layers stay on the device or are streamed to it (`Residency`).
+    pub residency: Residency,
     /// Set from another thread to stop the run between steps and batches
     /// ([`EvalError::Cancelled`]): a worker's lost lease, time limit or shutdown.
     pub cancel: Option<&'a AtomicBool>,
@@ -87,7 +89,7 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
 
     check_cancel(e.cancel)?;
     let loading = Instant::now();
-    let ck = checkpoint::load(e.model_dir, e.limits, e.dtype, e.device)?;
+    let ck = checkpoint::load(e.model_dir, e.limits, e.dtype, e.device, e.residency)?;
     let parameters = ck.parameters;
     let weights_sha256 = ck.weights_sha256.clone();
     let fingerprint = ck.fingerprint.clone();

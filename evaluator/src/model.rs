@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, LayerStore};
 use crate::config::LlamaConfig;
 use crate::error::{EvalError, Result};
 
@@ -27,15 +27,45 @@ struct Layer {
     down: Tensor,
 }
 
+/// The transformer layers: on the device, or copied there one at a time.
+enum Layers {
+    Resident(Vec<Layer>),
+    Streamed(LayerStore),
+}
+
 /// A Llama model ready to run: weights in the compute dtype, norms in f32.
 pub struct Llama {
     config: LlamaConfig,
     dtype: DType,
     device: Device,
     embed: Tensor,
-    layers: Vec<Layer>,
+    layers: Layers,
+    /// The dtype of the RMSNorm weights (see `rms_norm`).
+    norm_dtype: DType,
     norm: Tensor,
     lm_head: Tensor,
+}
+
+/// Layer `l`'s weights, each tensor taken from `take` by its Hugging Face name; norm
+/// weights converted to `norm_dtype`.
+fn build_layer(
+    l: usize,
+    norm_dtype: DType,
+    mut take: impl FnMut(&str) -> Result<Tensor>,
+) -> Result<Layer> {
+    let p = format!("model.layers.{l}");
+    let mut get = |name: &str| take(&format!("{p}.{name}"));
+    Ok(Layer {
+        input_norm: get("input_layernorm.weight")?.to_dtype(norm_dtype)?,
+        q: get("self_attn.q_proj.weight")?,
+        k: get("self_attn.k_proj.weight")?,
+        v: get("self_attn.v_proj.weight")?,
+        o: get("self_attn.o_proj.weight")?,
+        post_norm: get("post_attention_layernorm.weight")?.to_dtype(norm_dtype)?,
+        gate: get("mlp.gate_proj.weight")?,
+        up: get("mlp.up_proj.weight")?,
+        down: get("mlp.down_proj.weight")?,
+    })
 }
 
 impl Llama {
@@ -44,6 +74,7 @@ impl Llama {
         let Checkpoint {
             config,
             mut weights,
+            layers: streamed,
             ..
         } = checkpoint;
         let embed = take(&mut weights, "model.embed_tokens.weight")?;
@@ -55,24 +86,14 @@ impl Llama {
         let norm_weight = |w: &mut HashMap<String, Tensor>, name: &str| -> Result<Tensor> {
             Ok(take(w, name)?.to_dtype(norm_dtype)?)
         };
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
-        for l in 0..config.num_hidden_layers {
-            let p = format!("model.layers.{l}");
-            layers.push(Layer {
-                input_norm: norm_weight(&mut weights, &format!("{p}.input_layernorm.weight"))?,
-                q: take(&mut weights, &format!("{p}.self_attn.q_proj.weight"))?,
-                k: take(&mut weights, &format!("{p}.self_attn.k_proj.weight"))?,
-                v: take(&mut weights, &format!("{p}.self_attn.v_proj.weight"))?,
-                o: take(&mut weights, &format!("{p}.self_attn.o_proj.weight"))?,
-                post_norm: norm_weight(
-                    &mut weights,
-                    &format!("{p}.post_attention_layernorm.weight"),
-                )?,
-                gate: take(&mut weights, &format!("{p}.mlp.gate_proj.weight"))?,
-                up: take(&mut weights, &format!("{p}.mlp.up_proj.weight"))?,
-                down: take(&mut weights, &format!("{p}.mlp.down_proj.weight"))?,
-            });
-        }
+        let layers = match streamed {
+            Some(store) => Layers::Streamed(store),
+            None => Layers::Resident(
+                (0..config.num_hidden_layers)
+                    .map(|l| build_layer(l, norm_dtype, |name| take(&mut weights, name)))
+                    .collect::<Result<_>>()?,
+            ),
+        };
         let norm = norm_weight(&mut weights, "model.norm.weight")?;
         let lm_head = if config.tie_word_embeddings {
             // Same storage, not a copy.
@@ -86,6 +107,7 @@ impl Llama {
             device,
             embed,
             layers,
+            norm_dtype,
             norm,
             lm_head,
         })
@@ -124,7 +146,15 @@ impl Llama {
             Attention::Blocked(block_masks(t, &self.mask_layout(b), &self.device)?)
         };
         let mut x = self.embed.embedding(&ids.flatten_all()?)?; // [b*t, h]
-        for layer in &self.layers {
+        for l in 0..self.config.num_hidden_layers {
+            let streamed;
+            let layer = match &self.layers {
+                Layers::Resident(layers) => &layers[l],
+                Layers::Streamed(store) => {
+                    streamed = build_layer(l, self.norm_dtype, |name| store.tensor(name))?;
+                    &streamed
+                }
+            };
             x = self.layer(layer, &x, b, t, &cos, &sin, &attention)?;
         }
         let x = self.rms_norm(&x, &self.norm)?;

@@ -26,6 +26,7 @@ pub use lease::{beat_interval, CancelReason};
 pub use open::{open_sealed, OpenSummary};
 pub use outcome::contributor_message;
 
+use crate::checkpoint::Residency;
 use crate::client::{segment, Client, ClientError};
 use crate::encryption::EvaluationKey;
 
@@ -41,6 +42,9 @@ pub struct WorkerOptions {
     pub cache_dir: PathBuf,
     pub device: Device,
     pub dtype: DType,
+    /// Whether checkpoints' layers stay on the device or are streamed to it, for models
+    /// larger than its memory (`checkpoint::Residency`).
+    pub residency: Residency,
     /// Wait between claims while the queue is empty.
     pub poll_interval: Duration,
     /// Return after one job, or as soon as the queue is empty (tests).
@@ -67,6 +71,7 @@ impl WorkerOptions {
             key,
             device: Device::Cpu,
             dtype: DType::F32,
+            residency: Residency::Resident,
             poll_interval: Duration::from_secs(5),
             once: false,
             evaluation_keys: Vec::new(),
@@ -117,6 +122,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
         cache_dir: &options.cache_dir,
         device: &options.device,
         dtype: options.dtype,
+        residency: options.residency,
         stop,
         verified_data: &verified_data,
         key: &options.key,

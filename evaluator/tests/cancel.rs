@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ascent_evaluator::checkpoint;
+use ascent_evaluator::checkpoint::{self, Residency};
 use ascent_evaluator::evaluate::{evaluate, Evaluation};
 use ascent_evaluator::model::Llama;
 use ascent_evaluator::score::{score, ScoreRequest};
@@ -27,8 +27,14 @@ fn request() -> ScoreRequest {
 
 #[test]
 fn a_cancel_between_batches_stops_score() {
-    let ck = checkpoint::load(&fixtures().join("mha"), None, DType::F32, &Device::Cpu)
-        .expect("fixture loads");
+    let ck = checkpoint::load(
+        &fixtures().join("mha"),
+        None,
+        DType::F32,
+        &Device::Cpu,
+        Residency::Resident,
+    )
+    .expect("fixture loads");
     let model = Llama::from_checkpoint(ck).expect("model");
     let shard = TokenShard::open(&fixtures().join("text_u16.bin")).expect("shard");
     let cancel = AtomicBool::new(false);
@@ -61,6 +67,7 @@ fn a_cancelled_evaluation_does_not_load_and_is_not_the_inputs_fault() {
         limits: None,
         dtype: DType::F32,
         device: &Device::Cpu,
+        residency: Residency::Resident,
         cancel: Some(&cancel),
     };
     let mut progressed = false;

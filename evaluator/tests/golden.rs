@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ascent_evaluator::checkpoint;
+use ascent_evaluator::checkpoint::{self, Residency};
 use ascent_evaluator::loss::window_nll;
 use ascent_evaluator::model::Llama;
 use ascent_evaluator::score::{plan_windows, score, ScoreRequest};
@@ -38,14 +38,18 @@ fn references() -> Vec<Case> {
         .cases
 }
 
-fn model(name: &str, dtype: DType) -> Llama {
-    let ck = checkpoint::load(&fixtures().join(name), None, dtype, &Device::Cpu)
+fn model(name: &str, dtype: DType, residency: Residency) -> Llama {
+    let ck = checkpoint::load(&fixtures().join(name), None, dtype, &Device::Cpu, residency)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     Llama::from_checkpoint(ck).expect("model")
 }
 
 fn our_loss(case: &Case, dtype: DType, batch: usize) -> f64 {
-    let model = model(&case.model, dtype);
+    our_loss_with(case, dtype, batch, Residency::Resident)
+}
+
+fn our_loss_with(case: &Case, dtype: DType, batch: usize, residency: Residency) -> f64 {
+    let model = model(&case.model, dtype, residency);
     let shard = TokenShard::open(&fixtures().join(&case.data)).expect("shard");
     shard
         .check_vocab(model.config().vocab_size)
@@ -90,6 +94,31 @@ fn f32_matches_transformers_within_1e_4() {
             case.model,
             case.loss
         );
+    }
+}
+
+/// Streaming the layers (`--stream-layers`) runs the same operations on the same values
+/// as keeping them resident: the loss is bit-identical (every fixture in f32; bf16, which
+/// converts while streaming, on the bf16-stored and the sharded ones).
+#[test]
+fn streamed_layers_score_exactly_as_resident_ones() {
+    for case in &references() {
+        let bf16 = ["trained_bf16", "trained_sharded"].contains(&case.model.as_str());
+        let dtypes: &[DType] = if bf16 {
+            &[DType::F32, DType::BF16]
+        } else {
+            &[DType::F32]
+        };
+        for &dtype in dtypes {
+            let resident = our_loss_with(case, dtype, 4, Residency::Resident);
+            let streamed = our_loss_with(case, dtype, 4, Residency::Streamed);
+            assert_eq!(
+                resident.to_bits(),
+                streamed.to_bits(),
+                "{} {dtype:?}: {resident} vs {streamed}",
+                case.model
+            );
+        }
     }
 }
 
@@ -151,7 +180,7 @@ fn bf16_compute_is_close() {
 /// the chunks (including chunks that split a window).
 #[test]
 fn chunked_loss_equals_full_logits() {
-    let model = model("vocab70k_u32", DType::F32);
+    let model = model("vocab70k_u32", DType::F32, Residency::Resident);
     let shard = TokenShard::open(&fixtures().join("random_u32.bin")).expect("shard");
     let (b, t) = (3, 40);
     let mut tokens = Vec::new();
@@ -194,7 +223,8 @@ fn parameter_counts_are_exact() {
         &std::fs::read_to_string(dir.join("model.safetensors.index.json")).expect("index"),
     )
     .expect("json");
-    let ck = checkpoint::load(&dir, None, DType::F32, &Device::Cpu).expect("load");
+    let ck =
+        checkpoint::load(&dir, None, DType::F32, &Device::Cpu, Residency::Resident).expect("load");
     assert_eq!(
         Some(ck.parameters),
         index["metadata"]["total_parameters"].as_u64()
@@ -205,6 +235,7 @@ fn parameter_counts_are_exact() {
         None,
         DType::F32,
         &Device::Cpu,
+        Residency::Resident,
     )
     .expect("load");
     let per_layer = 2 * 16 + 16 * 16 + 2 * 16 * 8 + 16 * 16 + 3 * 16 * 32;
@@ -245,7 +276,8 @@ fn transformers_4_style_config_scores_the_same() {
     );
     std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write");
 
-    let ck = checkpoint::load(&dir, None, DType::F32, &Device::Cpu).expect("load");
+    let ck =
+        checkpoint::load(&dir, None, DType::F32, &Device::Cpu, Residency::Resident).expect("load");
     assert!(ck.config.rope_scaling.is_some());
     assert_eq!(ck.config.rope_theta, 500000.0);
     let model = Llama::from_checkpoint(ck).expect("model");

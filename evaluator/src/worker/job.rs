@@ -16,6 +16,7 @@ use candle_core::{DType, Device};
 
 use super::lease::{keep, CancelReason, JobState, Lease};
 use super::outcome::{outcome, Failure, JobPaths};
+use crate::checkpoint::Residency;
 use crate::client::{download, segment, Client, ClientError, Expected};
 use crate::encryption::{decrypt_file, EvaluationKey};
 use crate::evaluate::{evaluate, Evaluation, Report};
@@ -30,6 +31,7 @@ pub struct Context<'a> {
     pub cache_dir: &'a Path,
     pub device: &'a Device,
     pub dtype: DType,
+    pub residency: Residency,
     pub stop: &'a AtomicBool,
     /// Data files hashed since this worker started (name, length), not hashed again.
     pub verified_data: &'a Mutex<HashSet<(String, u64)>>,
@@ -379,6 +381,7 @@ fn score(
         limits: Some(&job.limits),
         dtype: cx.dtype,
         device: cx.device,
+        residency: cx.residency,
         cancel: Some(&state.cancel),
     };
     let run = catch_unwind(AssertUnwindSafe(|| {

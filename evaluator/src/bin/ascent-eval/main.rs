@@ -122,6 +122,11 @@ struct ScoreArgs {
     dtype: DtypeArg,
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
+    /// Keep the transformer layers in the checkpoint's files and copy each to the device
+    /// only while the forward pass runs it: for models larger than the device's memory
+    /// (slower; same result).
+    #[arg(long)]
+    stream_layers: bool,
     /// Print one JSON object on stdout instead of a human summary.
     #[arg(long)]
     json: bool,
@@ -236,6 +241,14 @@ pub(crate) fn device(arg: DeviceArg) -> Result<Device> {
     }
 }
 
+/// Where the layers live, from `--stream-layers`.
+pub(crate) fn residency(stream_layers: bool) -> checkpoint::Residency {
+    match stream_layers {
+        true => checkpoint::Residency::Streamed,
+        false => checkpoint::Residency::Resident,
+    }
+}
+
 fn run_score(args: ScoreArgs) -> Result<()> {
     let device = device(args.device)?;
     let limits = args.limits.as_deref().map(read_limits).transpose()?;
@@ -260,6 +273,7 @@ fn run_score(args: ScoreArgs) -> Result<()> {
         limits: limits.as_ref(),
         dtype: args.dtype.dtype(),
         device: &device,
+        residency: residency(args.stream_layers),
         cancel: None,
     };
 

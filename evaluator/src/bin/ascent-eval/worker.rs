@@ -27,6 +27,10 @@ pub struct WorkerArgs {
     /// Compute dtype.
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     dtype: DtypeArg,
+    /// Copy each transformer layer to the device only while it runs (as `score
+    /// --stream-layers`): for checkpoints larger than the device's memory.
+    #[arg(long)]
+    stream_layers: bool,
     /// Seconds between claims while the queue is empty.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     poll: u64,
@@ -202,6 +206,7 @@ pub fn run(args: WorkerArgs) -> u8 {
         cache_dir,
         device,
         dtype: args.dtype.dtype(),
+        residency: crate::residency(args.stream_layers),
         poll_interval: Duration::from_secs(args.poll.max(1)),
         once: args.once,
         key: signing,
