@@ -689,6 +689,11 @@ mod tests {
     }
 
     fn settings() -> Event {
+        settings_opening(true)
+    }
+
+    /// Phase 1's settings, opening the weights of what it promotes or not.
+    fn settings_opening(open_weights: bool) -> Event {
         Event::PhaseSettings {
             phase: 1,
             epsilon: 0.01,
@@ -697,7 +702,7 @@ mod tests {
             windows: 4,
             max_parameters: 1000,
             evaluation_key: None,
-            open_weights: true,
+            open_weights,
         }
     }
 
@@ -1060,16 +1065,7 @@ mod tests {
         // Not the promoted submission, not a phase that opens weights, not finalized.
         let e = problem([before(settings(), vec![2]), vec![opened("ab", &file)]].concat());
         assert!(e.is_some_and(|(_, p)| p.contains("did not promote submission 1")));
-        let closed_weights = Event::PhaseSettings {
-            phase: 1,
-            epsilon: 0.01,
-            public_share: 0.5,
-            seq_len: 8,
-            windows: 4,
-            max_parameters: 1000,
-            evaluation_key: None,
-            open_weights: false,
-        };
+        let closed_weights = settings_opening(false);
         let e = problem([before(closed_weights, vec![1]), vec![opened("ab", &file)]].concat());
         assert!(e.is_some_and(|(_, p)| p.contains("do not open the weights")));
         let unfinished = problem([history[..5].to_vec(), vec![opened("ab", &file)]].concat());
