@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::LlamaConfig;
 use crate::error::{EvalError, Result};
-use crate::mapped::{map_file, release_pages};
+use crate::mapped::{map_file_kept, release_pages};
 use crate::safetensors::{first_non_finite, is_pickle_name, parse_header, Dtype, TensorInfo};
 
 /// File names inside a checkpoint directory.
@@ -99,6 +99,14 @@ impl LayerStore {
             .get(name)
             .ok_or_else(|| EvalError::Internal(format!("streamed tensor {name} is not stored")))?;
         let (file, info) = (&self.files[f], &self.files[f].tensors[t]);
+        // The bytes were checked and hashed at load; written since, they would be other
+        // weights than the ones reported.
+        if stamp(&file.file).ok() != Some(file.stamp) {
+            return Err(EvalError::Internal(format!(
+                "{} changed on disk after it was checked and hashed; scoring stopped",
+                file.path.display()
+            )));
+        }
         let start = file.data_start + info.start;
         let bytes = &file.map[start..file.data_start + info.end];
         let tensor = to_tensor(info, bytes, self.dtype, &self.device)?;
@@ -122,9 +130,18 @@ fn to_tensor(t: &TensorInfo, bytes: &[u8], dtype: DType, device: &Device) -> Res
     )
 }
 
+/// A file's length and modification time: they change when it is written in place.
+fn stamp(file: &std::fs::File) -> std::io::Result<(u64, std::time::SystemTime)> {
+    let meta = file.metadata()?;
+    Ok((meta.len(), meta.modified()?))
+}
+
 /// One safetensors file of a checkpoint with its validated header.
 struct WeightFile {
     path: PathBuf,
+    /// The open file behind `map`, and its [`stamp`] when it was mapped.
+    file: std::fs::File,
+    stamp: (u64, std::time::SystemTime),
     map: crate::mapped::Mmap,
     tensors: Vec<TensorInfo>,
     data_start: usize,
@@ -246,10 +263,13 @@ fn open_weight_file(path: &Path) -> Result<WeightFile> {
             ),
         });
     }
-    let map = map_file(path)?;
+    let (file, map) = map_file_kept(path)?;
+    let stamp = stamp(&file).map_err(|e| EvalError::io(path, e))?;
     let header = parse_header(path, &map)?;
     Ok(WeightFile {
         path: path.to_owned(),
+        file,
+        stamp,
         map,
         tensors: header.tensors,
         data_start: header.data_start,

@@ -14,17 +14,26 @@ use crate::error::{EvalError, Result};
 ///
 /// The mapping is private and read-only, and its bytes are only ever treated as
 /// untrusted input: every offset is validated against the mapped length before use.
-#[allow(unsafe_code)]
 pub fn map_file(path: &Path) -> Result<Mmap> {
+    Ok(map_file_kept(path)?.1)
+}
+
+/// [`map_file`], also returning the open file, whose metadata tells later whether the
+/// file was changed in place after it was mapped (see `checkpoint::LayerStore`).
+#[allow(unsafe_code)]
+pub fn map_file_kept(path: &Path) -> Result<(File, Mmap)> {
     let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
     // SAFETY: `Mmap::map` is unsafe because another process could truncate or modify the
-    // file while it is mapped, which Rust cannot rule out. We open the file read-only,
-    // never hand out references that outlive the loading of the checkpoint, and treat
-    // the contents as untrusted bytes (any value is valid for `u8`); a concurrent
-    // truncation can at worst raise SIGBUS, the same hazard as any mmap-based loader, and
-    // checkpoints under evaluation are not modified by the evaluator's host.
+    // file while it is mapped, which Rust cannot rule out. We open the file read-only and
+    // treat the contents as untrusted bytes (any value is valid for `u8`). References
+    // into the map live while a checkpoint loads, or, with streamed layers, while it is
+    // scored; before each streamed read the file's length and modification time are
+    // checked against those at mapping, so a file changed in place stops the run instead
+    // of feeding it other weights. A truncation racing that check can at worst raise
+    // SIGBUS, the same hazard as any mmap-based loader; checkpoints under evaluation are
+    // the evaluator's own downloads (or the caller's files) and not modified by its host.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| EvalError::io(path, e))?;
-    Ok(map)
+    Ok((file, map))
 }
 
 /// Tells the kernel the pages in `range` of a read-only mapping are no longer needed,

@@ -122,6 +122,36 @@ fn streamed_layers_score_exactly_as_resident_ones() {
     }
 }
 
+/// Streamed layers really stay in the files, and a file written in place after it was
+/// hashed stops the run instead of being scored.
+#[test]
+fn streamed_layers_stay_in_the_files_and_are_not_changed_under_the_score() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("mha");
+    std::fs::create_dir(&dir).expect("mkdir");
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixtures().join("mha").join(name), dir.join(name)).expect("copy");
+    }
+    let ck =
+        checkpoint::load(&dir, None, DType::F32, &Device::Cpu, Residency::Streamed).expect("load");
+    assert!(ck.layers.is_some());
+    assert!(ck.weights.keys().all(|k| !k.starts_with("model.layers.")));
+    assert!(ck.weights.contains_key("model.embed_tokens.weight"));
+    let model = Llama::from_checkpoint(ck).expect("model");
+    let ids = Tensor::new(&[[1u32, 2, 3, 4]], &Device::Cpu).expect("ids");
+    model.forward(&ids).expect("scores while unchanged");
+
+    // Rewritten in place (same length, a weight's byte flipped), in a later clock tick.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let path = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("rewrite");
+    let e = model.forward(&ids).expect_err("changed");
+    assert!(e.to_string().contains("changed on disk"), "{e}");
+}
+
 #[test]
 fn batch_size_does_not_change_the_loss() {
     for case in references()
