@@ -1,7 +1,7 @@
 // Starts a real `ascent` server on a free loopback port with a fresh data directory,
 // and launches Debian's headless Chromium through playwright-core.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -51,7 +51,8 @@ async function waitForHealth(url, child) {
 
 // `heldOutPhases`: phases given the demo's held-out shard, so their submissions score.
 // `demo`: seed the demo (phase 1 played through to promotion, phase 2 open and scored).
-export async function startServer({ heldOutPhases = [], demo = false } = {}) {
+// `drafts`: phases the demo preset is loaded with as drafts (the last ones).
+export async function startServer({ heldOutPhases = [], demo = false, drafts = [] } = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'ascent-e2e-'));
   const port = await freePort();
   const env = {
@@ -61,7 +62,14 @@ export async function startServer({ heldOutPhases = [], demo = false } = {}) {
     LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
     RUST_LOG: process.env.RUST_LOG ?? 'warn',
   };
-  execFileSync(binary, ['admin', 'phases', 'load', path.join(root, 'presets/demo.toml')], { env, stdio: 'ignore' });
+  let preset = path.join(root, 'presets/demo.toml');
+  if (drafts.length > 0) {
+    let text = readFileSync(preset, 'utf8');
+    for (const n of drafts) text = text.replace(`number = ${n}\n`, `number = ${n}\ndraft = true\n`);
+    preset = path.join(dataDir, 'preset.toml');
+    writeFileSync(preset, text);
+  }
+  execFileSync(binary, ['admin', 'phases', 'load', preset], { env, stdio: 'ignore' });
   execFileSync(binary, ['admin', 'create-organizer', ORGANIZER.email, '--handle', ORGANIZER.handle], {
     env: { ...env, ASCENT_ORGANIZER_PASSWORD: ORGANIZER.password },
     stdio: 'ignore',

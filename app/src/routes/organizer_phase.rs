@@ -192,7 +192,7 @@ fn EntrantsPanel(
 /// The hand move this phase allows now, if any: (target state, button, explanation).
 fn next_move(state: PhaseState) -> Option<(PhaseState, &'static str, &'static str)> {
     match state {
-        PhaseState::Draft => Some((PhaseState::Upcoming, "Publish", "Visitors see the phase and its schedule; it opens on schedule.")),
+        PhaseState::Draft => Some((PhaseState::Upcoming, "Publish", "A draft: only organizers see it, and the public log does not mention it. Publishing shows it to everyone, logs its settings and held-out data, and tells those promoted into it; it then opens on schedule. Phases are published in order, before their closing time.")),
         PhaseState::Upcoming => Some((PhaseState::Open, "Open now", "Submissions are accepted from now on; the opening time moves to now.")),
         PhaseState::Open => Some((PhaseState::Closed, "Close now", "No new submissions; those already received are still scored. The final ranking on the private part is then computed for review.")),
         PhaseState::Closed | PhaseState::Finalized => None,
