@@ -59,8 +59,9 @@ pub async fn invite(
         )));
     }
     let user: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, handle FROM users WHERE handle = ? COLLATE NOCASE")
-            .bind(handle)
+        // Handles are stored lowercase (`Handle::parse`).
+        sqlx::query_as("SELECT id, handle FROM users WHERE handle = ?")
+            .bind(handle.to_lowercase())
             .fetch_optional(&mut *tx)
             .await?;
     let Some((user_id, handle)) = user else {
@@ -120,7 +121,7 @@ pub async fn invite(
 pub async fn of_phase(pool: &SqlitePool, number: u8) -> Result<Vec<Entrant>> {
     Ok(sqlx::query_as(
         "SELECT u.handle, e.reason, e.at FROM phase_entrants e JOIN users u ON u.id = e.user_id
-         WHERE e.phase = ? ORDER BY e.reason DESC, u.handle COLLATE NOCASE",
+         WHERE e.phase = ? ORDER BY e.reason DESC, u.handle",
     )
     .bind(i64::from(number))
     .fetch_all(pool)

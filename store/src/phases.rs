@@ -63,7 +63,7 @@ pub async fn load_preset(
                  per_day, max_bytes, advancement_rule, advancement_value, epsilon, preset, updated_at,
                  time_limit_seconds, open_weights, reward_budget, reward_rule, require_attestation,
                  evaluation_key, split_secret)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, lower(hex(randomblob(32))))
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (number) DO UPDATE SET
                  title = excluded.title, summary = excluded.summary, state = excluded.state,
                  opens_at = excluded.opens_at, closes_at = excluded.closes_at,
@@ -108,6 +108,8 @@ pub async fn load_preset(
         .bind(spec.rewards.rule.as_str())
         .bind(spec.require_attestation)
         .bind(&spec.evaluation_key)
+        // A new phase's split secret (kept on conflict: the upsert does not set it).
+        .bind(crate::random_token()?)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
