@@ -184,6 +184,19 @@ fn json_output_follows_the_contract() {
     assert_eq!(v["weights_sha256"].as_str().expect("hash").len(), 64);
     assert_eq!(v["data_sha256"].as_str().expect("hash").len(), 64);
     assert!(v["public"].is_null() && v["private"].is_null());
+
+    // The same run with the layers streamed: the same loss and hashes, to the bit.
+    let streamed = score(
+        &fixtures().join("trained_sharded"),
+        &text_data(),
+        64,
+        &["--windows", &k, "--batch", "5", "--json", "--stream-layers"],
+    );
+    assert_eq!(streamed.code, 0, "{}", streamed.stderr);
+    let s: Value = serde_json::from_str(streamed.stdout.trim()).expect("one JSON object");
+    for field in ["loss", "tokens_scored", "weights_sha256", "data_sha256", "parameters"] {
+        assert_eq!(s[field], v[field], "{field}");
+    }
 }
 
 #[test]
