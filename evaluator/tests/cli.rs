@@ -194,7 +194,13 @@ fn json_output_follows_the_contract() {
     );
     assert_eq!(streamed.code, 0, "{}", streamed.stderr);
     let s: Value = serde_json::from_str(streamed.stdout.trim()).expect("one JSON object");
-    for field in ["loss", "tokens_scored", "weights_sha256", "data_sha256", "parameters"] {
+    for field in [
+        "loss",
+        "tokens_scored",
+        "weights_sha256",
+        "data_sha256",
+        "parameters",
+    ] {
         assert_eq!(s[field], v[field], "{field}");
     }
 }
