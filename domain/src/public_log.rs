@@ -772,6 +772,11 @@ mod tests {
         Ok(r)
     }
 
+    /// Whether `events` replay cleanly, or the discrepancy as text.
+    fn verdict(events: &[Event]) -> Result<(), String> {
+        replay(events).map(|_| ()).map_err(|d| d.to_string())
+    }
+
     #[test]
     fn an_intact_chain_checks_and_any_edit_is_found_where_it_was_made() {
         let entries = chain(&[settings(), received(1, "ada", 10), received(2, "bo", 11)]);
@@ -834,9 +839,7 @@ mod tests {
             r.map(|r| r.phases.get(&1).map(|p| p.invited.clone())),
             Ok(Some(vec!["ada".to_owned()]))
         );
-        let unknown = replay(&[settings(), invite(2)])
-            .map(|_| ())
-            .map_err(|d| d.to_string());
+        let unknown = verdict(&[settings(), invite(2)]);
         assert!(
             matches!(&unknown, Err(m) if m.contains("never set up")),
             "{unknown:?}"
@@ -861,7 +864,7 @@ mod tests {
             let mut events = vec![settings(), register.clone()];
             events.extend(published);
             events.extend([received(1, "ada", 10), recorded.clone(), revealed.clone()]);
-            replay(&events).map(|_| ()).map_err(|d| d.to_string())
+            verdict(&events)
         };
         assert_eq!(run(Some(data("cd"))), Ok(()));
         // A log from before the event existed has nothing to check against.
@@ -871,16 +874,14 @@ mod tests {
             matches!(&other, Err(m) if m.contains("scored on held-out data cd, not the phase's published ef")),
             "{other:?}"
         );
-        let unknown = replay(&[
+        let unknown = verdict(&[
             settings(),
             Event::HeldOutData {
                 phase: 2,
                 sha256: "cd".into(),
                 tokens: 1,
             },
-        ])
-        .map(|_| ())
-        .map_err(|d| d.to_string());
+        ]);
         assert!(
             matches!(&unknown, Err(m) if m.contains("never set up")),
             "{unknown:?}"

@@ -83,9 +83,6 @@ impl Llama {
         // Norm weights in the dtype `rms_norm` computes with (see there): f32 on CPU, the
         // compute dtype on CUDA. They are tiny.
         let norm_dtype = if device.is_cuda() { dtype } else { DType::F32 };
-        let norm_weight = |w: &mut HashMap<String, Tensor>, name: &str| -> Result<Tensor> {
-            Ok(take(w, name)?.to_dtype(norm_dtype)?)
-        };
         let layers = match streamed {
             Some(store) => Layers::Streamed(store),
             None => Layers::Resident(
@@ -94,7 +91,7 @@ impl Llama {
                     .collect::<Result<_>>()?,
             ),
         };
-        let norm = norm_weight(&mut weights, "model.norm.weight")?;
+        let norm = take(&mut weights, "model.norm.weight")?.to_dtype(norm_dtype)?;
         let lm_head = if config.tie_word_embeddings {
             // Same storage, not a copy.
             embed.clone()

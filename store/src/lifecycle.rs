@@ -665,19 +665,11 @@ pub async fn open_checkpoint(
         };
         (Some(dir), files)
     } else {
-        let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-            "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
+        let mut conn = pool.acquire().await?;
+        (
+            None,
+            crate::uploads::stored_files(&mut conn, &upload_id).await?,
         )
-        .bind(&upload_id)
-        .fetch_all(pool)
-        .await?;
-        let files = files
-            .into_iter()
-            .map(|(name, bytes, sha256)| {
-                Ok((name, unsigned(bytes, "bytes")?, sha256.unwrap_or_default()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        (None, files)
     };
     Ok(Some(OpenCheckpoint {
         upload_id,

@@ -40,24 +40,14 @@ type Row = (i64, i64, String, String, String);
 
 async fn with_files(conn: &mut sqlx::SqliteConnection, row: Row) -> Result<Sealed> {
     let (submission_id, phase, upload_id, encrypted_to, weights_sha256) = row;
-    let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
-        "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
-    )
-    .bind(&upload_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let files = crate::uploads::stored_files(conn, &upload_id).await?;
     Ok(Sealed {
         submission_id,
         phase: unsigned(phase, "phase")?,
         upload_id,
         encrypted_to,
         weights_sha256,
-        files: files
-            .into_iter()
-            .map(|(name, bytes, sha)| {
-                Ok((name, unsigned(bytes, "bytes")?, sha.unwrap_or_default()))
-            })
-            .collect::<Result<_>>()?,
+        files,
     })
 }
 

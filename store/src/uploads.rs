@@ -318,6 +318,23 @@ pub async fn record_received(
 
 pub use ascent_domain::protocol::files_sha256;
 
+/// An upload's stored files as (name, bytes, sha256; empty while unfinished), by name.
+pub(crate) async fn stored_files(
+    conn: &mut SqliteConnection,
+    upload_id: &str,
+) -> Result<Vec<(String, u64, String)>> {
+    let files: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT name, bytes, sha256 FROM upload_files WHERE upload_id = ? ORDER BY name",
+    )
+    .bind(upload_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    files
+        .into_iter()
+        .map(|(name, bytes, sha)| Ok((name, unsigned(bytes, "bytes")?, sha.unwrap_or_default())))
+        .collect()
+}
+
 /// Turns a complete upload into a queued submission and its job. Finishing an upload
 /// twice returns the same submission.
 pub async fn finish(

@@ -39,11 +39,7 @@ pub async fn waiting(
     Worker(worker_id): Worker,
     Json(request): Json<SealedRequest>,
 ) -> Result<Json<Vec<SealedCheckpoint>>, ApiError> {
-    if request.evaluation_keys.len() > 64 {
-        return Err(ApiError::BadRequest(
-            "a worker names at most 64 evaluation keys".into(),
-        ));
-    }
+    crate::http::worker_api::check_key_count(&request.evaluation_keys)?;
     let sealed = opened::waiting(&state.pool, &request.evaluation_keys).await?;
     tracing::debug!(worker = worker_id, waiting = sealed.len(), "sealed winners");
     Ok(Json(

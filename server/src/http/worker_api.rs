@@ -35,11 +35,7 @@ pub async fn claim(
         &request.evaluator_version,
     )
     .await?;
-    if request.evaluation_keys.len() > 64 {
-        return Err(ApiError::BadRequest(
-            "a worker names at most 64 evaluation keys".into(),
-        ));
-    }
+    check_key_count(&request.evaluation_keys)?;
     let Some(job) = jobs::claim(&state.pool, worker_id, &request.evaluation_keys, now()).await?
     else {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -60,6 +56,17 @@ pub async fn claim(
         encrypted_to: job.encrypted_to,
     })
     .into_response())
+}
+
+/// Refuses a worker naming more evaluation keys than any worker holds (a claim, or a
+/// listing of sealed winners, looks each one up).
+pub fn check_key_count(keys: &[String]) -> Result<(), ApiError> {
+    if keys.len() > 64 {
+        return Err(ApiError::BadRequest(
+            "a worker names at most 64 evaluation keys".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn lease_lost() -> ApiError {
