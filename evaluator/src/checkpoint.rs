@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::config::LlamaConfig;
 use crate::error::{EvalError, Result};
 use crate::mapped::{map_file_kept, release_pages};
+use crate::placement::Placement;
 use crate::safetensors::{first_non_finite, is_pickle_name, parse_header, Dtype, TensorInfo};
 
 /// File names inside a checkpoint directory.
@@ -50,7 +51,10 @@ pub enum Residency {
 pub struct Checkpoint {
     pub dir: PathBuf,
     pub config: LlamaConfig,
-    /// Weights by Hugging Face name, in the scoring dtype, on the scoring device (the
+    /// The scoring devices, and which of them holds which weights.
+    pub devices: Vec<Device>,
+    pub placement: Placement,
+    /// Weights by Hugging Face name, in the scoring dtype, each on its device (the
     /// transformer layers' only when they are resident).
     pub weights: HashMap<String, Tensor>,
     /// The transformer layers' weights, when they are streamed.
@@ -81,19 +85,18 @@ fn in_a_layer(name: &str) -> bool {
 }
 
 /// Tensors of a validated checkpoint read from their mapped files on demand, each
-/// converted to the scoring dtype and copied to the scoring device (`Residency::Streamed`).
+/// converted to the scoring dtype and copied to the device given (`Residency::Streamed`).
 /// Their bytes were checked (NaN/Inf) and hashed when the checkpoint was loaded.
 pub struct LayerStore {
     files: Vec<WeightFile>,
     /// Tensor name → (file, tensor) positions.
     index: HashMap<String, (usize, usize)>,
     dtype: DType,
-    device: Device,
 }
 
 impl LayerStore {
-    /// Tensor `name` in the scoring dtype on the scoring device.
-    pub fn tensor(&self, name: &str) -> Result<Tensor> {
+    /// Tensor `name` in the scoring dtype on `device`.
+    pub fn tensor(&self, name: &str, device: &Device) -> Result<Tensor> {
         let &(f, t) = self
             .index
             .get(name)
@@ -109,7 +112,7 @@ impl LayerStore {
         }
         let start = file.data_start + info.start;
         let bytes = &file.map[start..file.data_start + info.end];
-        let tensor = to_tensor(info, bytes, self.dtype, &self.device)?;
+        let tensor = to_tensor(info, bytes, self.dtype, device)?;
         // The copy is made: the mapped pages need not stay in memory.
         release_pages(&file.map, start, bytes.len());
         Ok(tensor)
@@ -341,20 +344,26 @@ pub fn inspect(dir: &Path, limits: Option<&ModelLimits>) -> Result<(LlamaConfig,
     Ok((config, inspection))
 }
 
-/// Validates and loads the checkpoint in `dir`, converting weights to `dtype` on `device`
-/// (the transformer layers' only as the forward pass reaches them, if `Streamed`).
+/// Validates and loads the checkpoint in `dir`, converting weights to `dtype` on
+/// `devices` (at least one; several split the model as [`Placement::plan`] says), the
+/// transformer layers' only as the forward pass reaches them if `Streamed`.
 pub fn load(
     dir: &Path,
     limits: Option<&ModelLimits>,
     dtype: DType,
-    device: &Device,
+    devices: &[Device],
     residency: Residency,
 ) -> Result<Checkpoint> {
+    if devices.is_empty() {
+        return Err(EvalError::Internal("checkpoint::load: no device".into()));
+    }
     let (config, files) = validate(dir, limits)?;
+    let placement = Placement::plan(&config, devices.len());
     let streamed = residency == Residency::Streamed;
     let mut weights = HashMap::new();
     let inspection = scan(&config, &files, |t, bytes| {
         if !(streamed && in_a_layer(&t.name)) {
+            let device = &devices[placement.of_tensor(&t.name)];
             weights.insert(t.name.clone(), to_tensor(t, bytes, dtype, device)?);
         }
         Ok(())
@@ -375,12 +384,13 @@ pub fn load(
             files,
             index,
             dtype,
-            device: device.clone(),
         }
     });
     Ok(Checkpoint {
         dir: dir.to_owned(),
         config,
+        devices: devices.to_vec(),
+        placement,
         weights,
         layers,
         parameters: inspection.parameters,

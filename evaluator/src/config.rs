@@ -181,17 +181,23 @@ impl LlamaConfig {
     /// Cannot overflow: every factor is bounded above.
     pub fn parameter_count(&self) -> u64 {
         let h = self.hidden_size as u64;
-        let i = self.intermediate_size as u64;
         let v = self.vocab_size as u64;
-        let q = (self.num_attention_heads * self.head_dim) as u64;
-        let kv = (self.num_key_value_heads * self.head_dim) as u64;
-        let per_layer = 2 * h + h * q + 2 * h * kv + q * h + 3 * h * i;
         let embeddings = if self.tie_word_embeddings {
             v * h
         } else {
             2 * v * h
         };
-        embeddings + self.num_hidden_layers as u64 * per_layer + h
+        embeddings + self.num_hidden_layers as u64 * self.layer_parameters() + h
+    }
+
+    /// Parameters of one transformer layer: two norms, the attention projections and
+    /// the MLP.
+    pub fn layer_parameters(&self) -> u64 {
+        let h = self.hidden_size as u64;
+        let i = self.intermediate_size as u64;
+        let q = (self.num_attention_heads * self.head_dim) as u64;
+        let kv = (self.num_key_value_heads * self.head_dim) as u64;
+        2 * h + h * q + 2 * h * kv + q * h + 3 * h * i
     }
 
     /// Every tensor this config requires, with its shape, in a stable order.

@@ -7,14 +7,15 @@
 //! without it still gets the other kernels.
 //!
 //! One CUDA source, compiled at run time with NVRTC (cudarc, through candle) once per
-//! process. Before first use the kernels are run on the device against the CPU path on
-//! small random inputs ([`available`]): a kernel that compiles but computes something
+//! process. Before first use on each GPU the kernels are run there against the CPU path
+//! on small random inputs ([`available`]): a kernel that compiles but computes something
 //! else must not decide a competition, so then the generic ops are used instead, with a
-//! warning. The self-check costs a few milliseconds, once.
+//! warning. The self-check costs a few milliseconds, once per GPU.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, DeviceLocation, Tensor};
 
 /// The module name the kernels are loaded under.
 pub const MODULE: &str = "ascent_kernels";
@@ -59,13 +60,10 @@ pub fn flash_ptx() -> &'static Result<String, String> {
 }
 
 /// Whether flash attention may be used on `device`: a CUDA device where it compiles,
-/// loads and agrees with the CPU's attention. Decided once per process; logs why not.
+/// loads and agrees with the CPU's attention. Decided once per GPU; logs why not.
 pub fn flash_available(device: &Device) -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    if !device.is_cuda() {
-        return false;
-    }
-    *READY.get_or_init(|| {
+    static READY: OnceLock<Mutex<HashMap<usize, bool>>> = OnceLock::new();
+    once_per_gpu(&READY, device, || {
         let check = flash_ptx()
             .as_ref()
             .map_err(|e| format!("NVRTC: {e}"))
@@ -78,6 +76,23 @@ pub fn flash_available(device: &Device) -> bool {
             }
         }
     })
+}
+
+/// `decide()`'s answer for `device`'s GPU, computed the first time that GPU is asked
+/// about; `false` off CUDA. The lock is held while deciding, so a GPU is checked once.
+fn once_per_gpu(
+    answers: &OnceLock<Mutex<HashMap<usize, bool>>>,
+    device: &Device,
+    decide: impl FnOnce() -> bool,
+) -> bool {
+    let DeviceLocation::Cuda { gpu_id } = device.location() else {
+        return false;
+    };
+    let mut answers = answers
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *answers.entry(gpu_id).or_insert_with(decide)
 }
 
 /// Flash attention on `device` against the CPU's f32 attention of the same bf16 inputs,
@@ -105,14 +120,10 @@ fn check_flash(device: &Device) -> crate::Result<()> {
 }
 
 /// Whether the kernels may be used on `device`: a CUDA device where they compile and
-/// agree with the CPU path. Decided once per process (one device per process); logs why
-/// not.
+/// agree with the CPU path. Decided once per GPU; logs why not.
 pub fn available(device: &Device) -> bool {
-    static READY: OnceLock<bool> = OnceLock::new();
-    if !device.is_cuda() {
-        return false;
-    }
-    *READY.get_or_init(|| match self_check(device) {
+    static READY: OnceLock<Mutex<HashMap<usize, bool>>> = OnceLock::new();
+    once_per_gpu(&READY, device, || match self_check(device) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "our CUDA kernels are not usable here; using candle's generic ops");

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::checkpoint::{self, Residency, CONFIG_FILE};
 use crate::error::{EvalError, Result};
 use crate::model::Llama;
+use crate::placement::describe;
 use crate::score::{plan_windows, score, Score, ScoreRequest};
 use crate::shard::TokenShard;
 
@@ -28,7 +29,8 @@ pub struct Evaluation<'a> {
     pub request: ScoreRequest,
     pub limits: Option<&'a ModelLimits>,
     pub dtype: DType,
-    pub device: &'a Device,
+    /// One device, or several to split the model across ([`crate::placement`]).
+    pub devices: &'a [Device],
     /// Whether the layers stay on the device or are streamed to it (`Residency`).
     pub residency: Residency,
     /// Set from another thread to stop the run between steps and batches
@@ -45,7 +47,8 @@ pub struct Report {
     pub parameters: u64,
     /// Compute dtype: `f32`, `bf16` or `f16`.
     pub dtype: String,
-    /// `cpu` or `cuda`.
+    /// `cpu`, `cuda`, or `cuda ×N` for a model split across N GPUs
+    /// ([`crate::placement::describe`]).
     pub device: String,
     /// Wall time of the whole evaluation, validation and loading included.
     pub seconds: f64,
@@ -89,7 +92,7 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
 
     check_cancel(e.cancel)?;
     let loading = Instant::now();
-    let ck = checkpoint::load(e.model_dir, e.limits, e.dtype, e.device, e.residency)?;
+    let ck = checkpoint::load(e.model_dir, e.limits, e.dtype, e.devices, e.residency)?;
     let parameters = ck.parameters;
     let weights_sha256 = ck.weights_sha256.clone();
     let fingerprint = ck.fingerprint.clone();
@@ -101,6 +104,12 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
         "checkpoint validated and loaded"
     );
     let model = Llama::from_checkpoint(ck)?;
+    if model.devices().len() > 1 {
+        tracing::info!(
+            devices = model.devices().len(),
+            "model split across devices"
+        );
+    }
     check_cancel(e.cancel)?;
 
     let scoring = Instant::now();
@@ -117,7 +126,7 @@ pub fn evaluate(e: &Evaluation<'_>, progress: &mut dyn FnMut(usize, usize)) -> R
     Ok(Report {
         parameters,
         dtype: format!("{:?}", e.dtype).to_lowercase(),
-        device: if e.device.is_cpu() { "cpu" } else { "cuda" }.to_owned(),
+        device: describe(model.devices()),
         seconds: started.elapsed().as_secs_f64(),
         scoring_seconds,
         tokens_per_second: (windows * e.request.seq_len) as f64 / scoring_seconds.max(1e-9),

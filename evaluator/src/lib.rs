@@ -30,6 +30,7 @@ mod kernel_checks;
 pub mod loss;
 pub mod mapped;
 pub mod model;
+pub mod placement;
 pub mod safetensors;
 pub mod score;
 pub mod shard;

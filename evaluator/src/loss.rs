@@ -49,8 +49,7 @@ pub fn window_nll(
             tokens.len()
         )));
     }
-    let device = model.device();
-    let ids = Tensor::from_slice(tokens, (batch, seq_len), device)?;
+    let ids = Tensor::from_slice(tokens, (batch, seq_len), model.input_device())?;
     let hidden = model.hidden_states(&ids)?; // [b, t, h]
     let h = hidden.dim(D::Minus1)?;
     let predicted = seq_len - 1;
@@ -68,7 +67,7 @@ pub fn window_nll(
     let total = batch * predicted;
     // The targets go to the device once and the losses come back once: on a GPU every
     // copy between host and device waits for the work queued before it.
-    let targets = Tensor::from_vec(targets, total, device)?;
+    let targets = Tensor::from_vec(targets, total, model.head_device())?;
     let mut chunks = Vec::with_capacity(total.div_ceil(chunk_rows));
     let mut start = 0;
     while start < total {

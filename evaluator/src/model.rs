@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::checkpoint::{Checkpoint, LayerStore};
 use crate::config::LlamaConfig;
 use crate::error::{EvalError, Result};
+use crate::placement::Placement;
 
 struct Layer {
     input_norm: Tensor,
@@ -33,11 +34,14 @@ enum Layers {
     Streamed(LayerStore),
 }
 
-/// A Llama model ready to run: weights in the compute dtype, norms in f32.
+/// A Llama model ready to run: weights in the compute dtype, norms in f32; on one device,
+/// or split across several in pipeline stages ([`crate::placement`]).
 pub struct Llama {
     config: LlamaConfig,
     dtype: DType,
-    device: Device,
+    /// The devices that hold weights, indexed by `placement`.
+    devices: Vec<Device>,
+    placement: Placement,
     embed: Tensor,
     layers: Layers,
     /// The dtype of the RMSNorm weights (see `rms_norm`).
@@ -73,16 +77,22 @@ impl Llama {
     pub fn from_checkpoint(checkpoint: Checkpoint) -> Result<Self> {
         let Checkpoint {
             config,
+            mut devices,
+            placement,
             mut weights,
             layers: streamed,
             ..
         } = checkpoint;
+        devices.truncate(placement.devices_used());
         let embed = take(&mut weights, "model.embed_tokens.weight")?;
         let dtype = embed.dtype();
-        let device = embed.device().clone();
         // Norm weights in the dtype `rms_norm` computes with (see there): f32 on CPU, the
         // compute dtype on CUDA. They are tiny.
-        let norm_dtype = if device.is_cuda() { dtype } else { DType::F32 };
+        let norm_dtype = if embed.device().is_cuda() {
+            dtype
+        } else {
+            DType::F32
+        };
         let layers = match streamed {
             Some(store) => Layers::Streamed(store),
             None => Layers::Resident(
@@ -101,7 +111,8 @@ impl Llama {
         Ok(Llama {
             config,
             dtype,
-            device,
+            devices,
+            placement,
             embed,
             layers,
             norm_dtype,
@@ -118,8 +129,20 @@ impl Llama {
         self.dtype
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
+    /// Where the token ids go: the embedding's device.
+    pub fn input_device(&self) -> &Device {
+        &self.devices[self.placement.embed]
+    }
+
+    /// Where [`Llama::hidden_states`] returns and the LM head is: where the loss runs.
+    pub fn head_device(&self) -> &Device {
+        &self.devices[self.placement.head]
+    }
+
+    /// The devices the model is split across (one, unless several were given and the
+    /// model has parts enough for them).
+    pub fn devices(&self) -> &[Device] {
+        &self.devices
     }
 
     /// The output projection, `[vocab, hidden]`.
@@ -127,35 +150,73 @@ impl Llama {
         &self.lm_head
     }
 
-    /// Final-normed hidden states `[batch, seq, hidden]` (compute dtype) for token ids
-    /// `[batch, seq]` (u32): everything but the LM head.
+    /// Final-normed hidden states `[batch, seq, hidden]` (compute dtype) on the head's
+    /// device for token ids `[batch, seq]` (u32) on the input device: everything but the
+    /// LM head.
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let c = &self.config;
-        let h = c.hidden_size;
-        let (cos, sin) = self.rope_tables(t)?;
-        // Decided once, for every layer.
-        let attention = if self.device.is_cpu() && self.dtype == DType::F32 {
-            Attention::Cpu
-        } else if self.flash_here() {
-            Attention::Flash
-        } else {
-            Attention::Blocked(block_masks(t, &self.mask_layout(b), &self.device)?)
-        };
+        let h = self.config.hidden_size;
+        // What the layers of each device share, decided once per forward.
+        let stages = (0..self.devices.len())
+            .map(|d| {
+                self.placement
+                    .layers
+                    .contains(&d)
+                    .then(|| self.stage(&self.devices[d], b, t))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut x = self.embed.embedding(&ids.flatten_all()?)?; // [b*t, h]
+        let mut here = self.placement.embed;
         for l in 0..self.config.num_hidden_layers {
+            let d = self.placement.layers[l];
+            x = self.move_to(x, &mut here, d)?;
             let streamed;
             let layer = match &self.layers {
                 Layers::Resident(layers) => &layers[l],
                 Layers::Streamed(store) => {
-                    streamed = build_layer(l, self.norm_dtype, |name| store.tensor(name))?;
+                    let device = &self.devices[d];
+                    streamed = build_layer(l, self.norm_dtype, |name| store.tensor(name, device))?;
                     &streamed
                 }
             };
-            x = self.layer(layer, &x, b, t, &cos, &sin, &attention)?;
+            let stage = stages[d]
+                .as_ref()
+                .ok_or_else(|| EvalError::Internal(format!("layer {l}: no stage on device {d}")))?;
+            x = self.layer(layer, &x, b, t, stage)?;
         }
+        x = self.move_to(x, &mut here, self.placement.norm)?;
         let x = self.rms_norm(&x, &self.norm)?;
+        let x = self.move_to(x, &mut here, self.placement.head)?;
         Ok(x.reshape((b, t, h))?)
+    }
+
+    /// `x`, on device `here`, moved to device `to` (a device-to-device copy between
+    /// pipeline stages; nothing when they are the same).
+    fn move_to(&self, x: Tensor, here: &mut usize, to: usize) -> Result<Tensor> {
+        if *here == to {
+            return Ok(x);
+        }
+        *here = to;
+        Ok(x.to_device(&self.devices[to])?)
+    }
+
+    /// The RoPE tables and the attention path of the layers on `device`, for `b`
+    /// windows of `t` tokens.
+    fn stage(&self, device: &Device, b: usize, t: usize) -> Result<Stage> {
+        let (cos, sin) = self.rope_tables(t, device)?;
+        let attention = if device.is_cpu() && self.dtype == DType::F32 {
+            Attention::Cpu
+        } else if self.flash_here(device) {
+            Attention::Flash
+        } else {
+            Attention::Blocked(block_masks(t, &self.mask_layout(b, device), device)?)
+        };
+        Ok(Stage {
+            cos,
+            sin,
+            attention,
+        })
     }
 
     /// Logits `[batch, seq, vocab]` at every position. Materialises the full logits; the
@@ -169,17 +230,19 @@ impl Llama {
         Ok(logits.reshape((b, t, self.config.vocab_size))?)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
         layer: &Layer,
         x: &Tensor,
         b: usize,
         t: usize,
-        cos: &Tensor,
-        sin: &Tensor,
-        attention: &Attention,
+        stage: &Stage,
     ) -> Result<Tensor> {
+        let Stage {
+            cos,
+            sin,
+            attention,
+        } = stage;
         let c = &self.config;
         let (nh, nkv, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
 
@@ -227,11 +290,11 @@ impl Llama {
     /// block's mask expanded once per forward to the whole score tensor, because candle's
     /// broadcasting add is a strided kernel that took 40% of a bf16 forward there (ncu,
     /// H200), while an add of two contiguous tensors runs at memory speed.
-    fn mask_layout(&self, b: usize) -> MaskLayout {
-        if matches!(self.dtype, DType::F32 | DType::BF16) && self.fused_softmax_here() {
+    fn mask_layout(&self, b: usize, device: &Device) -> MaskLayout {
+        if matches!(self.dtype, DType::F32 | DType::BF16) && fused_softmax_on(device) {
             return MaskLayout::InKernel;
         }
-        if self.device.is_cpu() {
+        if device.is_cpu() {
             MaskLayout::Broadcast
         } else {
             let c = &self.config;
@@ -246,22 +309,13 @@ impl Llama {
 
     /// Whether attention runs as [`crate::flash_attention`]: a bf16 model with a head size
     /// the kernel is built for, on a CUDA device where it passed its self-check.
-    fn flash_here(&self) -> bool {
+    fn flash_here(&self, device: &Device) -> bool {
         #[cfg(feature = "cuda")]
-        if self.device.is_cuda() && crate::flash_attention::fits(self.dtype, self.config.head_dim) {
-            return crate::cuda_kernels::flash_available(&self.device);
+        if device.is_cuda() && crate::flash_attention::fits(self.dtype, self.config.head_dim) {
+            return crate::cuda_kernels::flash_available(device);
         }
+        let _ = device;
         false
-    }
-
-    /// Whether `causal_softmax` runs on this device: always on CPU; on CUDA if our
-    /// kernels compile and pass their self-check.
-    fn fused_softmax_here(&self) -> bool {
-        #[cfg(feature = "cuda")]
-        if self.device.is_cuda() {
-            return crate::cuda_kernels::available(&self.device);
-        }
-        self.device.is_cpu()
     }
 
     /// RMSNorm computed in f32 whatever the compute dtype, and rounded once to the
@@ -276,7 +330,7 @@ impl Llama {
     /// non-f32 model widens first.
     fn rms_norm(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
         let eps = self.config.rms_norm_eps as f32;
-        if self.dtype == DType::F32 || self.device.is_cuda() {
+        if self.dtype == DType::F32 || x.device().is_cuda() {
             Ok(candle_nn::ops::rms_norm(x, weight, eps)?)
         } else {
             let y = candle_nn::ops::rms_norm(&x.to_dtype(DType::F32)?, weight, eps)?;
@@ -284,8 +338,8 @@ impl Llama {
         }
     }
 
-    /// cos and sin tables `[t, head_dim / 2]` in the compute dtype.
-    fn rope_tables(&self, t: usize) -> Result<(Tensor, Tensor)> {
+    /// cos and sin tables `[t, head_dim / 2]` in the compute dtype on `device`.
+    fn rope_tables(&self, t: usize, device: &Device) -> Result<(Tensor, Tensor)> {
         let inv_freq = inverse_frequencies(&self.config);
         let half = inv_freq.len();
         let mut cos = Vec::with_capacity(t * half);
@@ -298,8 +352,8 @@ impl Llama {
                 sin.push(angle.sin());
             }
         }
-        let cos = Tensor::from_vec(cos, (t, half), &self.device)?.to_dtype(self.dtype)?;
-        let sin = Tensor::from_vec(sin, (t, half), &self.device)?.to_dtype(self.dtype)?;
+        let cos = Tensor::from_vec(cos, (t, half), device)?.to_dtype(self.dtype)?;
+        let sin = Tensor::from_vec(sin, (t, half), device)?.to_dtype(self.dtype)?;
         Ok((cos, sin))
     }
 }
@@ -360,6 +414,24 @@ struct BlockMask {
     start: usize,
     len: usize,
     mask: Option<Tensor>,
+}
+
+/// Whether `causal_softmax` runs on `device`: always on CPU; on CUDA if our kernels
+/// compile and pass their self-check there.
+fn fused_softmax_on(device: &Device) -> bool {
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        return crate::cuda_kernels::available(device);
+    }
+    device.is_cpu()
+}
+
+/// What the layers on one device share in a forward pass.
+struct Stage {
+    /// RoPE tables `[t, head_dim / 2]`.
+    cos: Tensor,
+    sin: Tensor,
+    attention: Attention,
 }
 
 /// How attention runs in one forward pass.

@@ -146,7 +146,7 @@ pub fn score(
         let count = request.batch.min(windows - first);
         tokens.clear();
         shard.extend_window(first * n, count * n, &mut tokens);
-        let rows = chunk_rows(model.device(), model.config().vocab_size);
+        let rows = chunk_rows(model.head_device(), model.config().vocab_size);
         let sums = window_nll(model, &tokens, count, n, rows)?;
         if let Some(bad) = sums.iter().position(|v| !v.is_finite()) {
             return Err(EvalError::NonFiniteLoss {

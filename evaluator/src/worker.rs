@@ -40,7 +40,8 @@ pub struct WorkerOptions {
     /// Downloads: `jobs/<job>/` (deleted after each job) and `data/<sha256>.bin` (kept).
     /// One worker process per cache directory.
     pub cache_dir: PathBuf,
-    pub device: Device,
+    /// One device, or several to split each model across ([`crate::placement`]).
+    pub devices: Vec<Device>,
     pub dtype: DType,
     /// Whether checkpoints' layers stay on the device or are streamed to it, for models
     /// larger than its memory (`checkpoint::Residency`).
@@ -69,7 +70,7 @@ impl WorkerOptions {
             token: token.into(),
             cache_dir,
             key,
-            device: Device::Cpu,
+            devices: vec![Device::Cpu],
             dtype: DType::F32,
             residency: Residency::Resident,
             poll_interval: Duration::from_secs(5),
@@ -120,7 +121,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
     let cx = job::Context {
         client: &client,
         cache_dir: &options.cache_dir,
-        device: &options.device,
+        devices: &options.devices,
         dtype: options.dtype,
         residency: options.residency,
         stop,
@@ -130,12 +131,7 @@ pub fn run(options: &WorkerOptions, stop: &AtomicBool) -> Result<WorkerSummary, 
     };
     let claim = ClaimRequest {
         evaluator_version: env!("CARGO_PKG_VERSION").to_owned(),
-        device: if options.device.is_cpu() {
-            "cpu"
-        } else {
-            "cuda"
-        }
-        .to_owned(),
+        device: crate::placement::describe(&options.devices),
         evaluation_keys: options
             .evaluation_keys
             .iter()

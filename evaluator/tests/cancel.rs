@@ -31,7 +31,7 @@ fn a_cancel_between_batches_stops_score() {
         &fixtures().join("mha"),
         None,
         DType::F32,
-        &Device::Cpu,
+        &[Device::Cpu],
         Residency::Resident,
     )
     .expect("fixture loads");
@@ -66,7 +66,7 @@ fn a_cancelled_evaluation_does_not_load_and_is_not_the_inputs_fault() {
         request: request(),
         limits: None,
         dtype: DType::F32,
-        device: &Device::Cpu,
+        devices: &[Device::Cpu],
         residency: Residency::Resident,
         cancel: Some(&cancel),
     };

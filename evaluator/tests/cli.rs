@@ -711,6 +711,24 @@ fn invalid_requests_are_refused() {
             r.stderr
         );
     }
+    for (devices, needle) in [
+        ("gpu", "not a device"),
+        ("cuda:x", "not a device"),
+        ("cpu,cuda", "the CPU cannot be one of several devices"),
+    ] {
+        let r = score(&model, &data, 64, &["--device", devices]);
+        assert_eq!(r.code, 2, "{devices}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{devices}: {}", r.stderr);
+    }
+    if !cfg!(feature = "cuda") {
+        let r = score(&model, &data, 64, &["--device", "cuda:0,cuda:1"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("without the `cuda` feature"),
+            "{}",
+            r.stderr
+        );
+    }
     // An absurd batch is clamped to the windows requested, not allocated.
     let r = score(
         &model,

@@ -39,8 +39,14 @@ fn references() -> Vec<Case> {
 }
 
 fn model(name: &str, dtype: DType, residency: Residency) -> Llama {
-    let ck = checkpoint::load(&fixtures().join(name), None, dtype, &Device::Cpu, residency)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let ck = checkpoint::load(
+        &fixtures().join(name),
+        None,
+        dtype,
+        &[Device::Cpu],
+        residency,
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
     Llama::from_checkpoint(ck).expect("model")
 }
 
@@ -49,7 +55,10 @@ fn our_loss(case: &Case, dtype: DType, batch: usize) -> f64 {
 }
 
 fn our_loss_with(case: &Case, dtype: DType, batch: usize, residency: Residency) -> f64 {
-    let model = model(&case.model, dtype, residency);
+    loss_of(&model(&case.model, dtype, residency), case, batch)
+}
+
+fn loss_of(model: &Llama, case: &Case, batch: usize) -> f64 {
     let shard = TokenShard::open(&fixtures().join(&case.data)).expect("shard");
     shard
         .check_vocab(model.config().vocab_size)
@@ -68,7 +77,7 @@ fn our_loss_with(case: &Case, dtype: DType, batch: usize, residency: Residency) 
         shard.len(),
     )
     .expect("plan");
-    let s = score(&model, &shard, &request, windows, None, &mut |_| {}).expect("score");
+    let s = score(model, &shard, &request, windows, None, &mut |_| {}).expect("score");
     assert_eq!(s.tokens_scored, (case.windows * (case.seq_len - 1)) as u64);
     s.loss
 }
@@ -132,8 +141,8 @@ fn streamed_layers_stay_in_the_files_and_are_not_changed_under_the_score() {
     for name in ["config.json", "model.safetensors"] {
         std::fs::copy(fixtures().join("mha").join(name), dir.join(name)).expect("copy");
     }
-    let ck =
-        checkpoint::load(&dir, None, DType::F32, &Device::Cpu, Residency::Streamed).expect("load");
+    let ck = checkpoint::load(&dir, None, DType::F32, &[Device::Cpu], Residency::Streamed)
+        .expect("load");
     assert!(ck.layers.is_some());
     assert!(ck.weights.keys().all(|k| !k.starts_with("model.layers.")));
     assert!(ck.weights.contains_key("model.embed_tokens.weight"));
@@ -150,6 +159,52 @@ fn streamed_layers_stay_in_the_files_and_are_not_changed_under_the_score() {
     std::fs::write(&path, &bytes).expect("rewrite");
     let e = model.forward(&ids).expect_err("changed");
     assert!(e.to_string().contains("changed on disk"), "{e}");
+}
+
+/// A model split across several devices in pipeline stages scores exactly as on one:
+/// tied and untied heads, resident and streamed layers. (On CPU the stages' copies are
+/// no-ops; `scripts/gpu-check` runs the split across GPUs.)
+#[test]
+fn a_model_split_across_devices_scores_as_on_one() {
+    for case in references()
+        .iter()
+        .filter(|c| ["tied", "gqa_llama3"].contains(&c.model.as_str()))
+    {
+        let one = our_loss(case, DType::F32, 3);
+        for residency in [Residency::Resident, Residency::Streamed] {
+            let devices = vec![Device::Cpu; 3];
+            let ck = checkpoint::load(
+                &fixtures().join(&case.model),
+                None,
+                DType::F32,
+                &devices,
+                residency,
+            )
+            .expect("load");
+            assert_eq!(
+                ck.placement.devices_used(),
+                3,
+                "{}: {:?}",
+                case.model,
+                ck.placement
+            );
+            if let Residency::Resident = residency {
+                // Every weight is on the device its stage names (all CPU here, so
+                // what is checked is that each name maps into the list).
+                for name in ck.weights.keys() {
+                    assert!(ck.placement.of_tensor(name) < 3, "{name}");
+                }
+            }
+            let model = Llama::from_checkpoint(ck).expect("model");
+            assert_eq!(model.devices().len(), 3);
+            let split = loss_of(&model, case, 3);
+            assert_eq!(
+                split, one,
+                "{} {residency:?}: split {split} against {one}",
+                case.model
+            );
+        }
+    }
 }
 
 #[test]
@@ -253,8 +308,8 @@ fn parameter_counts_are_exact() {
         &std::fs::read_to_string(dir.join("model.safetensors.index.json")).expect("index"),
     )
     .expect("json");
-    let ck =
-        checkpoint::load(&dir, None, DType::F32, &Device::Cpu, Residency::Resident).expect("load");
+    let ck = checkpoint::load(&dir, None, DType::F32, &[Device::Cpu], Residency::Resident)
+        .expect("load");
     assert_eq!(
         Some(ck.parameters),
         index["metadata"]["total_parameters"].as_u64()
@@ -264,7 +319,7 @@ fn parameter_counts_are_exact() {
         &fixtures().join("vocab70k_u32"),
         None,
         DType::F32,
-        &Device::Cpu,
+        &[Device::Cpu],
         Residency::Resident,
     )
     .expect("load");
@@ -306,8 +361,8 @@ fn transformers_4_style_config_scores_the_same() {
     );
     std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write");
 
-    let ck =
-        checkpoint::load(&dir, None, DType::F32, &Device::Cpu, Residency::Resident).expect("load");
+    let ck = checkpoint::load(&dir, None, DType::F32, &[Device::Cpu], Residency::Resident)
+        .expect("load");
     assert!(ck.config.rope_scaling.is_some());
     assert_eq!(ck.config.rope_theta, 500000.0);
     let model = Llama::from_checkpoint(ck).expect("model");

@@ -29,7 +29,7 @@ const BATCH: usize = 8;
 pub struct Context<'a> {
     pub client: &'a Client,
     pub cache_dir: &'a Path,
-    pub device: &'a Device,
+    pub devices: &'a [Device],
     pub dtype: DType,
     pub residency: Residency,
     pub stop: &'a AtomicBool,
@@ -380,7 +380,7 @@ fn score(
         },
         limits: Some(&job.limits),
         dtype: cx.dtype,
-        device: cx.device,
+        devices: cx.devices,
         residency: cx.residency,
         cancel: Some(&state.cancel),
     };

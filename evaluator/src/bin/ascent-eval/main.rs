@@ -1,7 +1,7 @@
 //! `ascent-eval`: score a Llama checkpoint on a token shard.
 //!
 //! `ascent-eval score --model DIR --data FILE --seq-len N [--windows K] [--batch B]
-//! [--dtype f32|bf16|f16] [--device cpu|cuda] [--json]`
+//! [--dtype f32|bf16|f16] [--device cpu|cuda[:N][,cuda:M...]] [--json]`
 //!
 //! `ascent-eval validate --model DIR [--limits FILE] [--json]` runs every check without
 //! scoring (for an upload, before it is queued).
@@ -19,11 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ascent_domain::limits::ModelLimits;
-use ascent_evaluator::checkpoint;
 use ascent_evaluator::evaluate::{evaluate, Evaluation};
 use ascent_evaluator::score::{ScoreRequest, SplitSpec};
+use ascent_evaluator::{checkpoint, placement};
 use ascent_evaluator::{EvalError, Result};
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod submit;
@@ -120,8 +120,10 @@ struct ScoreArgs {
     /// Compute dtype; weights are converted to it and the loss is accumulated in f64.
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     dtype: DtypeArg,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    device: DeviceArg,
+    /// cpu, cuda (the first GPU), cuda:N, or several GPUs to split the model across in
+    /// pipeline stages, e.g. cuda:0,cuda:1 (for models larger than one GPU's memory).
+    #[arg(long, value_name = "DEVICES", default_value = "cpu")]
+    device: String,
     /// Keep the transformer layers in the checkpoint's files and copy each to the device
     /// only while the forward pass runs it: for models larger than the device's memory
     /// (slower; same result).
@@ -158,12 +160,6 @@ impl DtypeArg {
             DtypeArg::F16 => DType::F16,
         }
     }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum DeviceArg {
-    Cpu,
-    Cuda,
 }
 
 fn main() -> ExitCode {
@@ -227,20 +223,6 @@ fn exit_status(result: Result<()>) -> u8 {
     }
 }
 
-pub(crate) fn device(arg: DeviceArg) -> Result<Device> {
-    match arg {
-        DeviceArg::Cpu => Ok(Device::Cpu),
-        DeviceArg::Cuda => {
-            if !cfg!(feature = "cuda") {
-                return Err(EvalError::Unavailable(
-                    "--device cuda: this ascent-eval was built without the `cuda` feature".into(),
-                ));
-            }
-            Device::new_cuda(0).map_err(|e| EvalError::Unavailable(format!("--device cuda: {e}")))
-        }
-    }
-}
-
 /// Where the layers live, from `--stream-layers`.
 pub(crate) fn residency(stream_layers: bool) -> checkpoint::Residency {
     match stream_layers {
@@ -250,7 +232,7 @@ pub(crate) fn residency(stream_layers: bool) -> checkpoint::Residency {
 }
 
 fn run_score(args: ScoreArgs) -> Result<()> {
-    let device = device(args.device)?;
+    let devices = placement::open_devices(&args.device)?;
     let limits = args.limits.as_deref().map(read_limits).transpose()?;
     if !(0.0..=1.0).contains(&args.public_share) {
         return Err(EvalError::Unavailable(format!(
@@ -272,7 +254,7 @@ fn run_score(args: ScoreArgs) -> Result<()> {
         },
         limits: limits.as_ref(),
         dtype: args.dtype.dtype(),
-        device: &device,
+        devices: &devices,
         residency: residency(args.stream_layers),
         cancel: None,
     };

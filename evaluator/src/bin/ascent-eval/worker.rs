@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ascent_evaluator::encryption::EvaluationKey;
+use ascent_evaluator::placement;
 use ascent_evaluator::worker::{self, key, WorkerOptions};
 
-use crate::{device, DeviceArg, DtypeArg};
+use crate::DtypeArg;
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
@@ -22,8 +23,10 @@ pub struct WorkerArgs {
     /// per directory.
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    device: DeviceArg,
+    /// cpu, cuda, cuda:N, or several GPUs to split each model across (cuda:0,cuda:1),
+    /// as for `score`.
+    #[arg(long, value_name = "DEVICES", default_value = "cpu")]
+    device: String,
     /// Compute dtype.
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     dtype: DtypeArg,
@@ -158,7 +161,7 @@ pub fn run(args: WorkerArgs) -> u8 {
         eprintln!("ascent-eval: no cache directory: set --cache, XDG_CACHE_HOME or HOME");
         return 2;
     };
-    let device = match device(args.device) {
+    let devices = match placement::open_devices(&args.device) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ascent-eval: {e}");
@@ -204,7 +207,7 @@ pub fn run(args: WorkerArgs) -> u8 {
         server: args.server,
         token: args.token,
         cache_dir,
-        device,
+        devices,
         dtype: args.dtype.dtype(),
         residency: crate::residency(args.stream_layers),
         poll_interval: Duration::from_secs(args.poll.max(1)),
