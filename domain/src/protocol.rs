@@ -241,7 +241,8 @@ impl SubmissionReport {
 pub struct ClaimRequest {
     /// The worker's `ascent-eval` version.
     pub evaluator_version: String,
-    /// `cpu` or `cuda`.
+    /// `cpu`, `cuda`, or `cuda ×N` for a worker that splits models across N GPUs
+    /// (every GPU it opened; a report names those that held weights).
     pub device: String,
     /// The evaluation keys (age recipients) whose private halves this worker holds: it is
     /// given encrypted submissions only of phases whose key is among them.

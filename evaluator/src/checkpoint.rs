@@ -37,13 +37,14 @@ const MAX_DIR_ENTRIES: usize = 10_000;
 /// Where a checkpoint's transformer layers are kept while it is scored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Residency {
-    /// Every weight on the scoring device, loaded once.
+    /// Every weight on its scoring device, loaded once.
     #[default]
     Resident,
-    /// Layers stay in their memory-mapped files and are copied to the device one at a
-    /// time as the forward pass reaches them (`LayerStore`), so a model larger than the
-    /// device's memory can be scored: only one layer, the embedding, the final norm and
-    /// the LM head are on the device at once. Slower: every batch copies every layer.
+    /// Layers stay in their memory-mapped files and are copied to their device one at a
+    /// time as the forward pass reaches them (`LayerStore`; the next one is read from
+    /// the files while the current one runs), so a model larger than the device's
+    /// memory can be scored: only one layer, the embedding, the final norm and the LM
+    /// head are on a device at once. Slower: every batch copies every layer.
     Streamed,
 }
 
@@ -85,7 +86,7 @@ fn in_a_layer(name: &str) -> bool {
 }
 
 /// Tensors of a validated checkpoint read from their mapped files on demand, each
-/// converted to the scoring dtype and copied to the device given (`Residency::Streamed`).
+/// converted to the scoring dtype (`Residency::Streamed`).
 /// Their bytes were checked (NaN/Inf) and hashed when the checkpoint was loaded.
 pub struct LayerStore {
     files: Vec<WeightFile>,
@@ -95,8 +96,10 @@ pub struct LayerStore {
 }
 
 impl LayerStore {
-    /// Tensor `name` in the scoring dtype on `device`.
-    pub fn tensor(&self, name: &str, device: &Device) -> Result<Tensor> {
+    /// Tensor `name` in the scoring dtype in host memory, read from its file (the part of
+    /// streaming that may wait on the disk; see `model`'s prefetch). Its device copy is
+    /// the caller's.
+    pub fn host_tensor(&self, name: &str) -> Result<Tensor> {
         let &(f, t) = self
             .index
             .get(name)
@@ -112,7 +115,7 @@ impl LayerStore {
         }
         let start = file.data_start + info.start;
         let bytes = &file.map[start..file.data_start + info.end];
-        let tensor = to_tensor(info, bytes, self.dtype, device)?;
+        let tensor = to_tensor(info, bytes, self.dtype, &Device::Cpu)?;
         // The copy is made: the mapped pages need not stay in memory.
         release_pages(&file.map, start, bytes.len());
         Ok(tensor)

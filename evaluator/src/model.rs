@@ -28,6 +28,24 @@ struct Layer {
     down: Tensor,
 }
 
+impl Layer {
+    /// The same weights on `device` (nothing is copied where they already are).
+    fn to_device(&self, device: &Device) -> Result<Layer> {
+        let on = |t: &Tensor| t.to_device(device);
+        Ok(Layer {
+            input_norm: on(&self.input_norm)?,
+            q: on(&self.q)?,
+            k: on(&self.k)?,
+            v: on(&self.v)?,
+            o: on(&self.o)?,
+            post_norm: on(&self.post_norm)?,
+            gate: on(&self.gate)?,
+            up: on(&self.up)?,
+            down: on(&self.down)?,
+        })
+    }
+}
+
 /// The transformer layers: on the device, or copied there one at a time.
 enum Layers {
     Resident(Vec<Layer>),
@@ -168,27 +186,67 @@ impl Llama {
             .collect::<Result<Vec<_>>>()?;
         let mut x = self.embed.embedding(&ids.flatten_all()?)?; // [b*t, h]
         let mut here = self.placement.embed;
-        for l in 0..self.config.num_hidden_layers {
+        let mut run = |l: usize, layer: &Layer, x: Tensor| -> Result<Tensor> {
             let d = self.placement.layers[l];
-            x = self.move_to(x, &mut here, d)?;
-            let streamed;
-            let layer = match &self.layers {
-                Layers::Resident(layers) => &layers[l],
-                Layers::Streamed(store) => {
-                    let device = &self.devices[d];
-                    streamed = build_layer(l, self.norm_dtype, |name| store.tensor(name, device))?;
-                    &streamed
-                }
-            };
+            let x = self.move_to(x, &mut here, d)?;
             let stage = stages[d]
                 .as_ref()
                 .ok_or_else(|| EvalError::Internal(format!("layer {l}: no stage on device {d}")))?;
-            x = self.layer(layer, &x, b, t, stage)?;
+            self.layer(layer, &x, b, t, stage)
+        };
+        match &self.layers {
+            Layers::Resident(layers) => {
+                for (l, layer) in layers.iter().enumerate() {
+                    x = run(l, layer, x)?;
+                }
+            }
+            Layers::Streamed(store) => {
+                x = self.streamed_layers(store, x, |l, layer, x| {
+                    let layer = layer.to_device(&self.devices[self.placement.layers[l]])?;
+                    run(l, &layer, x)
+                })?;
+            }
         }
         x = self.move_to(x, &mut here, self.placement.norm)?;
         let x = self.rms_norm(&x, &self.norm)?;
         let x = self.move_to(x, &mut here, self.placement.head)?;
         Ok(x.reshape((b, t, h))?)
+    }
+
+    /// Runs `run(l, layer, x)` over every streamed layer in order, reading each from the
+    /// files while the one before it runs: a thread reads layer `l + 1` into host memory
+    /// (the disk reads, page faults and dtype conversion) and hands it over when layer `l`
+    /// is done, so at most two layers are in host memory and `run`'s device copy holds
+    /// one on the device. The thread stops when the consumer returns, at an error or
+    /// at the end.
+    fn streamed_layers(
+        &self,
+        store: &LayerStore,
+        mut x: Tensor,
+        mut run: impl FnMut(usize, Layer, Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let n = self.config.num_hidden_layers;
+        let norm_dtype = self.norm_dtype;
+        std::thread::scope(|scope| {
+            // A rendezvous: the reader finishes layer l + 1, then waits until it is taken.
+            let (give, take) = std::sync::mpsc::sync_channel::<Result<Layer>>(0);
+            scope.spawn(move || {
+                for l in 0..n {
+                    let layer = build_layer(l, norm_dtype, |name| store.host_tensor(name));
+                    let failed = layer.is_err();
+                    if give.send(layer).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for l in 0..n {
+                let layer = take.recv().map_err(|_| {
+                    EvalError::Internal(format!("the layer reader stopped before layer {l}"))
+                })??;
+                x = run(l, layer, x)?;
+            }
+            Ok(x)
+        })
     }
 
     /// `x`, on device `here`, moved to device `to` (a device-to-device copy between

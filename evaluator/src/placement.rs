@@ -152,6 +152,7 @@ pub fn parse_devices(value: &str) -> std::result::Result<Option<Vec<usize>>, Str
             }
             _ => item
                 .strip_prefix("cuda:")
+                .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
                 .and_then(|n| n.parse::<usize>().ok())
                 .ok_or_else(|| format!("`{item}` is not a device: use cpu, cuda or cuda:N"))?,
         };
@@ -360,6 +361,7 @@ mod tests {
             "cuda:",
             "cuda:x",
             "cuda:-1",
+            "cuda:+1",
             "cpu,cuda",
             "cuda,cpu",
             "cuda:0,,cuda:1",
