@@ -106,8 +106,9 @@ impl CustomOp2 for SiluMul {
             .as_ref()
             .map_err(|e| candle_core::Error::Msg(format!("silu-mul: {e}")))?;
         const THREADS: usize = 256;
-        // Enough blocks to fill any GPU; each thread strides over the rest.
-        let blocks = n.div_ceil(THREADS).min(65_535) as u32;
+        // Enough blocks to fill any GPU; each thread takes 16-byte vectors (4 or 8
+        // elements) and strides over the rest.
+        let blocks = n.div_ceil(THREADS * 4).min(65_535) as u32;
         let config = LaunchConfig {
             grid_dim: (blocks, 1, 1),
             block_dim: (THREADS as u32, 1, 1),

@@ -74,25 +74,48 @@ extern "C" __global__ void causal_softmax_bf16(const unsigned short* x, unsigned
 }
 // Next-token cross-entropy, one block per row of logits [rows, vocab]:
 // out[row] = logsumexp(row) - row[target], the exponentials summed in double.
+// One pass over the row: each thread keeps a running maximum and the sum of exponentials
+// below it, rescaled when the maximum grows (rarely); the block then combines them. The
+// row is read in 16-byte vectors between a scalar head (up to the first 16-byte
+// boundary) and a scalar tail, so any vocabulary and any row alignment work.
+__device__ __forceinline__ void online_add(float& m, double& s, float v) {
+    // A NaN logit never becomes the maximum, but makes its exponential, and so the sum,
+    // NaN.
+    if (v > m) {
+        s *= exp((double)(m - v));
+        m = v;
+    }
+    s += (double)expf(v - m);
+}
 template <typename T>
 __device__ void token_nll(const T* logits, const unsigned int* targets, double* out, int vocab) {
     __shared__ float shared[32];
     __shared__ double shared_d[32];
     const long long row = blockIdx.x;
     const T* x = logits + row * (long long)vocab;
+    const int per = 16 / (int)sizeof(T);
+    const int head = min(vocab, (int)(((16 - ((unsigned long long)x & 15)) & 15) / sizeof(T)));
+    const int vectors = (vocab - head) / per;
     float m = NEG_INF;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) m = fmaxf(m, load(x, c));
-    m = block_max(m, shared);
-    // A NaN logit is skipped by fmaxf but makes its exponential, and so the sum, NaN.
     double s = 0.0;
-    for (int c = threadIdx.x; c < vocab; c += blockDim.x) s += (double)expf(load(x, c) - m);
+    for (int c = threadIdx.x; c < head; c += blockDim.x) online_add(m, s, load(x, c));
+    const uint4* body = (const uint4*)(x + head);
+    for (int i = threadIdx.x; i < vectors; i += blockDim.x) {
+        const uint4 v = body[i];
+        const T* e = (const T*)&v;
+        for (int j = 0; j < per; ++j) online_add(m, s, load(e, j));
+    }
+    for (int c = head + vectors * per + threadIdx.x; c < vocab; c += blockDim.x) online_add(m, s, load(x, c));
+    const float row_max = block_max(m, shared);
+    // A thread that saw no value holds (-inf, 0) and adds nothing.
+    if (m != NEG_INF) s *= exp((double)(m - row_max));
     s = block_sum(s, shared_d);
     if (threadIdx.x == 0) {
         const unsigned int t = targets[row];
         // A target outside the row cannot happen for validated data; NaN makes the
         // caller refuse the score.
         const double picked = t < (unsigned int)vocab ? (double)load(x, t) : __longlong_as_double(0x7ff8000000000000LL);
-        out[row] = (double)m + log(s) - picked;
+        out[row] = (double)row_max + log(s) - picked;
     }
 }
 extern "C" __global__ void token_nll_f32(const float* x, const unsigned int* t, double* out, int vocab) {
@@ -101,14 +124,31 @@ extern "C" __global__ void token_nll_f32(const float* x, const unsigned int* t, 
 extern "C" __global__ void token_nll_bf16(const unsigned short* x, const unsigned int* t, double* out, int vocab) {
     token_nll(x, t, out, vocab);
 }
-// SwiGLU's gate, silu(gate) · up, in f32 and rounded once; a grid-stride loop over n.
+// SwiGLU's gate, silu(gate) · up, in f32 and rounded once; a grid-stride loop over n, in
+// 16-byte vectors where the three arrays are equally aligned (always, for candle's
+// allocations), after a scalar head and before a scalar tail.
+__device__ __forceinline__ float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 template <typename T>
 __device__ void silu_mul(const T* gate, const T* up, T* out, long long n) {
     const long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const float g = load(gate, i);
-        store(out, i, g / (1.0f + expf(-g)) * load(up, i));
+    const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int per = 16 / (int)sizeof(T);
+    const unsigned long long a = (unsigned long long)gate & 15;
+    long long head = n, vectors = 0;
+    if (a == ((unsigned long long)up & 15) && a == ((unsigned long long)out & 15)) {
+        head = min(n, (long long)(((16 - a) & 15) / sizeof(T)));
+        vectors = (n - head) / per;
     }
+    for (long long i = first; i < head; i += stride) store(out, i, silu_times(load(gate, i), load(up, i)));
+    for (long long v = first; v < vectors; v += stride) {
+        const long long i = head + v * per;
+        const uint4 g = *(const uint4*)(gate + i);
+        const uint4 u = *(const uint4*)(up + i);
+        uint4 o;
+        for (int j = 0; j < per; ++j) store((T*)&o, j, silu_times(load((const T*)&g, j), load((const T*)&u, j)));
+        *(uint4*)(out + i) = o;
+    }
+    for (long long i = head + vectors * per + first; i < n; i += stride) store(out, i, silu_times(load(gate, i), load(up, i)));
 }
 extern "C" __global__ void silu_mul_f32(const float* g, const float* u, float* out, long long n) {
     silu_mul(g, u, out, n);
