@@ -88,6 +88,8 @@ export async function startServer({ heldOutPhases = [], demo = false, drafts = [
   await waitForHealth(`${url}/healthz`, child);
   return {
     url,
+    // `ascent admin ARGS…` against this server's database; what it printed.
+    admin: (...args) => execFileSync(binary, ['admin', ...args], { env, encoding: 'utf8' }),
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

@@ -25,7 +25,7 @@ use crate::routes::{
     notifications::NotificationsPage, organizer::OrganizerPage,
     organizer_audit::OrganizerAuditPage, organizer_phase::OrganizerPhasePage,
     organizer_submissions::OrganizerSubmissionsPage, phase::PhasePage, register::RegisterPage,
-    submission::SubmissionPage, submit::SubmitPage,
+    reset_password::ResetPasswordPage, submission::SubmissionPage, submit::SubmitPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -75,6 +75,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage ssr=mode.clone() />
                     <Route path=path!("/notifications") view=NotificationsPage ssr=mode.clone() />
                     <Route path=path!("/register") view=RegisterPage ssr=mode.clone() />
+                    <Route path=path!("/reset-password") view=ResetPasswordPage ssr=mode.clone() />
                     <Route path=path!("/organizer") view=OrganizerPage ssr=mode.clone() />
                     <Route path=path!("/organizer/phases/:number") view=OrganizerPhasePage ssr=mode.clone() />
                     <Route path=path!("/organizer/submissions") view=OrganizerSubmissionsPage ssr=mode.clone() />

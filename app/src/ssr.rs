@@ -83,6 +83,13 @@ pub fn attestation_verifiers() -> Vec<&'static dyn ascent_domain::attestation::V
     ascent_domain::attestation::verifiers(development)
 }
 
+/// The session token of this request's cookie, if any.
+pub fn session_token() -> Option<String> {
+    let parts = parts()?;
+    let header = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
+    cookie_value(header, SESSION_COOKIE).map(str::to_owned)
+}
+
 pub fn viewer() -> Option<Viewer> {
     parts().and_then(|p| {
         p.extensions

@@ -31,6 +31,79 @@ test('register, log out, log in again and land on the profile', async () => {
   await context.close();
 });
 
+test('changing the password signs out the other browsers, and only the new one logs in', async () => {
+  const grace = { email: 'grace@e2e.test', handle: 'grace', password: 'compiler-first-1' };
+  const renewed = { ...grace, password: 'a-brand-new-secret' };
+  const here = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await register(here, env.server.url, grace);
+  const elsewhere = await env.browser.newContext();
+  const other = await logIn(elsewhere, env.server.url, grace);
+  await other.waitForURL('**/contributors/grace');
+
+  const profile = await openHydrated(here, `${env.server.url}/contributors/grace`);
+  assert.match(await profile.locator('#other-sessions').innerText(), /1 other browser/);
+  await profile.fill('#password-form input[name=current]', 'not-my-password');
+  await profile.fill('#password-form input[name=new_password]', renewed.password);
+  await profile.click('#password-form button[type=submit]');
+  await profile.waitForSelector('#account .form-error');
+  assert.match(await profile.locator('#account .form-error').innerText(), /not your current password/);
+
+  await profile.fill('#password-form input[name=current]', grace.password);
+  await profile.fill('#password-form input[name=new_password]', renewed.password);
+  await profile.click('#password-form button[type=submit]');
+  await profile.waitForSelector('#account .form-ok');
+  assert.match(await profile.locator('#account .form-ok').innerText(), /Password changed/);
+  await profile.waitForFunction(() => /this browser only/.test(document.querySelector('#other-sessions')?.textContent ?? ''));
+  assert.equal(await profile.locator('#sign-out-others-form').count(), 0);
+  await profile.locator('#account').screenshot({ path: path.join(screenshots, 'account.png') });
+
+  // The other browser's session is gone: its next page is a visitor's.
+  const after = await openHydrated(elsewhere, `${env.server.url}/contributors/grace`);
+  await after.waitForSelector('.session a[href="/login"]');
+  assert.equal(await after.locator('#account').count(), 0);
+
+  const fresh = await env.browser.newContext();
+  const old = await logIn(fresh, env.server.url, grace);
+  await old.waitForSelector('.form-error');
+  const ok = await logIn(fresh, env.server.url, renewed);
+  await ok.waitForURL('**/contributors/grace');
+
+  // Signing out the others from here ends the fresh browser's session.
+  const again = await openHydrated(here, `${env.server.url}/contributors/grace`);
+  assert.match(await again.locator('#other-sessions').innerText(), /1 other browser/);
+  await again.click('#sign-out-others-form button[type=submit]');
+  await again.waitForSelector('#account .form-ok');
+  assert.match(await again.locator('#account .form-ok').innerText(), /Signed out 1 other browser/);
+  const gone = await openHydrated(fresh, `${env.server.url}/contributors/grace`);
+  await gone.waitForSelector('.session a[href="/login"]');
+  for (const context of [here, elsewhere, fresh]) await context.close();
+});
+
+test("an organizer's reset link sets a new password once and signs out every browser", async () => {
+  const lin = { email: 'lin@e2e.test', handle: 'lin', password: 'first-password-1' };
+  const before = await env.browser.newContext();
+  await register(before, env.server.url, lin);
+  const printed = env.server.admin('reset-link', 'Lin', '--reason', 'wrote from the registered address');
+  const link = printed.match(/\S+\/reset-password\?token=\S+/)?.[0];
+  assert.ok(link?.startsWith(`${env.server.url}/`), printed);
+
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await openHydrated(context, link);
+  assert.equal(await page.locator('#reset-handle').innerText(), 'lin');
+  await page.screenshot({ path: path.join(screenshots, 'reset-password.png') });
+  await page.fill('#reset-form input[name=new_password]', 'second-password-2');
+  await Promise.all([page.waitForURL('**/contributors/lin'), page.click('#reset-form button[type=submit]')]);
+  await page.waitForSelector('.session a.me:has-text("lin")');
+
+  const reused = await openHydrated(context, link);
+  await reused.waitForSelector('#reset-invalid');
+  assert.equal(await reused.locator('#reset-form').count(), 0);
+  const stale = await openHydrated(before, `${env.server.url}/contributors/lin`);
+  await stale.waitForSelector('.session a[href="/login"]');
+  assert.throws(() => env.server.admin('reset-link', 'nobody', '--reason', 'x'), /no account is called/);
+  for (const c of [before, context]) await c.close();
+});
+
 test('a wrong password is refused with a message', async () => {
   const context = await env.browser.newContext();
   const page = await logIn(context, env.server.url, { email: 'ghost@e2e.test', password: 'not-the-password' });

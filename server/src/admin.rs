@@ -278,3 +278,20 @@ pub async fn revoke_worker(pool: &SqlitePool, name: &str) -> anyhow::Result<Stri
     workers::revoke(pool, worker.id, None, now).await?;
     Ok(format!("worker {name:?} revoked"))
 }
+
+/// Issues a password reset link for `handle` (see `ascent_store::resets`).
+pub async fn reset_link(
+    pool: &SqlitePool,
+    handle: &str,
+    reason: &str,
+    site: &str,
+) -> anyhow::Result<String> {
+    let (viewer, token) =
+        ascent_store::resets::issue(pool, handle, reason, ascent_store::now()).await?;
+    Ok(format!(
+        "password reset link for {} (works once, for {} minutes; it signs out every browser of the account):\n{}/reset-password?token={token}",
+        viewer.handle,
+        ascent_store::resets::RESET_SECS / 60,
+        site.trim_end_matches('/')
+    ))
+}

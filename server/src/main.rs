@@ -63,6 +63,18 @@ enum AdminCommand {
         #[command(subcommand)]
         command: WorkerCommand,
     },
+    /// Print a password reset link for a contributor who lost their password (once they
+    /// have shown who they are): it sets a new password once within the hour and signs
+    /// out every browser of the account. Recorded in the audit log with the reason.
+    ResetLink {
+        handle: String,
+        /// Why the link is issued, e.g. how the contributor proved who they are.
+        #[arg(long)]
+        reason: String,
+        /// This site's public address (default: http:// and ASCENT_ADDR).
+        #[arg(long, value_name = "URL")]
+        site: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +181,14 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<Str
         AdminCommand::Worker {
             command: WorkerCommand::Revoke { name },
         } => admin::revoke_worker(&open_database(config).await?, &name).await,
+        AdminCommand::ResetLink {
+            handle,
+            reason,
+            site,
+        } => {
+            let site = site.unwrap_or_else(|| format!("http://{}", config.addr));
+            admin::reset_link(&open_database(config).await?, &handle, &reason, &site).await
+        }
         AdminCommand::CreateOrganizer { email, handle } => {
             let source = match std::env::var("ASCENT_ORGANIZER_PASSWORD") {
                 Ok(password) if !password.is_empty() => PasswordSource::Env(password),

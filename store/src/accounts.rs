@@ -140,6 +140,47 @@ async fn decoy_hash() -> Result<String> {
         .cloned()
 }
 
+/// Changes user `user_id`'s password if `current` is their password now, and ends every
+/// other session of theirs (the one with token `keep`, if any, stays), in one
+/// transaction. Returns whether `current` matched; nothing changes when it did not.
+pub async fn change_password(
+    pool: &SqlitePool,
+    user_id: i64,
+    current: &str,
+    new: &Password,
+    keep: Option<&str>,
+) -> Result<bool> {
+    let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?;
+    let Some(stored) = stored else {
+        return Err(StoreError::NotFound(format!("user {user_id}")));
+    };
+    if !password_matches(current.to_owned(), stored.clone()).await? {
+        return Ok(false);
+    }
+    let hash = hash_password(new).await?;
+    let mut tx = crate::write(pool).await?;
+    // Changed meanwhile (another tab, say): the check above was against another hash.
+    let updated =
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
+            .bind(&hash)
+            .bind(user_id)
+            .bind(&stored)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if updated == 0 {
+        return Err(StoreError::Conflict(
+            "the password was changed meanwhile; reload and try again".into(),
+        ));
+    }
+    crate::sessions::end_others_in(&mut tx, user_id, keep).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Makes an existing account an organizer, or creates one with this password.
 /// Returns whether the account was created.
 pub async fn ensure_organizer(

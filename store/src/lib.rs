@@ -17,6 +17,7 @@ pub mod opened;
 pub mod phases;
 pub mod profiles;
 pub mod public_log;
+pub mod resets;
 pub mod rewards;
 pub mod sessions;
 pub mod standings;

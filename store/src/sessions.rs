@@ -1,7 +1,7 @@
 //! Sessions: a random token in the browser's cookie, its SHA-256 in the database.
 
 use ascent_domain::views::Viewer;
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::accounts::user_by_id;
 use crate::{now, random_token, sha256_hex, Result};
@@ -48,6 +48,38 @@ pub async fn end(pool: &SqlitePool, token: &str) -> Result<()> {
     Ok(())
 }
 
+/// Ends every session of user `user_id` but the one with token `keep`; returns how many.
+pub async fn end_others(pool: &SqlitePool, user_id: i64, keep: Option<&str>) -> Result<u64> {
+    let mut conn = pool.acquire().await?;
+    end_others_in(&mut conn, user_id, keep).await
+}
+
+pub(crate) async fn end_others_in(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
+        .bind(user_id)
+        .bind(keep.map(sha256_hex))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many live sessions user `user_id` has besides the one with token `keep`.
+pub async fn count_others(pool: &SqlitePool, user_id: i64, keep: Option<&str>) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND expires_at > ? AND token_hash IS NOT ?",
+    )
+    .bind(user_id)
+    .bind(now())
+    .bind(keep.map(sha256_hex))
+    .fetch_one(pool)
+    .await?;
+    crate::unsigned(n, "session count")
+}
+
 /// Deletes expired sessions; returns how many.
 pub async fn purge_expired(pool: &SqlitePool) -> Result<u64> {
     let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
@@ -82,6 +114,77 @@ mod tests {
         assert_eq!(viewer(&pool, "forged").await?, None);
         end(&pool, &token).await?;
         assert_eq!(viewer(&pool, &token).await?, None);
+        Ok(())
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_password_change_keeps_this_session_and_ends_the_others(
+        pool: SqlitePool,
+    ) -> Result<()> {
+        let password = Password::parse("correct horse battery").expect("password");
+        let register = |email: &'static str, handle: &'static str| {
+            let (pool, password) = (pool.clone(), password.clone());
+            async move {
+                crate::accounts::register(
+                    &pool,
+                    &Email::parse(email).expect("email"),
+                    &Handle::parse(handle).expect("handle"),
+                    &password,
+                    Role::Contributor,
+                )
+                .await
+            }
+        };
+        let ada = register("ada@example.org", "ada").await?;
+        let bob = register("bob@example.org", "bob").await?;
+        let (here, laptop, phone) = (
+            start(&pool, ada.id).await?,
+            start(&pool, ada.id).await?,
+            start(&pool, ada.id).await?,
+        );
+        let bobs = start(&pool, bob.id).await?;
+        assert_eq!(count_others(&pool, ada.id, Some(&here)).await?, 2);
+        assert_eq!(count_others(&pool, ada.id, None).await?, 3);
+
+        let new = Password::parse("a new and longer one").expect("password");
+        let wrong =
+            crate::accounts::change_password(&pool, ada.id, "not it", &new, Some(&here)).await?;
+        assert!(!wrong, "a wrong current password changes nothing");
+        assert_eq!(count_others(&pool, ada.id, Some(&here)).await?, 2);
+
+        let changed = crate::accounts::change_password(
+            &pool,
+            ada.id,
+            "correct horse battery",
+            &new,
+            Some(&here),
+        )
+        .await?;
+        assert!(changed);
+        assert!(viewer(&pool, &here).await?.is_some(), "this session stays");
+        assert_eq!(viewer(&pool, &laptop).await?, None);
+        assert_eq!(viewer(&pool, &phone).await?, None);
+        assert!(
+            viewer(&pool, &bobs).await?.is_some(),
+            "another user's stays"
+        );
+        let email = Email::parse("ada@example.org").expect("email");
+        assert!(
+            crate::accounts::authenticate(&pool, &email, "a new and longer one")
+                .await?
+                .is_some()
+        );
+        assert!(
+            crate::accounts::authenticate(&pool, &email, "correct horse battery")
+                .await?
+                .is_none()
+        );
+
+        let _again = start(&pool, ada.id).await?;
+        assert_eq!(end_others(&pool, ada.id, Some(&here)).await?, 1);
+        assert!(viewer(&pool, &here).await?.is_some());
+        assert_eq!(end_others(&pool, ada.id, None).await?, 1);
+        assert_eq!(viewer(&pool, &here).await?, None);
         Ok(())
     }
 

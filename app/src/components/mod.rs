@@ -1,5 +1,6 @@
 //! Pieces shared by pages.
 
+pub mod account;
 pub mod console;
 pub mod final_board;
 pub mod forms;

@@ -1,6 +1,7 @@
 //! Server functions: what pages read and change. Each returns `AppError`, the one
 //! error type of this crate's boundary, which travels to the browser as JSON.
 
+pub mod account;
 pub mod moderation;
 pub mod notifications;
 pub mod organizer;

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 use serde::{Deserialize, Serialize};
 
+use super::account::AccountPanel;
 use super::tokens::TokenPanel;
 use super::AppError;
 
@@ -22,6 +23,8 @@ pub struct ContributorPageData {
     pub rewards: Vec<(u8, u64, u64)>,
     /// Where the viewer wants their points paid: only on their own profile.
     pub payout: Option<Payout>,
+    /// Password and other browsers: only on the viewer's own profile.
+    pub account: Option<AccountPanel>,
 }
 
 /// The viewer's payout account, if they have set one. (A struct, not `Option<Option>`:
@@ -43,14 +46,15 @@ pub async fn load_contributor_page(
         return Ok(None);
     };
     let own = crate::ssr::viewer().filter(|v| v.handle.eq_ignore_ascii_case(&profile.handle));
-    let (tokens, payout) = match own {
+    let (tokens, payout, account) = match own {
         Some(viewer) => (
             Some(super::tokens::token_panel(&pool, viewer.id).await?),
             Some(Payout {
                 account: ascent_store::rewards::payout_account(&pool, viewer.id).await?,
             }),
+            Some(super::account::account_panel(&pool, viewer.id).await?),
         ),
-        None => (None, None),
+        None => (None, None, None),
     };
     let rewards = ascent_store::rewards::earned_by(&pool, &profile.handle).await?;
     Ok(Some(ContributorPageData {
@@ -58,6 +62,7 @@ pub async fn load_contributor_page(
         tokens,
         rewards,
         payout,
+        account,
     }))
 }
 

@@ -79,7 +79,7 @@ pub async fn login(
     next: Option<String>,
 ) -> Result<(), AppError> {
     use ascent_domain::account::Email;
-    use ascent_domain::throttle::{LoginGate, ThrottlePolicy};
+    use ascent_domain::throttle::ThrottlePolicy;
     use ascent_store::{accounts, now, sessions};
     use http::StatusCode;
 
@@ -95,26 +95,9 @@ pub async fn login(
         (account_key.as_str(), ThrottlePolicy::default()),
         (address_key.as_str(), ThrottlePolicy::for_addresses()),
     ];
-    for (key, policy) in &checks {
-        let record = accounts::login_failures(&pool, key).await?;
-        if let LoginGate::RetryAfter(secs) = policy.gate(record, at) {
-            tracing::warn!(key, secs, "login throttled");
-            crate::ssr::set_error_status(StatusCode::TOO_MANY_REQUESTS);
-            crate::ssr::append_header(http::header::RETRY_AFTER, &secs.to_string());
-            return Err(AppError::TooManyAttempts {
-                message: format!(
-                    "Too many failed attempts. Try again in {}.",
-                    ascent_domain::format::duration(secs)
-                ),
-                retry_after_secs: secs,
-            });
-        }
-    }
+    refuse_if_throttled(&pool, &checks, at).await?;
     let Some(viewer) = accounts::authenticate(&pool, &email, &password).await? else {
-        for (key, policy) in &checks {
-            let record = accounts::login_failures(&pool, key).await?;
-            accounts::save_login_failures(&pool, key, policy.record_failure(record, at)).await?;
-        }
+        count_failure(&pool, &checks, at).await?;
         tracing::info!(email = email.as_str(), "login failed");
         crate::ssr::set_error_status(StatusCode::UNAUTHORIZED);
         return Err(AppError::Invalid(
@@ -137,17 +120,57 @@ pub async fn login(
     Ok(())
 }
 
+/// Refuses with 429 and Retry-After while any of the throttle keys `checks` is held back
+/// by its policy (see `login`).
+#[cfg(feature = "ssr")]
+pub(crate) async fn refuse_if_throttled(
+    pool: &ascent_store::SqlitePool,
+    checks: &[(&str, ascent_domain::throttle::ThrottlePolicy)],
+    at: i64,
+) -> Result<(), AppError> {
+    use ascent_domain::throttle::LoginGate;
+
+    for (key, policy) in checks {
+        let record = ascent_store::accounts::login_failures(pool, key).await?;
+        if let LoginGate::RetryAfter(secs) = policy.gate(record, at) {
+            tracing::warn!(key, secs, "password attempts throttled");
+            crate::ssr::set_error_status(http::StatusCode::TOO_MANY_REQUESTS);
+            crate::ssr::append_header(http::header::RETRY_AFTER, &secs.to_string());
+            return Err(AppError::TooManyAttempts {
+                message: format!(
+                    "Too many failed attempts. Try again in {}.",
+                    ascent_domain::format::duration(secs)
+                ),
+                retry_after_secs: secs,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Records a wrong password against every throttle key of `checks`.
+#[cfg(feature = "ssr")]
+pub(crate) async fn count_failure(
+    pool: &ascent_store::SqlitePool,
+    checks: &[(&str, ascent_domain::throttle::ThrottlePolicy)],
+    at: i64,
+) -> Result<(), AppError> {
+    use ascent_store::accounts;
+
+    for (key, policy) in checks {
+        let record = accounts::login_failures(pool, key).await?;
+        accounts::save_login_failures(pool, key, policy.record_failure(record, at)).await?;
+    }
+    Ok(())
+}
+
 #[server]
 pub async fn logout(csrf_token: String) -> Result<(), AppError> {
     use ascent_store::sessions;
 
     let _checked_by_the_security_layer = csrf_token;
     let pool = crate::ssr::pool()?;
-    let token = use_context::<http::request::Parts>().and_then(|parts| {
-        let header = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
-        crate::ssr::cookie_value(header, crate::ssr::SESSION_COOKIE).map(str::to_owned)
-    });
-    if let Some(token) = token {
+    if let Some(token) = crate::ssr::session_token() {
         sessions::end(&pool, &token).await?;
     }
     crate::ssr::append_header(

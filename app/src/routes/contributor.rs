@@ -1,5 +1,5 @@
 //! A contributor's public profile: phases reached and submission history, and on the
-//! viewer's own profile their API tokens.
+//! viewer's own profile their API tokens, payout account, password and sessions.
 
 use ascent_domain::format;
 use ascent_domain::views::{Role, SubmissionView};
@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::components::account::{Account, AccountActions};
 use crate::components::forms::{action_error, CsrfField, FormError};
 use crate::components::tokens::{ApiTokens, TokenActions};
 use crate::functions::people::{
@@ -20,6 +21,7 @@ pub fn ContributorPage() -> impl IntoView {
     let handle = move || params.read().get("handle").unwrap_or_default();
     let actions = TokenActions::new();
     let payout = ServerAction::<SetPayoutAccount>::new();
+    let account = AccountActions::new();
     // One resource for the whole page, as on the console: creating or revoking a token,
     // or setting the payout account, reads the page again.
     let page = Resource::new(
@@ -29,14 +31,16 @@ pub fn ContributorPage() -> impl IntoView {
                 actions.create.version().get(),
                 actions.revoke.version().get(),
                 payout.version().get(),
+                account.change_password.version().get(),
+                account.sign_out_others.version().get(),
             )
         },
-        |(handle, _, _, _)| load_contributor_page(handle),
+        |(handle, ..)| load_contributor_page(handle),
     );
     view! {
         <Transition fallback=|| view! { <p class="loading">"Loading profile…"</p> }>
             {move || Suspend::new(async move {
-                found_or_not_found(page.await, |data| view! { <Profile data actions payout /> }.into_any())
+                found_or_not_found(page.await, |data| view! { <Profile data actions payout account /> }.into_any())
             })}
         </Transition>
     }
@@ -96,12 +100,14 @@ fn Profile(
     data: ContributorPageData,
     actions: TokenActions,
     payout: ServerAction<SetPayoutAccount>,
+    account: AccountActions,
 ) -> impl IntoView {
     let ContributorPageData {
         profile,
         tokens,
         rewards,
         payout: own_payout,
+        account: account_panel,
     } = data;
     let rewards = (!rewards.is_empty() || own_payout.is_some())
         .then(|| view! { <Rewards rewards account=own_payout payout /> }.into_any());
@@ -187,6 +193,7 @@ fn Profile(
             <SubmissionList submissions=profile.submissions />
         </section>
         {tokens.map(|panel| view! { <ApiTokens panel actions /> })}
+        {account_panel.map(|panel| view! { <Account panel actions=account /> })}
     }
 }
 

@@ -31,6 +31,7 @@ pub fn LoginPage() -> impl IntoView {
                 <button type="submit" class="button">"Log in"</button>
             </ActionForm>
             <p class="muted">"New here? "<a href="/register">"Create an account"</a>"."</p>
+            <p class="muted">"Lost your password? An organizer can give you a reset link once you show them the account is yours."</p>
         </section>
     }
 }

@@ -11,5 +11,6 @@ pub mod organizer_phase;
 pub mod organizer_submissions;
 pub mod phase;
 pub mod register;
+pub mod reset_password;
 pub mod submission;
 pub mod submit;
