@@ -30,6 +30,11 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[derive(Debug, Clone, Default)]
 pub struct RequestViewer(pub Option<Viewer>);
 
+/// The session token the viewer was signed in with; `None` for a visitor and for a
+/// program signed in with an API token.
+#[derive(Debug, Clone, Default)]
+pub struct SignedInSession(pub Option<String>);
+
 /// The request's CSRF token (from its cookie, or freshly issued with this response).
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
@@ -83,11 +88,10 @@ pub fn attestation_verifiers() -> Vec<&'static dyn ascent_domain::attestation::V
     ascent_domain::attestation::verifiers(development)
 }
 
-/// The session token of this request's cookie, if any.
+/// The session token the viewer is signed in with, as the HTTP layer resolved it; `None`
+/// for a visitor and for a program signed in with an API token.
 pub fn session_token() -> Option<String> {
-    let parts = parts()?;
-    let header = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
-    cookie_value(header, SESSION_COOKIE).map(str::to_owned)
+    parts()?.extensions.get::<SignedInSession>()?.0.clone()
 }
 
 pub fn viewer() -> Option<Viewer> {

@@ -42,6 +42,17 @@ test('changing the password signs out the other browsers, and only the new one l
 
   const profile = await openHydrated(here, `${env.server.url}/contributors/grace`);
   assert.match(await profile.locator('#other-sessions').innerText(), /1 other browser/);
+  // A program with the account's API token may not sign the browsers out.
+  await profile.fill('#new-token-form input[name=name]', 'gpu-box');
+  await profile.click('#new-token-form button[type=submit]');
+  const apiToken = (await profile.locator('.secret-value').innerText()).trim();
+  const byProgram = await fetch(`${env.server.url}/api/account/sign_out_others`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'csrf_token=none',
+  });
+  assert.equal(byProgram.status, 403, await byProgram.text());
+  assert.match(await profile.locator('#other-sessions').innerText(), /1 other browser/);
   await profile.fill('#password-form input[name=current]', 'not-my-password');
   await profile.fill('#password-form input[name=new_password]', renewed.password);
   await profile.click('#password-form button[type=submit]');

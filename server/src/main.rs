@@ -186,7 +186,11 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<Str
             reason,
             site,
         } => {
-            let site = site.unwrap_or_else(|| format!("http://{}", config.addr));
+            // A wildcard bind address is no address to visit; the port still is.
+            let site = site.unwrap_or_else(|| match config.addr.ip().is_unspecified() {
+                true => format!("http://localhost:{}", config.addr.port()),
+                false => format!("http://{}", config.addr),
+            });
             admin::reset_link(&open_database(config).await?, &handle, &reason, &site).await
         }
         AdminCommand::CreateOrganizer { email, handle } => {

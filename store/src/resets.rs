@@ -83,9 +83,10 @@ pub async fn account_of(pool: &SqlitePool, token: &str, at: i64) -> Result<Optio
     }
 }
 
-/// Sets the account's new password with a live token, uses the token up and ends every
-/// session of the account, in one transaction. `None` if the token is unknown, used or
-/// expired (nothing changes then).
+/// Sets the account's new password with a live token, uses the token up, ends every
+/// session of the account and revokes its API tokens (a reset recovers an account
+/// someone else may hold), and records it in the audit log, in one transaction. `None`
+/// if the token is unknown, used or expired (nothing changes then).
 pub async fn reset(
     pool: &SqlitePool,
     token: &str,
@@ -115,6 +116,26 @@ pub async fn reset(
         .execute(&mut *tx)
         .await?;
     crate::sessions::end_others_in(&mut tx, id, None).await?;
+    let revoked = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    crate::audit::record(
+        &mut tx,
+        crate::audit::Change {
+            actor: Some(id),
+            action: "password reset with a link",
+            subject: format!("user {id}"),
+            reason: "",
+            detail: serde_json::json!({ "api_tokens_revoked": revoked }),
+            at,
+        },
+    )
+    .await?;
     tx.commit().await?;
     user_by_id(pool, id).await
 }
@@ -140,6 +161,7 @@ mod tests {
         )
         .await?;
         let session = sessions::start(&pool, grace.id).await?;
+        let api_token = crate::api_tokens::create(&pool, grace.id, "gpu box", 0).await?;
         let at = 1_000_000;
         let why = "asked from the registered address";
         assert!(matches!(
@@ -187,6 +209,11 @@ mod tests {
             sessions::viewer(&pool, &session).await?,
             None,
             "sessions ended"
+        );
+        assert_eq!(
+            crate::api_tokens::viewer(&pool, &api_token, at + 60).await?,
+            None,
+            "API tokens revoked"
         );
         assert!(
             accounts::authenticate(&pool, &email, "remembered this time")

@@ -59,12 +59,16 @@ pub(crate) async fn end_others_in(
     user_id: i64,
     keep: Option<&str>,
 ) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?")
-        .bind(user_id)
-        .bind(keep.map(sha256_hex))
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected())
+    // Expired sessions go too, but only live ones are counted.
+    let ended: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ? RETURNING expires_at",
+    )
+    .bind(user_id)
+    .bind(keep.map(sha256_hex))
+    .fetch_all(conn)
+    .await?;
+    let at = now();
+    Ok(ended.into_iter().filter(|&expires| expires > at).count() as u64)
 }
 
 /// How many live sessions user `user_id` has besides the one with token `keep`.

@@ -27,6 +27,19 @@ pub async fn account_panel(
     })
 }
 
+/// The viewer and the session they are signed in with in this browser. A program signed
+/// in with an API token may not change the password or end the browsers' sessions.
+#[cfg(feature = "ssr")]
+fn browser_session() -> Result<(ascent_domain::views::Viewer, String), AppError> {
+    let viewer = crate::ssr::viewer().ok_or(AppError::Unauthenticated)?;
+    let session = crate::ssr::session_token().ok_or_else(|| {
+        tracing::warn!(user = viewer.id, "account change refused to an API token");
+        crate::ssr::set_error_status(http::StatusCode::FORBIDDEN);
+        AppError::Forbidden("Sign in with your password in a browser to do this.".into())
+    })?;
+    Ok((viewer, session))
+}
+
 /// Changes the viewer's password, given the current one, and signs out every other
 /// browser. Wrong current passwords count towards the same throttle as failed logins.
 #[server(endpoint = "account/password")]
@@ -40,7 +53,7 @@ pub async fn change_password(
     use ascent_store::{accounts, now};
 
     let _checked_by_the_security_layer = csrf_token;
-    let viewer = crate::ssr::viewer().ok_or(AppError::Unauthenticated)?;
+    let (viewer, keep) = browser_session()?;
     let pool = crate::ssr::pool()?;
     let new = Password::parse(&new_password).map_err(|e| AppError::Invalid(e.to_string()))?;
     if current == new_password {
@@ -52,8 +65,7 @@ pub async fn change_password(
     let checks = [(account_key.as_str(), ThrottlePolicy::default())];
     let at = now();
     super::session::refuse_if_throttled(&pool, &checks, at).await?;
-    let keep = crate::ssr::session_token();
-    if !accounts::change_password(&pool, viewer.id, &current, &new, keep.as_deref()).await? {
+    if !accounts::change_password(&pool, viewer.id, &current, &new, Some(&keep)).await? {
         super::session::count_failure(&pool, &checks, at).await?;
         tracing::info!(
             user = viewer.id,
@@ -66,17 +78,16 @@ pub async fn change_password(
     }
     accounts::clear_login_failures(&pool, &account_key).await?;
     tracing::info!(user = viewer.id, "password changed; other sessions ended");
-    Ok("Password changed. Every other browser was signed out.".into())
+    Ok("Password changed. Every other browser was signed out; API tokens still work (revoke any you do not trust).".into())
 }
 
 /// Signs out every browser of the viewer's but this one; says how many.
 #[server(endpoint = "account/sign_out_others")]
 pub async fn sign_out_others(csrf_token: String) -> Result<String, AppError> {
     let _checked_by_the_security_layer = csrf_token;
-    let viewer = crate::ssr::viewer().ok_or(AppError::Unauthenticated)?;
+    let (viewer, keep) = browser_session()?;
     let pool = crate::ssr::pool()?;
-    let keep = crate::ssr::session_token();
-    let ended = ascent_store::sessions::end_others(&pool, viewer.id, keep.as_deref()).await?;
+    let ended = ascent_store::sessions::end_others(&pool, viewer.id, Some(&keep)).await?;
     tracing::info!(user = viewer.id, ended, "other sessions ended");
     Ok(match ended {
         0 => "No other browser was signed in.".to_owned(),
@@ -95,7 +106,8 @@ pub async fn load_reset(token: String) -> Result<Option<String>, AppError> {
 }
 
 /// Sets a new password with a reset link issued by an organizer, ends every session of
-/// the account, signs this browser in and goes to the profile.
+/// the account and revokes its API tokens (whoever else had the account loses it), lifts
+/// the login throttle on it, signs this browser in and goes to the profile.
 #[server(endpoint = "account/reset_password")]
 pub async fn reset_password(
     csrf_token: String,
@@ -103,7 +115,7 @@ pub async fn reset_password(
     new_password: String,
 ) -> Result<(), AppError> {
     use ascent_domain::account::Password;
-    use ascent_store::{now, resets, sessions};
+    use ascent_store::{now, resets};
 
     let _checked_by_the_security_layer = csrf_token;
     let pool = crate::ssr::pool()?;
@@ -114,14 +126,12 @@ pub async fn reset_password(
             "This reset link is unknown, used or expired; ask an organizer for a new one.".into(),
         ));
     };
-    let session = sessions::start(&pool, viewer.id).await?;
-    crate::ssr::append_header(
-        http::header::SET_COOKIE,
-        &crate::ssr::session_cookie(&session, sessions::SESSION_SECS),
-    );
+    super::session::sign_in(&pool, viewer.id).await?;
+    ascent_store::accounts::clear_login_failures(&pool, &format!("account:{}", viewer.email))
+        .await?;
     tracing::info!(
         user = viewer.id,
-        "password reset with a link; every other session ended"
+        "password reset with a link; sessions ended, API tokens revoked"
     );
     crate::ssr::redirect_local(&format!("/contributors/{}", viewer.handle));
     Ok(())

@@ -80,7 +80,7 @@ pub async fn login(
 ) -> Result<(), AppError> {
     use ascent_domain::account::Email;
     use ascent_domain::throttle::ThrottlePolicy;
-    use ascent_store::{accounts, now, sessions};
+    use ascent_store::{accounts, now};
     use http::StatusCode;
 
     let _checked_by_the_security_layer = csrf_token;
@@ -105,17 +105,26 @@ pub async fn login(
         ));
     };
     accounts::clear_login_failures(&pool, &account_key).await?;
-    let token = sessions::start(&pool, viewer.id).await?;
-    crate::ssr::append_header(
-        http::header::SET_COOKIE,
-        &crate::ssr::session_cookie(&token, sessions::SESSION_SECS),
-    );
+    sign_in(&pool, viewer.id).await?;
     tracing::info!(user = viewer.id, "logged in");
     let fallback = format!("/contributors/{}", viewer.handle);
     crate::ssr::redirect_local(
         next.as_deref()
             .filter(|n| !n.is_empty())
             .unwrap_or(&fallback),
+    );
+    Ok(())
+}
+
+/// Starts a session for user `user_id` and gives this browser its cookie.
+#[cfg(feature = "ssr")]
+pub(crate) async fn sign_in(pool: &ascent_store::SqlitePool, user_id: i64) -> Result<(), AppError> {
+    use ascent_store::sessions;
+
+    let token = sessions::start(pool, user_id).await?;
+    crate::ssr::append_header(
+        http::header::SET_COOKIE,
+        &crate::ssr::session_cookie(&token, sessions::SESSION_SECS),
     );
     Ok(())
 }
@@ -190,7 +199,7 @@ pub async fn register(
 ) -> Result<(), AppError> {
     use ascent_domain::account::{Email, Handle, Password};
     use ascent_domain::views::Role;
-    use ascent_store::{accounts, sessions};
+    use ascent_store::accounts;
 
     let _checked_by_the_security_layer = csrf_token;
     let pool = crate::ssr::pool()?;
@@ -199,11 +208,7 @@ pub async fn register(
     let handle = Handle::parse(&handle).map_err(invalid)?;
     let password = Password::parse(&password).map_err(invalid)?;
     let viewer = accounts::register(&pool, &email, &handle, &password, Role::Contributor).await?;
-    let token = sessions::start(&pool, viewer.id).await?;
-    crate::ssr::append_header(
-        http::header::SET_COOKIE,
-        &crate::ssr::session_cookie(&token, sessions::SESSION_SECS),
-    );
+    sign_in(&pool, viewer.id).await?;
     tracing::info!(user = viewer.id, handle = %viewer.handle, "registered");
     crate::ssr::redirect_local(&format!("/contributors/{}", viewer.handle));
     Ok(())

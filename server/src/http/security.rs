@@ -9,8 +9,8 @@
 use std::net::SocketAddr;
 
 use ascent_app::ssr::{
-    cookie_value, csrf_cookie, ClientAddress, CsrfToken, RequestViewer, CSRF_COOKIE, CSRF_FIELD,
-    CSRF_HEADER, SESSION_COOKIE,
+    cookie_value, csrf_cookie, ClientAddress, CsrfToken, RequestViewer, SignedInSession,
+    CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE,
 };
 use ascent_store::{api_tokens, sessions};
 use axum::body::{to_bytes, Body};
@@ -96,6 +96,9 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         },
     };
     let address = client_address(&parts, state.config.trust_forwarded_for);
+    // The session token only where the viewer comes from it (not from an API token).
+    let signed_in = session_token.filter(|_| viewer.is_some());
+    parts.extensions.insert(SignedInSession(signed_in));
     parts.extensions.insert(RequestViewer(viewer));
     parts.extensions.insert(CsrfToken(csrf.clone()));
     parts.extensions.insert(ClientAddress(address));
