@@ -49,6 +49,8 @@ pub const LEASE_HEADER: &str = "x-ascent-lease";
 pub const API_TOKEN_PREFIX: &str = "asc_";
 /// Prefix of worker tokens.
 pub const WORKER_TOKEN_PREFIX: &str = "ascw_";
+/// Prefix of password reset tokens (the secret of a reset link).
+pub const RESET_TOKEN_PREFIX: &str = "ascr_";
 /// Most files one checkpoint may have (config, index and shards).
 pub const MAX_CHECKPOINT_FILES: usize = 64;
 

@@ -112,7 +112,33 @@ test("an organizer's reset link sets a new password once and signs out every bro
   const stale = await openHydrated(before, `${env.server.url}/contributors/lin`);
   await stale.waitForSelector('.session a[href="/login"]');
   assert.throws(() => env.server.admin('reset-link', 'nobody', '--reason', 'x'), /no account is called/);
-  for (const c of [before, context]) await c.close();
+
+  // From the console: the link is shown once, and the audit log names who issued it.
+  const organizer = await env.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const login = await logIn(organizer, env.server.url, ORGANIZER, '/organizer');
+  await login.waitForURL('**/organizer');
+  const console_ = await openHydrated(organizer, `${env.server.url}/organizer`);
+  await console_.fill('#reset-link-form input[name=handle]', 'nobody');
+  await console_.fill('#reset-link-form input[name=reason]', 'a typo');
+  await console_.click('#reset-link-form button[type=submit]');
+  await console_.waitForSelector('#reset-link-form ~ .form-error');
+  assert.match(await console_.locator('#reset-link-form ~ .form-error').innerText(), /no account is called/);
+  await console_.fill('#reset-link-form input[name=handle]', 'lin');
+  await console_.fill('#reset-link-form input[name=reason]', 'called from the registered phone');
+  await console_.click('#reset-link-form button[type=submit]');
+  const shown = (await (await console_.waitForSelector('#reset-link .secret-value')).innerText()).trim();
+  assert.ok(shown.startsWith(`${env.server.url}/reset-password?token=ascr_`), shown);
+  await console_
+    .locator('.panel', { has: console_.locator('#reset-link-form') })
+    .screenshot({ path: path.join(screenshots, 'console-reset-link.png') });
+  const opened = await openHydrated(before, shown);
+  assert.equal(await opened.locator('#reset-handle').innerText(), 'lin');
+  const audit = await openHydrated(organizer, `${env.server.url}/organizer/audit`);
+  const text = await audit.locator('main').innerText();
+  assert.match(text, /password reset link issued/);
+  assert.match(text, /called from the registered phone/);
+  assert.match(text, /password reset with a link/);
+  for (const c of [before, context, organizer]) await c.close();
 });
 
 test('a wrong password is refused with a message', async () => {

@@ -287,7 +287,7 @@ pub async fn reset_link(
     site: &str,
 ) -> anyhow::Result<String> {
     let (viewer, token) =
-        ascent_store::resets::issue(pool, handle, reason, ascent_store::now()).await?;
+        ascent_store::resets::issue(pool, handle, None, reason, ascent_store::now()).await?;
     Ok(format!(
         "password reset link for {} (works once, for {} minutes; it signs out every browser of the account):\n{}/reset-password?token={token}",
         viewer.handle,

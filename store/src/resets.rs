@@ -3,6 +3,7 @@
 //! an hour, and ends every session of the account. Only the token's SHA-256 is stored.
 
 use ascent_domain::account::Password;
+use ascent_domain::protocol::RESET_TOKEN_PREFIX;
 use ascent_domain::views::Viewer;
 use sqlx::SqlitePool;
 
@@ -13,11 +14,13 @@ use crate::{random_token, sha256_hex, Result, StoreError};
 pub const RESET_SECS: i64 = 3600;
 
 /// Issues a reset link's token for the account `handle` (case-insensitive), replacing
-/// any earlier one of that account, and records it in the audit log with the organizer's
-/// `reason` (required). `NotFound` for no such account.
+/// any earlier one of that account, and records it in the audit log with the organizer
+/// `actor` (`None`: the server's shell) and their `reason` (required). `NotFound` for no
+/// such account.
 pub async fn issue(
     pool: &SqlitePool,
     handle: &str,
+    actor: Option<i64>,
     reason: &str,
     at: i64,
 ) -> Result<(Viewer, String)> {
@@ -36,7 +39,7 @@ pub async fn issue(
         None => None,
     }
     .ok_or_else(|| StoreError::NotFound(format!("no account is called {handle:?}")))?;
-    let token = random_token()?;
+    let token = format!("{RESET_TOKEN_PREFIX}{}", random_token()?);
     let mut tx = crate::write(pool).await?;
     sqlx::query("DELETE FROM password_resets WHERE user_id = ?")
         .bind(viewer.id)
@@ -55,7 +58,7 @@ pub async fn issue(
     crate::audit::record(
         &mut tx,
         crate::audit::Change {
-            actor: None,
+            actor,
             action: "password reset link issued",
             subject: format!("contributor {}", viewer.handle),
             reason,
@@ -165,15 +168,16 @@ mod tests {
         let at = 1_000_000;
         let why = "asked from the registered address";
         assert!(matches!(
-            issue(&pool, "nobody", why, at).await,
+            issue(&pool, "nobody", None, why, at).await,
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            issue(&pool, "grace", " ", at).await,
+            issue(&pool, "grace", None, " ", at).await,
             Err(StoreError::Refused(_))
         ));
-        let (_, first) = issue(&pool, "Grace", why, at).await?;
-        let (for_whom, token) = issue(&pool, "grace", why, at).await?;
+        let (_, first) = issue(&pool, "Grace", None, why, at).await?;
+        let (for_whom, token) = issue(&pool, "grace", Some(grace.id), why, at).await?;
+        assert!(token.starts_with(RESET_TOKEN_PREFIX));
         let audited: Vec<String> = sqlx::query_scalar(
             "SELECT reason FROM audit_log WHERE action = 'password reset link issued'",
         )

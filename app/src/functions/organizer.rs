@@ -50,6 +50,9 @@ pub struct ConsoleData {
     pub viewer: Viewer,
     pub overview: ConsoleOverview,
     pub workers: WorkersPanel,
+    /// A password reset link just issued by a form posted without JavaScript, shown
+    /// this once.
+    pub reset_link: Option<String>,
 }
 
 #[server(input = GetUrl)]
@@ -64,7 +67,45 @@ pub async fn load_console() -> Result<ConsoleData, AppError> {
             crate::ssr::take_handed_over_secret(ascent_domain::protocol::WORKER_TOKEN_PREFIX),
         )
         .await?,
+        reset_link: crate::ssr::take_handed_over_secret(
+            ascent_domain::protocol::RESET_TOKEN_PREFIX,
+        )
+        .map(|token| reset_url(&token)),
     })
+}
+
+/// The page a reset token opens, on this site.
+#[cfg(feature = "ssr")]
+fn reset_url(token: &str) -> String {
+    format!("{}/reset-password?token={token}", crate::ssr::site_origin())
+}
+
+/// Issues a password reset link for contributor `handle` (see `ascent_store::resets`)
+/// and returns it (shown once); the reason goes to the audit log.
+#[server(endpoint = "organizer/reset_link")]
+pub async fn issue_reset_link(
+    csrf_token: String,
+    handle: String,
+    reason: String,
+) -> Result<String, AppError> {
+    let _checked_by_the_security_layer = csrf_token;
+    let organizer = require_organizer("/organizer")?;
+    let pool = crate::ssr::pool()?;
+    let (_, token) = ascent_store::resets::issue(
+        &pool,
+        handle.trim(),
+        Some(organizer.id),
+        &reason,
+        ascent_store::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        ascent_store::StoreError::NotFound(message)
+        | ascent_store::StoreError::Refused(message) => AppError::Invalid(message),
+        other => other.into(),
+    })?;
+    crate::ssr::hand_over_secret(&token);
+    Ok(reset_url(&token))
 }
 
 /// A worker as the console lists it.

@@ -5,14 +5,18 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::console::{refusal, ConsoleNav};
+use crate::components::forms::{action_error, CsrfField, FormError};
 use crate::components::phase_bits::StateBadge;
 use crate::components::workers::Workers;
-use crate::functions::organizer::{load_console, ConsoleData, CreateWorker, RevokeWorker};
+use crate::functions::organizer::{
+    load_console, ConsoleData, CreateWorker, IssueResetLink, RevokeWorker,
+};
 
 #[component]
 pub fn OrganizerPage() -> impl IntoView {
     let create = ServerAction::<CreateWorker>::new();
     let revoke = ServerAction::<RevokeWorker>::new();
+    let reset = ServerAction::<IssueResetLink>::new();
     let overview = Resource::new(
         move || (create.version().get(), revoke.version().get()),
         |_| load_console(),
@@ -22,7 +26,7 @@ pub fn OrganizerPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading">"Loading console…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(data) => view! { <Console data create revoke /> }.into_any(),
+                    Ok(data) => view! { <Console data create revoke reset /> }.into_any(),
                     Err(e) => refusal(e, "/organizer"),
                 }
             })}
@@ -35,11 +39,13 @@ fn Console(
     data: ConsoleData,
     create: ServerAction<CreateWorker>,
     revoke: ServerAction<RevokeWorker>,
+    reset: ServerAction<IssueResetLink>,
 ) -> impl IntoView {
     let ConsoleData {
         viewer,
         overview,
         workers,
+        reset_link,
     } = data;
     let phases = overview
         .phases
@@ -104,6 +110,7 @@ fn Console(
                 <div class="stat"><dt>"organizers"</dt><dd>{overview.organizers}</dd></div>
                 {pipeline}
             </dl>
+            <ResetLinks reset handed_over=reset_link />
         </section>
         <Workers panel=workers create revoke />
         <section class="panel">
@@ -143,5 +150,48 @@ fn Console(
                 </table>
             </div>
         </section>
+    }
+}
+
+/// Issuing a password reset link for a contributor who lost their password, once they
+/// have shown the account is theirs; the link is shown once.
+#[component]
+fn ResetLinks(reset: ServerAction<IssueResetLink>, handed_over: Option<String>) -> impl IntoView {
+    let fresh = move || {
+        reset
+            .value()
+            .get()
+            .and_then(Result::ok)
+            .or_else(|| handed_over.clone())
+    };
+    view! {
+        <h3 class="subsection">"Password reset link"</h3>
+        <p class="hint">
+            "For a contributor who lost their password. The link sets a new one once within the hour, "
+            "signs out every browser and revokes the account's API tokens. It is recorded in the audit log."
+        </p>
+        {move || fresh().map(|link| view! {
+            <div class="secret" role="status" id="reset-link">
+                <p>
+                    <strong>"The reset link."</strong>
+                    " Copy it now: it is shown only this once (Ascent keeps only its hash). "
+                    "Send it to the contributor by a channel you trust."
+                </p>
+                <code class="secret-value">{link}</code>
+            </div>
+        })}
+        <ActionForm action=reset attr:class="inline-form" attr:id="reset-link-form">
+            <CsrfField />
+            <label>
+                <span>"Contributor"</span>
+                <input type="text" name="handle" placeholder="their public name" maxlength="32" required />
+            </label>
+            <label>
+                <span>"Why"</span>
+                <input type="text" name="reason" placeholder="how they proved the account is theirs" maxlength="300" required />
+            </label>
+            <button type="submit" class="button">"Issue link"</button>
+        </ActionForm>
+        <FormError error=action_error(reset) />
     }
 }
