@@ -87,7 +87,20 @@ test('changing the password signs out the other browsers, and only the new one l
   assert.match(await again.locator('#account .form-ok').innerText(), /Signed out 1 other browser/);
   const gone = await openHydrated(fresh, `${env.server.url}/contributors/grace`);
   await gone.waitForSelector('.session a[href="/login"]');
-  for (const context of [here, elsewhere, fresh]) await context.close();
+
+  // Without JavaScript the forms still work, and an error shows under its own form only.
+  const plain = await env.browser.newContext({ javaScriptEnabled: false });
+  const entry = await plain.newPage();
+  await entry.goto(`${env.server.url}/login`);
+  await entry.fill('input[name=email]', renewed.email);
+  await entry.fill('input[name=password]', renewed.password);
+  await Promise.all([entry.waitForURL('**/contributors/grace'), entry.click('button[type=submit]')]);
+  await entry.fill('#password-form input[name=current]', 'still-not-it');
+  await entry.fill('#password-form input[name=new_password]', 'yet-another-secret');
+  await Promise.all([entry.waitForURL(/__err=/), entry.click('#password-form button[type=submit]')]);
+  assert.equal(await entry.locator('.form-error').count(), 1, 'one error, not one under every form');
+  assert.match(await entry.locator('#password-form ~ .form-error').first().innerText(), /not your current password/);
+  for (const context of [here, elsewhere, fresh, plain]) await context.close();
 });
 
 test("an organizer's reset link sets a new password once and signs out every browser", async () => {

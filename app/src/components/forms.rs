@@ -33,19 +33,29 @@ pub fn CsrfInput(token: String) -> impl IntoView {
     view! { <input type="hidden" name="csrf_token" value=token /> }
 }
 
-/// The error of the last submission of a form: from the action when the page is
-/// hydrated, or from the URL (`__err`) when the form was posted without JavaScript.
+/// Where a form's error comes from: its action's last result when the page is hydrated,
+/// or, when the form was posted without JavaScript, the URL the server sent the browser
+/// back to (`__err`), if that names this form's server function (`__path`): a page with
+/// several forms shows the error under the one that failed.
+#[derive(Clone, Copy)]
+pub struct ActionError {
+    error: Signal<Option<AppError>>,
+    path: &'static str,
+}
+
+/// The error of the last submission of a form: see [`ActionError`].
 #[component]
-pub fn FormError(error: Signal<Option<AppError>>) -> impl IntoView {
+pub fn FormError(error: ActionError) -> impl IntoView {
     let query = use_query_map();
     let from_url = move || {
-        query
-            .read()
-            .get("__err")
+        let query = query.read();
+        (query.get("__path").as_deref() == Some(error.path))
+            .then(|| query.get("__err"))
+            .flatten()
             .map(|encoded| ServerFnUrlError::<AppError>::decode_err(&encoded))
     };
     move || {
-        error.get().or_else(from_url).map(|e| {
+        error.error.get().or_else(from_url).map(|e| {
             view! {
                 <p class="form-error" role="alert">
                     {e.to_string()}
@@ -55,11 +65,23 @@ pub fn FormError(error: Signal<Option<AppError>>) -> impl IntoView {
     }
 }
 
-/// The error of an action's last result, as a signal for `FormError`.
-pub fn action_error<I, O>(action: ServerAction<I>) -> Signal<Option<AppError>>
+/// The errors of an action's form, for `FormError`.
+pub fn action_error<I, O>(action: ServerAction<I>) -> ActionError
 where
     I: leptos::server_fn::ServerFn<Output = O, Error = AppError> + Clone + Send + Sync + 'static,
     O: Clone + Send + Sync + 'static,
 {
-    Signal::derive(move || action.value().get().and_then(Result::err))
+    ActionError {
+        error: Signal::derive(move || action.value().get().and_then(Result::err)),
+        path: I::PATH,
+    }
+}
+
+/// The errors of a plain HTML form posting to server function `I` (no action): only
+/// those the server sends back in the URL.
+pub fn posted_error<I: leptos::server_fn::ServerFn>() -> ActionError {
+    ActionError {
+        error: Signal::derive(|| None),
+        path: I::PATH,
+    }
 }

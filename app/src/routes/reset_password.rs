@@ -5,7 +5,7 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::forms::{CsrfField, FormError};
+use crate::components::forms::{posted_error, CsrfField, FormError};
 use crate::functions::account::{load_reset, ResetPassword};
 
 #[component]
@@ -39,6 +39,7 @@ pub fn ResetPasswordPage() -> impl IntoView {
 /// whole page load, so the header shows the new session.
 #[component]
 fn ResetForm(handle: String, token: String) -> impl IntoView {
+    let error = posted_error::<ResetPassword>();
     view! {
         <p class="muted">
             "A new password for "<strong id="reset-handle">{handle}</strong>
@@ -52,7 +53,7 @@ fn ResetForm(handle: String, token: String) -> impl IntoView {
                 <input type="password" name="new_password" autocomplete="new-password" minlength="10" required />
                 <span class="field-hint">"At least 10 characters."</span>
             </label>
-            <FormError error=Signal::derive(|| None) />
+            <FormError error />
             <button type="submit" class="button">"Set the new password"</button>
         </form>
     }
