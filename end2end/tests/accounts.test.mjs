@@ -64,7 +64,7 @@ test('changing the password signs out the other browsers, and only the new one l
   await profile.click('#password-form button[type=submit]');
   await profile.waitForSelector('#account .form-ok');
   assert.match(await profile.locator('#account .form-ok').innerText(), /Password changed/);
-  await profile.waitForFunction(() => /this browser only/.test(document.querySelector('#other-sessions')?.textContent ?? ''));
+  await profile.waitForFunction(() => /Only this browser/.test(document.querySelector('#other-sessions')?.textContent ?? ''));
   assert.equal(await profile.locator('#sign-out-others-form').count(), 0);
   await profile.locator('#account').screenshot({ path: path.join(screenshots, 'account.png') });
 

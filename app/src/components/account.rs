@@ -35,9 +35,9 @@ pub fn Account(panel: AccountPanel, actions: AccountActions) -> impl IntoView {
         sign_out_others,
     } = actions;
     let others = match panel.other_sessions {
-        0 => "You are signed in in this browser only.".to_owned(),
-        1 => "You are also signed in in 1 other browser.".to_owned(),
-        n => format!("You are also signed in in {n} other browsers."),
+        0 => "Only this browser is signed in.".to_owned(),
+        1 => "1 other browser is signed in too.".to_owned(),
+        n => format!("{n} other browsers are signed in too."),
     };
     view! {
         <section class="panel" id="account">
