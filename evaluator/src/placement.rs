@@ -37,11 +37,6 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Everything on one device.
-    pub fn single(config: &LlamaConfig) -> Placement {
-        Placement::plan(config, 1)
-    }
-
     /// The split of `config`'s weights over `devices` devices (at least one) that makes
     /// the largest device's share as small as it can be. Fewer devices are used when
     /// the model has fewer parts than that.
@@ -57,20 +52,17 @@ impl Placement {
         }
         let group = balanced_split(&parts, devices.max(1));
         let layers = group[1..=config.num_hidden_layers].to_vec();
-        let last_layer = layers.last().copied().unwrap_or(group[0]);
+        let (norm, head) = if config.tie_word_embeddings {
+            // The head is the embedding; the norm stays with the last layer.
+            (layers.last().copied().unwrap_or(group[0]), group[0])
+        } else {
+            (group[parts.len() - 1], group[parts.len() - 1])
+        };
         Placement {
             embed: group[0],
-            norm: if config.tie_word_embeddings {
-                last_layer
-            } else {
-                group[parts.len() - 1]
-            },
-            head: if config.tie_word_embeddings {
-                group[0]
-            } else {
-                group[parts.len() - 1]
-            },
             layers,
+            norm,
+            head,
         }
     }
 
@@ -293,7 +285,7 @@ mod tests {
     #[test]
     fn one_device_holds_everything() {
         for tied in [false, true] {
-            let p = Placement::single(&config(4, tied));
+            let p = Placement::plan(&config(4, tied), 1);
             assert_eq!(
                 p,
                 Placement {
