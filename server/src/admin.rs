@@ -289,9 +289,9 @@ pub async fn reset_link(
     let (viewer, token) =
         ascent_store::resets::issue(pool, handle, None, reason, ascent_store::now()).await?;
     Ok(format!(
-        "password reset link for {} (works once, for {} minutes; it signs out every browser of the account):\n{}/reset-password?token={token}",
+        "password reset link for {} (works once, for {} minutes; it signs out every browser of the account):\n{}",
         viewer.handle,
         ascent_store::resets::RESET_SECS / 60,
-        site.trim_end_matches('/')
+        ascent_app::routes::reset_password::link(site, &token)
     ))
 }

@@ -210,6 +210,16 @@ pub async fn user_by_id(pool: &SqlitePool, id: i64) -> Result<Option<Viewer>> {
     row.map(Viewer::try_from).transpose()
 }
 
+/// The account called `handle` (any case: handles are stored lowercase).
+pub async fn user_by_handle(pool: &SqlitePool, handle: &str) -> Result<Option<Viewer>> {
+    let row: Option<UserRow> =
+        sqlx::query_as("SELECT id, email, handle, role FROM users WHERE handle = ?")
+            .bind(handle.to_lowercase())
+            .fetch_optional(pool)
+            .await?;
+    row.map(Viewer::try_from).transpose()
+}
+
 /// Failed logins recorded for a throttle key.
 pub async fn login_failures(pool: &SqlitePool, key: &str) -> Result<Option<FailureRecord>> {
     let row: Option<(i64, i64)> =

@@ -7,7 +7,7 @@ use ascent_domain::protocol::RESET_TOKEN_PREFIX;
 use ascent_domain::views::Viewer;
 use sqlx::SqlitePool;
 
-use crate::accounts::{hash_password, user_by_id};
+use crate::accounts::{hash_password, user_by_handle, user_by_id};
 use crate::{random_token, sha256_hex, Result, StoreError};
 
 /// How long a reset link works.
@@ -30,15 +30,9 @@ pub async fn issue(
             "say why the link is issued (e.g. how the contributor proved who they are)".into(),
         ));
     }
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE handle = ?")
-        .bind(handle.to_lowercase())
-        .fetch_optional(pool)
-        .await?;
-    let viewer = match id {
-        Some(id) => user_by_id(pool, id).await?,
-        None => None,
-    }
-    .ok_or_else(|| StoreError::NotFound(format!("no account is called {handle:?}")))?;
+    let viewer = user_by_handle(pool, handle)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no account is called {handle:?}")))?;
     let token = format!("{RESET_TOKEN_PREFIX}{}", random_token()?);
     let mut tx = crate::write(pool).await?;
     sqlx::query("DELETE FROM password_resets WHERE user_id = ?")

@@ -61,7 +61,7 @@ pub async fn change_password(
             "The new password is the current one; choose another.".into(),
         ));
     }
-    let account_key = format!("account:{}", viewer.email);
+    let account_key = super::session::account_throttle_key(&viewer.email);
     let checks = [(account_key.as_str(), ThrottlePolicy::default())];
     let at = now();
     super::session::refuse_if_throttled(&pool, &checks, at).await?;
@@ -127,8 +127,8 @@ pub async fn reset_password(
         ));
     };
     super::session::sign_in(&pool, viewer.id).await?;
-    ascent_store::accounts::clear_login_failures(&pool, &format!("account:{}", viewer.email))
-        .await?;
+    let account_key = super::session::account_throttle_key(&viewer.email);
+    ascent_store::accounts::clear_login_failures(&pool, &account_key).await?;
     tracing::info!(
         user = viewer.id,
         "password reset with a link; sessions ended, API tokens revoked"

@@ -70,14 +70,8 @@ pub async fn load_console() -> Result<ConsoleData, AppError> {
         reset_link: crate::ssr::take_handed_over_secret(
             ascent_domain::protocol::RESET_TOKEN_PREFIX,
         )
-        .map(|token| reset_url(&token)),
+        .map(|token| crate::routes::reset_password::link(&crate::ssr::site_origin(), &token)),
     })
-}
-
-/// The page a reset token opens, on this site.
-#[cfg(feature = "ssr")]
-fn reset_url(token: &str) -> String {
-    format!("{}/reset-password?token={token}", crate::ssr::site_origin())
 }
 
 /// Issues a password reset link for contributor `handle` (see `ascent_store::resets`)
@@ -105,7 +99,10 @@ pub async fn issue_reset_link(
         other => other.into(),
     })?;
     crate::ssr::hand_over_secret(&token);
-    Ok(reset_url(&token))
+    Ok(crate::routes::reset_password::link(
+        &crate::ssr::site_origin(),
+        &token,
+    ))
 }
 
 /// A worker as the console lists it.

@@ -89,7 +89,7 @@ pub async fn login(
     let at = now();
     // Throttle per account (guessing one password) and per address (trying many
     // accounts); an address is shared by many people behind NAT, so it gets more room.
-    let account_key = format!("account:{}", email.as_str());
+    let account_key = account_throttle_key(email.as_str());
     let address_key = format!("address:{}", crate::ssr::client_address());
     let checks = [
         (account_key.as_str(), ThrottlePolicy::default()),
@@ -114,6 +114,13 @@ pub async fn login(
             .unwrap_or(&fallback),
     );
     Ok(())
+}
+
+/// The login throttle's key for the account with this (parsed, lowercase) email: wrong
+/// passwords typed at the login and at a password change count against the same one.
+#[cfg(feature = "ssr")]
+pub(crate) fn account_throttle_key(email: &str) -> String {
+    format!("account:{email}")
 }
 
 /// Starts a session for user `user_id` and gives this browser its cookie.

@@ -7,6 +7,7 @@ use leptos_meta::Title;
 use crate::components::console::{refusal, ConsoleNav};
 use crate::components::forms::{action_error, CsrfField, FormError};
 use crate::components::phase_bits::StateBadge;
+use crate::components::secret::ShownOnce;
 use crate::components::workers::Workers;
 use crate::functions::organizer::{
     load_console, ConsoleData, CreateWorker, IssueResetLink, RevokeWorker,
@@ -171,13 +172,12 @@ fn ResetLinks(reset: ServerAction<IssueResetLink>, handed_over: Option<String>) 
             "signs out every browser and revokes the account's API tokens. It is recorded in the audit log."
         </p>
         {move || fresh().map(|link| view! {
-            <div class="secret" role="status" id="reset-link">
-                <p>
-                    <strong>"The reset link."</strong>
-                    " Copy it now: it is shown only this once (Ascent keeps only its hash). "
-                    "Send it to the contributor by a channel you trust."
-                </p>
-                <code class="secret-value">{link}</code>
+            <div id="reset-link">
+                <ShownOnce
+                    what="The reset link."
+                    secret=link
+                    usage="Send it to the contributor by a channel you trust; it works once."
+                />
             </div>
         })}
         <ActionForm action=reset attr:class="inline-form" attr:id="reset-link-form">

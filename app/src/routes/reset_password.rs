@@ -8,6 +8,15 @@ use leptos_router::hooks::use_query_map;
 use crate::components::forms::{posted_error, CsrfField, FormError};
 use crate::functions::account::{load_reset, ResetPassword};
 
+/// The address of this page for reset token `token` on the site at `site`: what an
+/// organizer sends (from the console or `ascent admin reset-link`).
+pub fn link(site: &str, token: &str) -> String {
+    format!(
+        "{}/reset-password?token={token}",
+        site.trim_end_matches('/')
+    )
+}
+
 #[component]
 pub fn ResetPasswordPage() -> impl IntoView {
     let query = use_query_map();
